@@ -1,0 +1,205 @@
+//! The `f2idiff` command line: `pack` a model folder into one `.f2i` file, `info` about a pack.
+//! Failures print one line on stderr and exit non-zero.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use f2idiff::convert::{LoraChoice, PackOptions, pack_folder};
+use f2idiff::pack::Pack;
+use f2idiff::tensor::DType;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "f2idiff",
+    version,
+    about = "F2IDiff-SR one-step diffusion super-resolution"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a diffusers / transformers / PEFT model folder into one memory-mapped `.f2i` pack.
+    Pack {
+        /// Folder with vae/, unet/, dinov2/ (and optionally cond_proj.safetensors, unet_lora/,
+        /// vae_lora/, f2idiff.json).
+        model_dir: PathBuf,
+        /// Output pack file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Storage type of the packed weights.
+        #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
+        dtype: DTypeArg,
+        /// Fold adapters into the base weights, or keep them for a runtime LoRA scale.
+        #[arg(long, value_enum, default_value_t = LoraArg::Merge)]
+        lora: LoraArg,
+        /// lora_alpha for adapters whose config gives none (PEFT's default: 8).
+        #[arg(long)]
+        lora_alpha: Option<f64>,
+    },
+    /// Describe a pack: configs, tensors, bytes per module and dtype, LoRA, provenance.
+    Info {
+        pack: PathBuf,
+        /// Also check every tensor's checksum (reads the whole file).
+        #[arg(long)]
+        verify: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DTypeArg {
+    F32,
+    F16,
+    Bf16,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LoraArg {
+    Merge,
+    Runtime,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Pack {
+            model_dir,
+            output,
+            dtype,
+            lora,
+            lora_alpha,
+        } => {
+            let opts = PackOptions {
+                dtype: match dtype {
+                    DTypeArg::F32 => DType::F32,
+                    DTypeArg::F16 => DType::F16,
+                    DTypeArg::Bf16 => DType::BF16,
+                },
+                lora: match lora {
+                    LoraArg::Merge => LoraChoice::Merge,
+                    LoraArg::Runtime => LoraChoice::Runtime,
+                },
+                lora_alpha,
+            };
+            pack(&model_dir, &output, &opts)
+        }
+        Command::Info { pack, verify } => info(&pack, verify),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn pack(dir: &std::path::Path, out: &std::path::Path, opts: &PackOptions) -> f2idiff::Result<()> {
+    if let Some(a) = opts.lora_alpha
+        && !(a.is_finite() && a > 0.0)
+    {
+        return Err(f2idiff::Error::InvalidArgument(format!(
+            "--lora-alpha {a} must be positive"
+        )));
+    }
+    let s = pack_folder(dir, out, opts)?;
+    println!(
+        "wrote {}: {} tensors, {} bytes, weights {}, LoRA {:?}",
+        out.display(),
+        s.tensors,
+        s.bytes,
+        opts.dtype,
+        s.lora
+    );
+    for a in &s.adapters {
+        println!(
+            "  adapter {}/{} from {}: {} targets, rank {:?}, scale {:?}",
+            a.module, a.name, a.source, a.targets, a.ranks, a.scales
+        );
+    }
+    if s.skipped > 0 {
+        println!(
+            "  {} source tensors not used by the configs were left out",
+            s.skipped
+        );
+    }
+    Ok(())
+}
+
+fn info(path: &std::path::Path, verify: bool) -> f2idiff::Result<()> {
+    let pack = Pack::open(path)?;
+    let h = pack.header();
+    let c = pack.configs();
+    println!(
+        "{}: f2idiff pack v{}, {} bytes, created by {}",
+        path.display(),
+        pack.preamble().version,
+        pack.file_len(),
+        h.provenance.tool
+    );
+    println!(
+        "pipeline: scale {}, timestep {}, DINOv2 input {}²",
+        c.pipeline.scale, c.pipeline.timestep, c.pipeline.dino_image_size
+    );
+    println!(
+        "vae:      block_out_channels {:?}, layers_per_block {}, latent {}, scaling_factor {}",
+        c.vae.block_out_channels,
+        c.vae.layers_per_block,
+        c.vae.latent_channels,
+        c.vae.scaling_factor
+    );
+    let u = &c.unet;
+    println!(
+        "unet:     block_out_channels {:?}, heads {:?}, cross_attention_dim {:?}, linear projection {}",
+        u.levels.iter().map(|l| l.channels).collect::<Vec<_>>(),
+        u.levels.iter().map(|l| l.heads).collect::<Vec<_>>(),
+        u.context_dim(),
+        u.use_linear_projection
+    );
+    let d = &c.dinov2;
+    println!(
+        "dinov2:   hidden {}, layers {}, heads {}, patch {}, image {}, registers {}, swiglu {}",
+        d.hidden_size,
+        d.num_hidden_layers,
+        d.num_attention_heads,
+        d.patch_size,
+        d.image_size,
+        d.register_tokens(),
+        d.use_swiglu_ffn
+    );
+    match h.cond_proj {
+        Some(cp) => println!("cond_proj: {} → {}", cp.in_features, cp.out_features),
+        None => println!("cond_proj: none"),
+    }
+    println!("lora:     {:?}", h.lora.mode);
+    for a in &h.lora.adapters {
+        println!(
+            "  {}/{} from {}: {} targets, rank {:?}, scale {:?}",
+            a.module, a.name, a.source, a.targets, a.ranks, a.scales
+        );
+    }
+
+    let mut per: BTreeMap<(String, String), (usize, u64)> = BTreeMap::new();
+    for e in pack.entries() {
+        let module = e.name.split('.').next().unwrap_or("").to_string();
+        let slot = per.entry((module, e.dtype.name().to_string())).or_default();
+        slot.0 += 1;
+        slot.1 += e.len;
+    }
+    println!("tensors:  {}", pack.entries().len());
+    for ((module, dtype), (n, bytes)) in &per {
+        println!("  {module:<10} {dtype:<5} {n:>6} tensors {bytes:>14} bytes");
+    }
+    println!("sources:");
+    for f in &h.provenance.files {
+        println!("  {} {:>12} bytes  sha256 {}", f.path, f.bytes, f.sha256);
+    }
+    if verify {
+        pack.verify()?;
+        println!("verify:   all {} checksums match", pack.entries().len());
+    }
+    Ok(())
+}

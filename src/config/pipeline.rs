@@ -1,0 +1,63 @@
+//! `f2idiff.json`: the pipeline's own settings (DESIGN.md §1). Absent fields take the paper's
+//! defaults; unknown fields are kept in the pack's header untouched.
+
+use super::{ensure, from_value};
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineConfig {
+    /// Upscaling factor of the whole pipeline.
+    #[serde(default = "four")]
+    pub scale: u32,
+    /// The one diffusion timestep the U-Net runs at.
+    #[serde(default = "t999")]
+    pub timestep: u32,
+    /// Side of the square DINOv2 input the LR tile is resized to.
+    #[serde(default = "d224")]
+    pub dino_image_size: u32,
+}
+
+fn four() -> u32 {
+    4
+}
+fn t999() -> u32 {
+    999
+}
+fn d224() -> u32 {
+    224
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            scale: 4,
+            timestep: 999,
+            dino_image_size: 224,
+        }
+    }
+}
+
+/// Number of DDPM training steps; valid timesteps are `0..TRAIN_TIMESTEPS`.
+pub const TRAIN_TIMESTEPS: u32 = 1000;
+
+impl PipelineConfig {
+    pub fn from_json(path: &Path, raw: &Value) -> Result<Self> {
+        let cfg: PipelineConfig = from_value(path, raw)?;
+        ensure((1..=16).contains(&cfg.scale), path, || {
+            format!("scale {} is outside 1..=16", cfg.scale)
+        })?;
+        ensure(cfg.timestep < TRAIN_TIMESTEPS, path, || {
+            format!("timestep {} is outside 0..{TRAIN_TIMESTEPS}", cfg.timestep)
+        })?;
+        ensure((14..=4096).contains(&cfg.dino_image_size), path, || {
+            format!(
+                "dino_image_size {} is outside 14..=4096",
+                cfg.dino_image_size
+            )
+        })?;
+        Ok(cfg)
+    }
+}

@@ -1,0 +1,131 @@
+//! Shared helpers for integration tests and benches: synthetic packs written through the real
+//! writer from the real manifests, and byte-level surgery on packs.
+#![allow(dead_code)]
+
+use f2idiff::config::ModelConfigs;
+use f2idiff::manifest;
+use f2idiff::pack::format::{self, Preamble, TableEntry};
+use f2idiff::pack::{FORMAT_NAME, Header, LoraInfo, LoraMode, Provenance, TensorPlan, write_pack};
+use f2idiff::tensor::{DType, encode_f32};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+pub fn tiny_configs() -> (Value, Value, Value, Value) {
+    let pipeline = json!({"scale": 4, "timestep": 999, "dino_image_size": 56});
+    let vae = json!({"block_out_channels": [8, 16], "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"], "norm_num_groups": 4, "layers_per_block": 1, "latent_channels": 4});
+    let unet = json!({"block_out_channels": [16, 32], "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "attention_head_dim": [2, 4], "cross_attention_dim": 24,
+        "norm_num_groups": 4, "layers_per_block": 1, "use_linear_projection": true});
+    let dinov2 = json!({"hidden_size": 24, "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 56, "patch_size": 14});
+    (pipeline, vae, unet, dinov2)
+}
+
+/// SD-2.1-base U-Net + SD VAE + DINOv2-L shapes: about 1.3 G parameters.
+pub fn sd_configs() -> (Value, Value, Value, Value) {
+    let pipeline = json!({"scale": 4, "timestep": 999, "dino_image_size": 224});
+    let vae = json!({"block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D"; 4],
+        "up_block_types": ["UpDecoderBlock2D"; 4], "layers_per_block": 2, "latent_channels": 4, "norm_num_groups": 32});
+    let unet = json!({"attention_head_dim": [5, 10, 20, 20], "cross_attention_dim": 1024, "use_linear_projection": true});
+    let dinov2 = json!({"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "image_size": 518, "patch_size": 14});
+    (pipeline, vae, unet, dinov2)
+}
+
+pub fn header_for(configs: &(Value, Value, Value, Value), dtype: DType) -> Header {
+    Header {
+        format: FORMAT_NAME.into(),
+        pipeline: configs.0.clone(),
+        vae: configs.1.clone(),
+        unet: configs.2.clone(),
+        dinov2: configs.3.clone(),
+        cond_proj: Some(f2idiff::pack::CondProj { in_features: configs.3["hidden_size"].as_u64().unwrap() as usize,
+            out_features: configs.2["cross_attention_dim"].as_u64().unwrap() as usize }),
+        dtype: dtype.name().into(),
+        lora: LoraInfo { mode: LoraMode::None, adapters: vec![] },
+        provenance: Provenance { tool: "test".into(), files: vec![] },
+    }
+}
+
+/// Every tensor the header's configs require, named with module prefixes.
+pub fn required_plans(header: &Header, dtype: DType) -> Vec<TensorPlan> {
+    let p = PathBuf::from("test");
+    let configs = ModelConfigs::parse((&p, &header.pipeline), (&p, &header.vae), (&p, &header.unet), (&p, &header.dinov2)).unwrap();
+    let cp = header.cond_proj.map(|c| (c.out_features, c.in_features));
+    manifest::required(&configs, cp)
+        .into_iter()
+        .flat_map(|(prefix, m)| m.tensors.into_iter().map(move |(n, s)| TensorPlan { name: format!("{prefix}{n}"), dtype, shape: s }))
+        .collect()
+}
+
+/// Deterministic pseudo-random values in [-1, 1) for tensor `i`.
+pub fn values(i: usize, n: usize) -> Vec<f32> {
+    let mut s = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+        })
+        .collect()
+}
+
+/// Writes a pack with the given plans filled by [`values`].
+pub fn write_synthetic(path: &Path, header: &Header, plans: &[TensorPlan]) -> u64 {
+    write_pack(path, header, plans, |i| {
+        let n = plans[i].shape.iter().product();
+        Ok(encode_f32(plans[i].dtype, &values(i, n)))
+    })
+    .unwrap()
+}
+
+/// A complete tiny pack.
+pub fn tiny_pack(path: &Path, dtype: DType) -> Vec<TensorPlan> {
+    let header = header_for(&tiny_configs(), dtype);
+    let plans = required_plans(&header, dtype);
+    write_synthetic(path, &header, &plans);
+    plans
+}
+
+pub fn read_preamble(bytes: &[u8]) -> Preamble {
+    Preamble::decode(Path::new("x"), &bytes[..format::PREAMBLE_LEN], bytes.len() as u64).unwrap()
+}
+
+/// Rewrites a pack's table through `edit` with consistent checksums (for crafting lies that
+/// only the semantic checks can catch). The table must keep its byte length.
+pub fn edit_table(path: &Path, edit: impl FnOnce(&mut Vec<TableEntry>)) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mut pre = read_preamble(&bytes);
+    let (off, len) = (pre.table_offset as usize, pre.table_len as usize);
+    let mut entries = format::decode_table(path, &bytes[off..off + len], pre.data_len).unwrap();
+    edit(&mut entries);
+    let table = format::encode_table(&entries);
+    assert_eq!(table.len(), len, "edit must keep the table's length");
+    bytes[off..off + len].copy_from_slice(&table);
+    pre.table_crc = crc32fast::hash(&table);
+    bytes[..format::PREAMBLE_LEN].copy_from_slice(&pre.encode());
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Rewrites a pack's header JSON through `edit`, keeping every checksum and offset consistent.
+pub fn edit_header(path: &Path, edit: impl FnOnce(&mut Value)) {
+    let bytes = std::fs::read(path).unwrap();
+    let pre = read_preamble(&bytes);
+    let (ho, hl) = (pre.header_offset as usize, pre.header_len as usize);
+    let mut header: Value = serde_json::from_slice(&bytes[ho..ho + hl]).unwrap();
+    edit(&mut header);
+    let new_header = serde_json::to_vec(&header).unwrap();
+    let table = bytes[pre.table_offset as usize..(pre.table_offset + pre.table_len) as usize].to_vec();
+    let data = &bytes[pre.data_offset as usize..];
+    let mut p = pre;
+    p.header_len = new_header.len() as u64;
+    p.header_crc = crc32fast::hash(&new_header);
+    p.table_offset = p.header_offset + p.header_len;
+    p.data_offset = format::align_up(p.table_offset + p.table_len, format::DATA_ALIGN);
+    let mut out = p.encode().to_vec();
+    out.extend_from_slice(&new_header);
+    out.extend_from_slice(&table);
+    out.resize(p.data_offset as usize, 0);
+    out.extend_from_slice(data);
+    std::fs::write(path, out).unwrap();
+}
