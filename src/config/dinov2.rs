@@ -36,6 +36,10 @@ pub struct Dinov2Config {
     /// Present in `dinov2_with_registers` configs (default 4 there, 0 for plain Dinov2).
     #[serde(default)]
     pub num_register_tokens: Option<usize>,
+    /// transformers 5.x `Dinov2Config.use_mask_token`: whether `embeddings.mask_token` exists.
+    /// The registers variant always has it.
+    #[serde(default = "yes")]
+    pub use_mask_token: bool,
 }
 
 fn default_model_type() -> String {
@@ -116,6 +120,10 @@ impl Dinov2Config {
             "dinov2_with_registers" => self.num_register_tokens.unwrap_or(4),
             _ => 0,
         }
+    }
+
+    pub fn has_mask_token(&self) -> bool {
+        self.use_mask_token || self.model_type == "dinov2_with_registers"
     }
 
     /// Patches per side of the position-embedding table (`image_size / patch_size`).

@@ -28,7 +28,13 @@ pub fn read_json(path: &Path) -> Result<Value> {
 
 /// Deserializes `raw` into `T`, naming `path` (the config's origin) in any error.
 pub(crate) fn from_value<T: DeserializeOwned>(path: &Path, raw: &Value) -> Result<T> {
-    T::deserialize(raw).map_err(|e| Error::config(path, format!("invalid config: {e}")))
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let field = e.path().to_string();
+        Error::config(
+            path,
+            format!("invalid config field `{field}`: {}", e.into_inner()),
+        )
+    })
 }
 
 /// A config field that diffusers accepts either as one value or as one value per block.

@@ -308,7 +308,7 @@ impl LoraPlan {
                 ));
             };
             let target = format!("{module}.weight");
-            let w = base.get(&target).ok_or_else(|| {
+            base.get(&target).ok_or_else(|| {
                 Error::lora(
                     &path,
                     &module,
@@ -318,8 +318,15 @@ impl LoraPlan {
                     ),
                 )
             })?;
-            let (at, bt) = (get(&file.set, &a)?, get(&file.set, &b)?);
-            check_shapes(&path, &module, w, at, bt)?;
+            let at = get(&file.set, &a)?;
+            get(&file.set, &b)?;
+            if at.shape.first().is_none_or(|&r| r == 0) {
+                return Err(Error::lora(
+                    &path,
+                    &module,
+                    format!("lora_A has shape {:?}: no rank", at.shape),
+                ));
+            }
             let (rank, scale) = file.scale(&module, at.shape[0], cli_alpha)?;
             let info = infos.entry(adapter.clone()).or_insert_with(|| AdapterInfo {
                 module: network.to_string(),
@@ -373,6 +380,21 @@ impl LoraPlan {
                 key,
                 format!("`{target}` is replaced twice"),
             ));
+        }
+        Ok(())
+    }
+
+    /// Checks every pair's shapes against the base weight it changes, as `base` resolves it.
+    /// Run after the base itself was checked against the config, so a wrong base shape is
+    /// reported as such rather than as a misfit adapter.
+    pub fn check_pairs<'a>(&'a self, base: impl Fn(&str) -> Option<SrcTensor<'a>>) -> Result<()> {
+        for (target, deltas) in &self.deltas {
+            let module = target.strip_suffix(".weight").unwrap_or(target);
+            let w = base(target).expect("target existence checked at open");
+            for d in deltas {
+                let (a, b) = self.pair(d);
+                check_shapes(self.files[d.file].set.primary_path(), module, w, a, b)?;
+            }
         }
         Ok(())
     }

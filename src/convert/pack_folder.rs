@@ -276,6 +276,7 @@ fn preflight(net: &Network, m: &Manifest) -> Result<()> {
         net.base(name).expect("checked above").dtype()?;
     }
     if let Some(l) = &net.lora {
+        l.check_pairs(|name| net.base(name))?;
         let touched = l.deltas.keys().chain(l.replacements.keys());
         for name in touched {
             if m.get(name).is_none() {

@@ -10,7 +10,9 @@ pub fn dinov2(cfg: &Dinov2Config) -> Manifest {
     let grid = cfg.grid();
 
     m.push("embeddings.cls_token".into(), vec![1, 1, h]);
-    m.push("embeddings.mask_token".into(), vec![1, h]);
+    if cfg.has_mask_token() {
+        m.push("embeddings.mask_token".into(), vec![1, h]);
+    }
     if cfg.register_tokens() > 0 {
         m.push(
             "embeddings.register_tokens".into(),

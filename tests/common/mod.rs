@@ -24,8 +24,8 @@ pub fn tiny_configs() -> (Value, Value, Value, Value) {
 /// SD-2.1-base U-Net + SD VAE + DINOv2-L shapes: about 1.3 G parameters.
 pub fn sd_configs() -> (Value, Value, Value, Value) {
     let pipeline = json!({"scale": 4, "timestep": 999, "dino_image_size": 224});
-    let vae = json!({"block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D"; 4],
-        "up_block_types": ["UpDecoderBlock2D"; 4], "layers_per_block": 2, "latent_channels": 4, "norm_num_groups": 32});
+    let vae = json!({"block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
+        "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"], "layers_per_block": 2, "latent_channels": 4, "norm_num_groups": 32});
     let unet = json!({"attention_head_dim": [5, 10, 20, 20], "cross_attention_dim": 1024, "use_linear_projection": true});
     let dinov2 = json!({"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "image_size": 518, "patch_size": 14});
     (pipeline, vae, unet, dinov2)
@@ -38,22 +38,42 @@ pub fn header_for(configs: &(Value, Value, Value, Value), dtype: DType) -> Heade
         vae: configs.1.clone(),
         unet: configs.2.clone(),
         dinov2: configs.3.clone(),
-        cond_proj: Some(f2idiff::pack::CondProj { in_features: configs.3["hidden_size"].as_u64().unwrap() as usize,
-            out_features: configs.2["cross_attention_dim"].as_u64().unwrap() as usize }),
+        cond_proj: Some(f2idiff::pack::CondProj {
+            in_features: configs.3["hidden_size"].as_u64().unwrap() as usize,
+            out_features: configs.2["cross_attention_dim"].as_u64().unwrap() as usize,
+        }),
         dtype: dtype.name().into(),
-        lora: LoraInfo { mode: LoraMode::None, adapters: vec![] },
-        provenance: Provenance { tool: "test".into(), files: vec![] },
+        lora: LoraInfo {
+            mode: LoraMode::None,
+            adapters: vec![],
+        },
+        provenance: Provenance {
+            tool: "test".into(),
+            files: vec![],
+        },
     }
 }
 
 /// Every tensor the header's configs require, named with module prefixes.
 pub fn required_plans(header: &Header, dtype: DType) -> Vec<TensorPlan> {
     let p = PathBuf::from("test");
-    let configs = ModelConfigs::parse((&p, &header.pipeline), (&p, &header.vae), (&p, &header.unet), (&p, &header.dinov2)).unwrap();
+    let configs = ModelConfigs::parse(
+        (&p, &header.pipeline),
+        (&p, &header.vae),
+        (&p, &header.unet),
+        (&p, &header.dinov2),
+    )
+    .unwrap();
     let cp = header.cond_proj.map(|c| (c.out_features, c.in_features));
     manifest::required(&configs, cp)
         .into_iter()
-        .flat_map(|(prefix, m)| m.tensors.into_iter().map(move |(n, s)| TensorPlan { name: format!("{prefix}{n}"), dtype, shape: s }))
+        .flat_map(|(prefix, m)| {
+            m.tensors.into_iter().map(move |(n, s)| TensorPlan {
+                name: format!("{prefix}{n}"),
+                dtype,
+                shape: s,
+            })
+        })
         .collect()
 }
 
@@ -88,7 +108,12 @@ pub fn tiny_pack(path: &Path, dtype: DType) -> Vec<TensorPlan> {
 }
 
 pub fn read_preamble(bytes: &[u8]) -> Preamble {
-    Preamble::decode(Path::new("x"), &bytes[..format::PREAMBLE_LEN], bytes.len() as u64).unwrap()
+    Preamble::decode(
+        Path::new("x"),
+        &bytes[..format::PREAMBLE_LEN],
+        bytes.len() as u64,
+    )
+    .unwrap()
 }
 
 /// Rewrites a pack's table through `edit` with consistent checksums (for crafting lies that
@@ -115,7 +140,8 @@ pub fn edit_header(path: &Path, edit: impl FnOnce(&mut Value)) {
     let mut header: Value = serde_json::from_slice(&bytes[ho..ho + hl]).unwrap();
     edit(&mut header);
     let new_header = serde_json::to_vec(&header).unwrap();
-    let table = bytes[pre.table_offset as usize..(pre.table_offset + pre.table_len) as usize].to_vec();
+    let table =
+        bytes[pre.table_offset as usize..(pre.table_offset + pre.table_len) as usize].to_vec();
     let data = &bytes[pre.data_offset as usize..];
     let mut p = pre;
     p.header_len = new_header.len() as u64;
