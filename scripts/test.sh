@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The project's one test command: formatting, lints, then every test (unit, integration, C-free).
+# Needs only the Rust toolchain (cargo, rustfmt, clippy); goldens are committed under tests/data,
+# so no Python or PyTorch is needed here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --all-targets --locked
+echo "== all checks passed"
