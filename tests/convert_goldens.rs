@@ -255,3 +255,51 @@ fn packing_is_deterministic() {
         std::fs::read(q.path()).unwrap()
     );
 }
+
+#[test]
+fn diffusers_lora_file_spelling_merges_the_same() {
+    // diffusers' `save_lora_adapter` writes `pytorch_lora_weights.safetensors` with the network
+    // name as key prefix instead of PEFT's `base_model.model.`.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    for sub in ["", "vae", "unet", "dinov2", "unet_lora", "vae_lora"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    for e in walk(Path::new(DATA).join("tiny").as_path()) {
+        let rel = e.strip_prefix(Path::new(DATA).join("tiny")).unwrap();
+        std::fs::copy(&e, dir.join(rel)).unwrap();
+    }
+    let src = dir.join("unet_lora/adapter_model.safetensors");
+    let bytes = std::fs::read(&src).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let renamed: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n.replace("base_model.model.", "unet."), t))
+        .collect();
+    let out = safetensors::serialize(renamed, None).unwrap();
+    std::fs::write(dir.join("unet_lora/pytorch_lora_weights.safetensors"), out).unwrap();
+    std::fs::remove_file(&src).unwrap();
+
+    let packed = tmp.path().join("m.f2i");
+    pack_folder(&dir, &packed, &PackOptions::default()).unwrap();
+    let p = Pack::open(&packed).unwrap();
+    assert_matches(
+        &p,
+        &load(&format!("{DATA}/tiny_expected/merged.safetensors")),
+        1e-6,
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
+    }
+    out
+}

@@ -4,7 +4,8 @@
 //!   sub-folders named after them);
 //! - OSEDiff's state-dict spelling: named adapters `<module>.lora_A.<adapter>.weight`, several
 //!   adapters in one file, `<module>.base_layer.weight` standing for the wrapped base weight, and
-//!   usually no config (PEFT's default `lora_alpha` 8 then applies, or `--lora-alpha`).
+//!   usually no config (PEFT's default `lora_alpha` 8 then applies, or `--lora-alpha`);
+//! - diffusers `save_lora_adapter`: `pytorch_lora_weights.safetensors`, keys `unet.<module>.lora_A.weight`.
 //!
 //! Scale per target: `lora_alpha / r` (`/ √r` with `use_rslora`), patterns from `rank_pattern`
 //! and `alpha_pattern` honoured. Delta: ΔW = scale · B · A with A `[r, in, k…]`, B `[out, r, 1…]`.
@@ -132,7 +133,7 @@ fn pattern_matches(path: &Path, pattern: &str, module: &str) -> Result<bool> {
 }
 
 impl AdapterFile {
-    fn open(dir: &Path, default_name: String) -> Result<AdapterFile> {
+    fn open(dir: &Path, stem: &str, default_name: String) -> Result<AdapterFile> {
         let config_path = dir.join("adapter_config.json");
         let config = if config_path.is_file() {
             let raw = crate::config::read_json(&config_path)?;
@@ -143,7 +144,7 @@ impl AdapterFile {
             None
         };
         Ok(AdapterFile {
-            set: TensorSet::open_dir(dir, "adapter_model")?,
+            set: TensorSet::open_dir(dir, stem)?,
             config_path: config.as_ref().map(|_| config_path),
             config,
             default_name,
@@ -211,6 +212,17 @@ fn check_peft_config(path: &Path, cfg: &PeftConfig) -> Result<()> {
     Ok(())
 }
 
+/// The adapter file stem in `dir`: PEFT's `adapter_model`, or diffusers' `pytorch_lora_weights`
+/// (`save_lora_adapter`), each single or sharded.
+fn adapter_stem(dir: &Path) -> Option<&'static str> {
+    ["adapter_model", "pytorch_lora_weights"]
+        .into_iter()
+        .find(|stem| {
+            dir.join(format!("{stem}.safetensors")).is_file()
+                || dir.join(format!("{stem}.safetensors.index.json")).is_file()
+        })
+}
+
 /// Strips the wrapper prefixes PEFT and diffusers put before module names.
 fn module_key<'a>(key: &'a str, network: &str) -> &'a str {
     let key = key.strip_prefix("base_model.model.").unwrap_or(key);
@@ -229,15 +241,14 @@ impl LoraPlan {
         cli_alpha: Option<f64>,
     ) -> Result<LoraPlan> {
         let mut plan = LoraPlan::default();
-        if dir.join("adapter_model.safetensors").is_file()
-            || dir.join("adapter_model.safetensors.index.json").is_file()
-        {
-            plan.files.push(AdapterFile::open(dir, "default".into())?);
+        if let Some(stem) = adapter_stem(dir) {
+            plan.files
+                .push(AdapterFile::open(dir, stem, "default".into())?);
         }
         let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(dir, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join("adapter_model.safetensors").is_file())
+            .filter(|p| p.is_dir() && adapter_stem(p).is_some())
             .collect();
         subdirs.sort();
         for sub in subdirs {
@@ -245,14 +256,15 @@ impl LoraPlan {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            plan.files.push(AdapterFile::open(&sub, name)?);
+            let stem = adapter_stem(&sub).expect("filtered above");
+            plan.files.push(AdapterFile::open(&sub, stem, name)?);
         }
         if plan.files.is_empty() {
             return Err(Error::io(
                 &dir.join("adapter_model.safetensors"),
                 std::io::Error::new(
                     std::io::ErrorKind::NotFound,
-                    "no adapter_model.safetensors in the LoRA folder",
+                    "no adapter_model.safetensors (or pytorch_lora_weights.safetensors) in the LoRA folder",
                 ),
             ));
         }
