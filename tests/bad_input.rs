@@ -555,3 +555,27 @@ fn not_a_file() {
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
     assert_names(&err, &["does-not-exist.f2i"]);
 }
+
+#[test]
+fn no_byte_flip_or_cut_in_the_metadata_panics_or_opens() {
+    let (_t, path) = tiny_pack();
+    let clean = std::fs::read(&path).unwrap();
+    let pre = common::read_preamble(&clean);
+    let meta_end = (pre.table_offset + pre.table_len) as usize;
+    for at in (0..meta_end).step_by(61).chain([meta_end - 1]) {
+        let mut bytes = clean.clone();
+        bytes[at] ^= 0xA5;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = open_err(&path);
+        let typed = err.kind() == ErrorKind::Format || matches!(err, Error::Version { .. });
+        assert!(typed, "flip at {at}: {err}");
+    }
+    for keep in (0..clean.len()).step_by(clean.len() / 97) {
+        std::fs::write(&path, &clean[..keep]).unwrap();
+        let err = open_err(&path);
+        assert!(
+            matches!(err, Error::Truncated { .. }),
+            "cut at {keep}: {err}"
+        );
+    }
+}

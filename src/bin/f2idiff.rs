@@ -153,10 +153,10 @@ fn info(path: &std::path::Path, verify: bool) -> f2idiff::Result<()> {
     );
     let u = &c.unet;
     println!(
-        "unet:     block_out_channels {:?}, heads {:?}, cross_attention_dim {:?}, linear projection {}",
+        "unet:     block_out_channels {:?}, heads {:?}, cross_attention_dim {}, linear projection {}",
         u.levels.iter().map(|l| l.channels).collect::<Vec<_>>(),
         u.levels.iter().map(|l| l.heads).collect::<Vec<_>>(),
-        u.context_dim(),
+        u.context_dim().unwrap_or(0),
         u.use_linear_projection
     );
     let d = &c.dinov2;
