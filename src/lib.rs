@@ -5,10 +5,15 @@
 //! transformers / PEFT folders users have ([`convert`]), and the configs and weight manifests
 //! of the three networks ([`config`], [`manifest`]).
 
+pub mod arena;
+pub mod backend;
 pub mod config;
 pub mod convert;
+pub mod engine;
 pub mod error;
+pub mod exec;
 pub mod manifest;
+pub mod model;
 pub mod pack;
 pub mod tensor;
 

@@ -155,3 +155,71 @@ pub fn edit_header(path: &Path, edit: impl FnOnce(&mut Value)) {
     out.extend_from_slice(data);
     std::fs::write(path, out).unwrap();
 }
+
+/// The weight formula of `calib/reference/make_engine_goldens.py` (real-width goldens store
+/// no weights): FNV-1a of the name seeds a SplitMix64 stream; ±1/√fan_in for matrices,
+/// 1 + 0.2·r for norm scales, 0.1·r for biases, 0.5·r otherwise.
+pub fn formula_weight(name: &str, shape: &[usize]) -> Vec<f32> {
+    let mut seed: u64 = 0xcbf29ce484222325;
+    for b in name.as_bytes() {
+        seed ^= *b as u64;
+        seed = seed.wrapping_mul(0x100000001b3);
+    }
+    let n: usize = shape.iter().product();
+    let fan_in: usize = shape.iter().skip(1).product();
+    (0..n as u64)
+        .map(|i| {
+            let mut z = seed.wrapping_add((i + 1).wrapping_mul(0x9E3779B97F4A7C15));
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+            z ^= z >> 31;
+            let r = 2.0 * ((z >> 40) as f64 / (1u64 << 24) as f64) - 1.0;
+            let v = if shape.len() >= 2 {
+                r / (fan_in as f64).sqrt()
+            } else if shape.len() == 1 && name.ends_with(".weight") {
+                1.0 + 0.2 * r
+            } else if name.ends_with(".bias") {
+                0.1 * r
+            } else {
+                0.5 * r
+            };
+            v as f32
+        })
+        .collect()
+}
+
+/// A weight source generating every parameter with [`formula_weight`].
+pub struct FormulaWeights;
+
+impl f2idiff::model::WeightSource for FormulaWeights {
+    fn get(&self, name: &str, shape: &[usize]) -> f2idiff::Result<f2idiff::backend::HostData> {
+        Ok(f2idiff::backend::HostData::F32(formula_weight(name, shape)))
+    }
+}
+
+/// name → (shape, f32 values) of a safetensors file.
+pub fn load_safetensors(path: &str) -> std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, t)| {
+            assert_eq!(t.dtype(), safetensors::Dtype::F32, "{name}");
+            (
+                name,
+                (
+                    t.shape().to_vec(),
+                    f2idiff::tensor::decode_f32(DType::F32, t.data()),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// ‖a − b‖₂ / ‖b‖₂.
+pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "length");
+    let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (num / den.max(1e-300)).sqrt()
+}

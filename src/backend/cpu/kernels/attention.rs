@@ -1,0 +1,448 @@
+//! Multi-head scaled dot-product attention with memory linear in the token count.
+//!
+//! The full `tq×tk` score matrix of the VAE's mid-block attention at a 512×512 tile is 64 MiB
+//! per head; the U-Net's largest is as big per head. Queries are therefore processed in blocks
+//! of at most [`MAX_BLOCK_Q`] rows: scores of one block against all keys (a GEMM with the softmax
+//! scale folded in), a numerically stable softmax per row, then the block's output rows as a
+//! second GEMM, normalised by the row sums afterwards (`hd` divisions per row instead of `tk`).
+//!
+//! Threads split the query rows into one contiguous range each; every thread has its own score
+//! buffer in `scratch` and runs serial GEMMs, so there is no synchronisation inside the loop.
+
+use super::gemm::{matmul_scaled_serial, matmul_serial};
+use super::math;
+use super::simd::vectorized;
+use rayon::prelude::*;
+
+/// Query rows per block. Both GEMMs of a block repack that head's keys or values, so taller
+/// blocks amortise the packing: at tk = 4096, 256 rows run 1.2–1.5× faster than 64. The score
+/// buffer is held near [`SCORE_FLOATS`] (4 MiB) where `tk` allows.
+const MAX_BLOCK_Q: usize = 256;
+const MIN_BLOCK_Q: usize = 64;
+const SCORE_FLOATS: usize = 1 << 20;
+
+/// Floats of scratch [`attention`] needs: one score buffer of [`block_rows`]`·tk` floats per
+/// thread of the current rayon pool (fewer when there are fewer query rows than threads).
+/// At most threads · max(4 MiB, 64·tk floats): linear in `tk`, independent of `tq`.
+pub fn attention_scratch_len(tq: usize, tk: usize, heads: usize, head_dim: usize) -> usize {
+    let _ = (heads, head_dim);
+    slot_len(tq, tk) * rayon::current_num_threads().clamp(1, tq.max(1))
+}
+
+/// Query rows per block for `tq` queries against `tk` keys.
+fn block_rows(tq: usize, tk: usize) -> usize {
+    (SCORE_FLOATS / tk.max(1))
+        .clamp(MIN_BLOCK_Q, MAX_BLOCK_Q)
+        .min(tq)
+        .max(1)
+}
+
+/// Score buffer of one thread.
+fn slot_len(tq: usize, tk: usize) -> usize {
+    block_rows(tq, tk) * tk
+}
+
+/// `out[i, h·hd..(h+1)·hd]` = softmax_j(scale · q_i·k_j) · v_j for every head `h`, where head
+/// `h` of `q`, `k`, `v` and `out` is columns `h·hd..(h+1)·hd` of row-major matrices with row
+/// strides `q_rs`, `k_rs`, `v_rs`, `out_rs` (so q, k and v may be column blocks of one fused
+/// projection). `scratch` holds at least `slot_len` floats (one thread's worth) and should hold
+/// [`attention_scratch_len`] to use every thread; its contents are clobbered.
+///
+/// # Panics
+/// When a slice is shorter than its shape and stride require, or `scratch` is too short.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    q: &[f32],
+    q_rs: usize,
+    k: &[f32],
+    k_rs: usize,
+    v: &[f32],
+    v_rs: usize,
+    tq: usize,
+    tk: usize,
+    heads: usize,
+    head_dim: usize,
+    scale: f32,
+    out: &mut [f32],
+    out_rs: usize,
+    scratch: &mut [f32],
+) {
+    let width = heads * head_dim;
+    let need = |rows: usize, rs: usize| {
+        if rows == 0 {
+            0
+        } else {
+            (rows - 1) * rs + width
+        }
+    };
+    assert!(q.len() >= need(tq, q_rs), "attention: q too short");
+    assert!(
+        k.len() >= need(tk, k_rs) && v.len() >= need(tk, v_rs),
+        "attention: k/v too short"
+    );
+    assert!(out.len() >= need(tq, out_rs), "attention: out too short");
+    assert!(
+        tq <= 1 || out_rs >= width,
+        "attention: out row stride below heads·head_dim"
+    );
+    if tq == 0 || width == 0 {
+        return;
+    }
+    if tk == 0 {
+        // Softmax over no keys: PyTorch yields NaN; an empty sum is the least surprising
+        // well-defined answer.
+        for r in 0..tq {
+            out[r * out_rs..r * out_rs + width].fill(0.0);
+        }
+        return;
+    }
+    let slot = slot_len(tq, tk);
+    assert!(
+        scratch.len() >= slot,
+        "attention: scratch has {} floats, needs ≥ {slot}",
+        scratch.len()
+    );
+    let slots = rayon::current_num_threads()
+        .min(scratch.len() / slot)
+        .clamp(1, tq);
+    let rows_per_slot = tq.div_ceil(slots);
+    let job = Job {
+        q,
+        q_rs,
+        k,
+        k_rs,
+        v,
+        v_rs,
+        tk,
+        heads,
+        hd: head_dim,
+        scale,
+        out_rs,
+        block: block_rows(tq, tk),
+    };
+    let out = &mut out[..need(tq, out_rs)];
+    if slots == 1 {
+        job.rows(0, tq, out, &mut scratch[..slot]);
+        return;
+    }
+    out.par_chunks_mut(rows_per_slot * out_rs)
+        .zip(scratch[..slots * slot].par_chunks_mut(slot))
+        .enumerate()
+        .for_each(|(s, (out_rows, scores))| {
+            let r0 = s * rows_per_slot;
+            job.rows(r0, (r0 + rows_per_slot).min(tq), out_rows, scores);
+        });
+}
+
+/// Everything one thread needs to compute a range of query rows.
+struct Job<'a> {
+    q: &'a [f32],
+    q_rs: usize,
+    k: &'a [f32],
+    k_rs: usize,
+    v: &'a [f32],
+    v_rs: usize,
+    tk: usize,
+    heads: usize,
+    hd: usize,
+    scale: f32,
+    out_rs: usize,
+    /// Query rows per block (the score buffer holds `block·tk` floats).
+    block: usize,
+}
+
+impl Job<'_> {
+    /// Query rows `r0..r1` of every head into `out` (which starts at row `r0`), block by block.
+    fn rows(&self, r0: usize, r1: usize, out: &mut [f32], scores: &mut [f32]) {
+        let (tk, hd) = (self.tk, self.hd);
+        let mut b0 = r0;
+        while b0 < r1 {
+            let rows = self.block.min(r1 - b0);
+            let scores = &mut scores[..rows * tk];
+            let out_block = &mut out[(b0 - r0) * self.out_rs..];
+            for h in 0..self.heads {
+                // scores = scale · q_block · k_hᵀ
+                matmul_scaled_serial(
+                    rows,
+                    tk,
+                    hd,
+                    (&self.q[b0 * self.q_rs + h * hd..], self.q_rs, 1),
+                    (&self.k[h * hd..], 1, self.k_rs),
+                    (scores, tk),
+                    false,
+                    self.scale,
+                );
+                let mut inv_sum = [0f32; MAX_BLOCK_Q];
+                for (row, inv) in scores.chunks_exact_mut(tk).zip(&mut inv_sum) {
+                    *inv = softmax_unnormalised(row);
+                }
+                // out_block[:, head h] = exp-scores · v_h, then ÷ row sums.
+                let out_head = &mut out_block[h * hd..];
+                matmul_serial(
+                    rows,
+                    hd,
+                    tk,
+                    scores,
+                    tk,
+                    1,
+                    &self.v[h * hd..],
+                    self.v_rs,
+                    1,
+                    out_head,
+                    self.out_rs,
+                    false,
+                );
+                for (i, &inv) in inv_sum[..rows].iter().enumerate() {
+                    let o = &mut out_head[i * self.out_rs..i * self.out_rs + hd];
+                    o.iter_mut().for_each(|x| *x *= inv);
+                }
+            }
+            b0 += rows;
+        }
+    }
+}
+
+/// Replaces `row` by exp(row − max(row)) and returns 1 / Σ exp(row − max) (sum in f64).
+fn softmax_unnormalised(row: &mut [f32]) -> f32 {
+    // Three simple passes, each of which the compiler vectorises (a fused exp-and-sum loop
+    // defeats it). Independent lanes keep max and sum in SIMD registers.
+    const LANES: usize = 8;
+    vectorized(|| {
+        let mut lane_max = [f32::NEG_INFINITY; LANES];
+        let chunks = row.chunks_exact(LANES);
+        let tail = chunks.remainder();
+        for ch in chunks {
+            for l in 0..LANES {
+                // `>` rather than f32::max: a single SIMD max (NaN scores only come from NaN
+                // inputs, whose output is garbage either way).
+                lane_max[l] = if ch[l] > lane_max[l] {
+                    ch[l]
+                } else {
+                    lane_max[l]
+                };
+            }
+        }
+        let max = tail
+            .iter()
+            .chain(&lane_max)
+            .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        // A row of -inf (impossible without masks) would give NaN; keep it finite.
+        let max = if max == f32::NEG_INFINITY { 0.0 } else { max };
+        row.iter_mut().for_each(|s| *s = math::exp(*s - max));
+        let mut lane_sum = [0f64; 2 * LANES];
+        let chunks = row.chunks_exact(2 * LANES);
+        let tail = chunks.remainder();
+        for ch in chunks {
+            for l in 0..2 * LANES {
+                lane_sum[l] += ch[l] as f64;
+            }
+        }
+        let sum = lane_sum.iter().sum::<f64>() + tail.iter().map(|&v| v as f64).sum::<f64>();
+        (1.0 / sum) as f32
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{Rng, in_pool, rel_l2};
+    use super::*;
+
+    /// Plain f64 attention, one query at a time.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        q: &[f32],
+        q_rs: usize,
+        k: &[f32],
+        k_rs: usize,
+        v: &[f32],
+        v_rs: usize,
+        tq: usize,
+        tk: usize,
+        heads: usize,
+        hd: usize,
+        scale: f32,
+    ) -> Vec<f32> {
+        let mut out = vec![0f32; tq * heads * hd];
+        for h in 0..heads {
+            for i in 0..tq {
+                let s: Vec<f64> = (0..tk)
+                    .map(|j| {
+                        (0..hd)
+                            .map(|d| {
+                                q[i * q_rs + h * hd + d] as f64 * k[j * k_rs + h * hd + d] as f64
+                            })
+                            .sum::<f64>()
+                            * scale as f64
+                    })
+                    .collect();
+                let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for d in 0..hd {
+                    let o: f64 = (0..tk)
+                        .map(|j| e[j] * v[j * v_rs + h * hd + d] as f64)
+                        .sum();
+                    out[i * heads * hd + h * hd + d] = (o / z) as f32;
+                }
+            }
+        }
+        out
+    }
+
+    /// Runs [`attention`] with q, k, v as column blocks of one fused `[t, 3·width]` matrix
+    /// (like a fused qkv projection) when `fused`, else as separate matrices.
+    fn check(tq: usize, tk: usize, heads: usize, hd: usize, seed: u64) {
+        let mut rng = Rng::new(seed);
+        let width = heads * hd;
+        let scale = 1.0 / (hd as f32).sqrt();
+        // Scores of a few units, like trained attention (uniform inputs alone give near-flat
+        // softmax rows, which would not exercise the max subtraction).
+        let q = rng.vec_scaled(tq * width, 3.0);
+        let k = rng.vec_scaled(tk * width, 3.0);
+        let v = rng.vec(tk * width);
+        let want = reference(&q, width, &k, width, &v, width, tq, tk, heads, hd, scale);
+        let mut out = vec![f32::NAN; tq * width];
+        let mut scratch = vec![0f32; attention_scratch_len(tq, tk, heads, hd)];
+        attention(
+            &q,
+            width,
+            &k,
+            width,
+            &v,
+            width,
+            tq,
+            tk,
+            heads,
+            hd,
+            scale,
+            &mut out,
+            width,
+            &mut scratch,
+        );
+        let err = rel_l2(&out, &want);
+        assert!(
+            err <= 1e-5,
+            "tq {tq} tk {tk} heads {heads} hd {hd}: {err:e}"
+        );
+    }
+
+    #[test]
+    fn matches_f64_reference_across_block_boundaries() {
+        for (i, &(tq, tk, heads, hd)) in [
+            (1, 1, 1, 1),
+            (7, 5, 2, 3),
+            (65, 65, 1, 16),
+            (64, 130, 3, 8),
+            (257, 77, 4, 16),
+            (130, 257, 2, 24),
+        ]
+        .iter()
+        .enumerate()
+        {
+            check(tq, tk, heads, hd, 100 + i as u64);
+        }
+        // Several blocks per thread: 256-row blocks, and 64-row blocks for a long key axis.
+        in_pool(1, || check(257, 65, 2, 8, 110));
+        in_pool(2, || check(530, 33, 1, 4, 111));
+        in_pool(1, || check(130, 20_000, 1, 4, 112));
+    }
+
+    #[test]
+    fn strided_fused_qkv_and_padded_output() {
+        let mut rng = Rng::new(31);
+        let (t, heads, hd) = (70, 3, 8);
+        let width = heads * hd;
+        let qkv_rs = 3 * width + 5;
+        let qkv = rng.vec_scaled(t * qkv_rs, 2.0);
+        let out_rs = width + 3;
+        let scale = 0.3;
+        let (q, k, v) = (&qkv[..], &qkv[width..], &qkv[2 * width..]);
+        let want = reference(q, qkv_rs, k, qkv_rs, v, qkv_rs, t, t, heads, hd, scale);
+        let mut out = vec![7.0f32; t * out_rs];
+        let mut scratch = vec![0f32; attention_scratch_len(t, t, heads, hd)];
+        attention(
+            q,
+            qkv_rs,
+            k,
+            qkv_rs,
+            v,
+            qkv_rs,
+            t,
+            t,
+            heads,
+            hd,
+            scale,
+            &mut out,
+            out_rs,
+            &mut scratch,
+        );
+        let got: Vec<f32> = out
+            .chunks(out_rs)
+            .flat_map(|r| r[..width].to_vec())
+            .collect();
+        assert!(rel_l2(&got, &want) <= 1e-5);
+        assert!(
+            out.chunks(out_rs)
+                .all(|r| r[width..].iter().all(|&x| x == 7.0))
+        );
+    }
+
+    #[test]
+    fn one_and_two_threads_agree_and_small_scratch_still_works() {
+        let mut rng = Rng::new(32);
+        let (tq, tk, heads, hd) = (200, 150, 2, 16);
+        let width = heads * hd;
+        let q = rng.vec_scaled(tq * width, 2.0);
+        let k = rng.vec_scaled(tk * width, 2.0);
+        let v = rng.vec(tk * width);
+        let run = |scratch_len: Option<usize>| {
+            let len = scratch_len.unwrap_or_else(|| attention_scratch_len(tq, tk, heads, hd));
+            let mut scratch = vec![0f32; len];
+            let mut out = vec![0f32; tq * width];
+            attention(
+                &q,
+                width,
+                &k,
+                width,
+                &v,
+                width,
+                tq,
+                tk,
+                heads,
+                hd,
+                0.25,
+                &mut out,
+                width,
+                &mut scratch,
+            );
+            out
+        };
+        let one = in_pool(1, || run(None));
+        let two = in_pool(2, || run(None));
+        assert_eq!(
+            in_pool(2, || attention_scratch_len(tq, tk, heads, hd)),
+            2 * tq * tk
+        );
+        assert!(rel_l2(&one, &two) <= 1e-6);
+        // A scratch planned for one thread, used from a two-thread pool.
+        let starved = in_pool(2, || run(Some(tq * tk)));
+        assert!(rel_l2(&one, &starved) <= 1e-6);
+    }
+
+    #[test]
+    fn scratch_is_linear_in_tokens() {
+        assert_eq!(
+            in_pool(2, || attention_scratch_len(4096, 4096, 1, 512)),
+            2 * 256 * 4096
+        );
+        assert_eq!(
+            in_pool(2, || attention_scratch_len(16384, 16384, 1, 512)),
+            2 * 64 * 16384
+        );
+        assert_eq!(
+            in_pool(3, || attention_scratch_len(4096, 77, 5, 64)),
+            3 * 256 * 77
+        );
+        assert_eq!(in_pool(2, || attention_scratch_len(1, 257, 16, 64)), 257);
+    }
+}

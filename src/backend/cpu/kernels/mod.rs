@@ -1,0 +1,24 @@
+//! CPU compute kernels: f32, row-major, batch 1. Images are `[C, H, W]`, token matrices `[T, D]`.
+//!
+//! Kernels run on the caller's rayon pool and, in their hot paths, touch only the buffers they
+//! are given: memory is planned once per tile size by the model, from the `*_scratch_len`
+//! functions.
+
+pub mod activation;
+pub mod antialias;
+pub mod attention;
+pub mod conv;
+pub mod embed;
+pub mod gemm;
+pub mod linear;
+pub mod norm;
+pub mod resize;
+
+mod conv_block;
+mod im2col;
+mod math;
+mod par;
+mod simd;
+
+#[cfg(test)]
+mod testutil;

@@ -1,0 +1,30 @@
+//! Runtime choice of the widest SIMD level for plain-Rust loops.
+//!
+//! The crate is built for the baseline target (SSE2 on x86-64), so the compiler vectorises
+//! elementwise loops 4 floats wide. Loops heavy in arithmetic (exp in softmax, SiLU, GELU) run
+//! about twice as fast when the same code is compiled for AVX2. [`vectorized`] compiles its
+//! closure a second time inside an AVX2-enabled function and picks that copy when the CPU has
+//! AVX2. No intrinsics are involved: other targets (aarch64 NEON is baseline there) simply run
+//! the closure.
+
+/// Runs `f`, compiled for AVX2 when the CPU supports it. `f` should be a loop over slices
+/// whose body inlines (the kernels' math functions are `#[inline(always)]`).
+#[inline(always)]
+pub(super) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: `avx2` only enables AVX2 code generation; the CPU supports AVX2 (checked
+            // just above).
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
+}
+
+/// `f()` with AVX2 code generation enabled for everything inlined into it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}

@@ -1,0 +1,398 @@
+//! The CPU backend: the numerical oracle every other backend is tested against, and a usable
+//! fallback. f32 throughout; GEMM-based convolution and attention (the `gemm` crate, which picks
+//! AVX2 / AVX-512 / NEON at run time); all cores through a rayon pool owned by the backend.
+
+pub mod kernels;
+mod views;
+mod weight;
+
+pub use weight::CpuWeight;
+
+use super::{Backend, Conv2d, Glu, HostData, Rows, View};
+use crate::error::{Error, Result};
+use kernels::{activation, antialias, attention, conv, embed, linear, norm, resize};
+use views::{get, get_mut, split};
+
+pub struct CpuBackend {
+    pool: rayon::ThreadPool,
+}
+
+impl CpuBackend {
+    /// A backend computing on `threads` threads (0 = all cores).
+    pub fn new(threads: usize) -> Result<CpuBackend> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("f2idiff-cpu-{i}"))
+            .build()
+            .map_err(|e| {
+                Error::InvalidArgument(format!("cannot start {threads} CPU threads: {e}"))
+            })?;
+        Ok(CpuBackend { pool })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+}
+
+impl Backend for CpuBackend {
+    type Arena = Vec<f32>;
+    type Weight = CpuWeight;
+
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", self.threads())
+    }
+
+    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+
+    fn alloc_arena(&self, elems: usize) -> Result<Vec<f32>> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(elems).map_err(|_| {
+            Error::InvalidArgument(format!("cannot allocate a {elems}-element arena"))
+        })?;
+        v.resize(elems, 0.0);
+        Ok(v)
+    }
+
+    fn upload(&self, shape: &[usize], data: HostData) -> Result<CpuWeight> {
+        CpuWeight::from_host(shape, data)
+    }
+
+    fn write(&self, a: &mut Vec<f32>, dst: View, src: &[f32]) -> Result<()> {
+        same_len(dst.len, src.len())?;
+        get_mut(a, dst)?.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn read(&self, a: &Vec<f32>, src: View, dst: &mut [f32]) -> Result<()> {
+        same_len(src.len, dst.len())?;
+        dst.copy_from_slice(get(a, src)?);
+        Ok(())
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn conv2d_scratch(&self, p: &Conv2d, h: usize, w: usize) -> usize {
+        self.install(|| p.scratch_len(h, w))
+    }
+
+    fn conv2d(
+        &self,
+        a: &mut Vec<f32>,
+        p: &Conv2d,
+        x: View,
+        h: usize,
+        w: usize,
+        weight: &CpuWeight,
+        bias: Option<&CpuWeight>,
+        out: View,
+        scratch: View,
+        accumulate: bool,
+    ) -> Result<()> {
+        let ([o, s], [xs]) = split(a, [out, scratch], [x])?;
+        self.install(|| {
+            conv::conv2d(
+                p,
+                xs,
+                h,
+                w,
+                weight.as_slice(),
+                bias.map(CpuWeight::as_slice),
+                o,
+                s,
+                accumulate,
+            )
+        });
+        Ok(())
+    }
+
+    fn group_norm(
+        &self,
+        a: &mut Vec<f32>,
+        x: View,
+        out: View,
+        c: usize,
+        hw: usize,
+        groups: usize,
+        eps: f32,
+        gamma: &CpuWeight,
+        beta: &CpuWeight,
+        silu: bool,
+    ) -> Result<()> {
+        let (g, b) = (gamma.as_slice(), beta.as_slice());
+        if x == out {
+            let xs = get_mut(a, x)?;
+            self.install(|| norm::group_norm_inplace(xs, c, hw, groups, eps, g, b, silu));
+        } else {
+            let ([o], [xs]) = split(a, [out], [x])?;
+            self.install(|| norm::group_norm(xs, c, hw, groups, eps, g, b, silu, o));
+        }
+        Ok(())
+    }
+
+    fn layer_norm(
+        &self,
+        a: &mut Vec<f32>,
+        x: View,
+        out: View,
+        rows: usize,
+        d: usize,
+        eps: f32,
+        gamma: &CpuWeight,
+        beta: &CpuWeight,
+    ) -> Result<()> {
+        let ([o], [xs]) = split(a, [out], [x])?;
+        self.install(|| norm::layer_norm(xs, rows, d, eps, gamma.as_slice(), beta.as_slice(), o));
+        Ok(())
+    }
+
+    fn linear(
+        &self,
+        a: &mut Vec<f32>,
+        x: View,
+        rows: usize,
+        n_in: usize,
+        w: &CpuWeight,
+        n_out: usize,
+        bias: Option<&CpuWeight>,
+        out: View,
+        accumulate: bool,
+    ) -> Result<()> {
+        let ([o], [xs]) = split(a, [out], [x])?;
+        self.install(|| {
+            linear::linear(
+                xs,
+                n_in,
+                rows,
+                n_in,
+                w.as_slice(),
+                n_out,
+                bias.map(CpuWeight::as_slice),
+                o,
+                n_out,
+                accumulate,
+            )
+        });
+        Ok(())
+    }
+
+    fn attention_scratch(&self, tq: usize, tk: usize, heads: usize, head_dim: usize) -> usize {
+        self.install(|| attention::attention_scratch_len(tq, tk, heads, head_dim))
+    }
+
+    fn attention(
+        &self,
+        a: &mut Vec<f32>,
+        q: Rows,
+        k: Rows,
+        v: Rows,
+        tq: usize,
+        tk: usize,
+        heads: usize,
+        head_dim: usize,
+        scale: f32,
+        out: View,
+        scratch: View,
+    ) -> Result<()> {
+        let ([o, s], [qs, ks, vs]) = split(a, [out, scratch], [q.view, k.view, v.view])?;
+        self.install(|| {
+            attention::attention(
+                qs,
+                q.row_stride,
+                ks,
+                k.row_stride,
+                vs,
+                v.row_stride,
+                tq,
+                tk,
+                heads,
+                head_dim,
+                scale,
+                o,
+                heads * head_dim,
+                s,
+            )
+        });
+        Ok(())
+    }
+
+    fn silu(&self, a: &mut Vec<f32>, x: View) -> Result<()> {
+        let xs = get_mut(a, x)?;
+        self.install(|| activation::silu_inplace(xs));
+        Ok(())
+    }
+
+    fn gelu(&self, a: &mut Vec<f32>, x: View, tanh_approx: bool) -> Result<()> {
+        let xs = get_mut(a, x)?;
+        self.install(|| activation::gelu_inplace(xs, tanh_approx));
+        Ok(())
+    }
+
+    fn glu(
+        &self,
+        a: &mut Vec<f32>,
+        kind: Glu,
+        x: View,
+        rows: usize,
+        d: usize,
+        out: View,
+    ) -> Result<()> {
+        let ([o], [xs]) = split(a, [out], [x])?;
+        self.install(|| match kind {
+            Glu::GeluGateSecond => activation::geglu(xs, rows, d, o),
+            Glu::SiluGateFirst => activation::swiglu(xs, rows, d, o),
+        });
+        Ok(())
+    }
+
+    fn add(&self, a: &mut Vec<f32>, x: View, y: View) -> Result<()> {
+        same_len(x.len, y.len)?;
+        let ([xs], [ys]) = split(a, [x], [y])?;
+        self.install(|| activation::add_inplace(xs, ys));
+        Ok(())
+    }
+
+    fn add_weight(&self, a: &mut Vec<f32>, x: View, w: &CpuWeight) -> Result<()> {
+        same_len(x.len, w.as_slice().len())?;
+        let xs = get_mut(a, x)?;
+        self.install(|| activation::add_inplace(xs, w.as_slice()));
+        Ok(())
+    }
+
+    fn add_channel_bias(&self, a: &mut Vec<f32>, x: View, c: usize, v: View) -> Result<()> {
+        same_len(c, v.len)?;
+        let ([xs], [vs]) = split(a, [x], [v])?;
+        let hw = xs.len() / c.max(1);
+        for (row, &b) in xs.chunks_exact_mut(hw.max(1)).zip(vs) {
+            row.iter_mut().for_each(|e| *e += b);
+        }
+        Ok(())
+    }
+
+    fn scale_add(&self, a: &mut Vec<f32>, x: View, y: View, s: &CpuWeight, d: usize) -> Result<()> {
+        same_len(x.len, y.len)?;
+        same_len(d, s.as_slice().len())?;
+        let ([xs], [ys]) = split(a, [x], [y])?;
+        self.install(|| activation::scale_add_inplace(xs, ys, s.as_slice(), d));
+        Ok(())
+    }
+
+    fn scale(&self, a: &mut Vec<f32>, x: View, s: f32) -> Result<()> {
+        get_mut(a, x)?.iter_mut().for_each(|e| *e *= s);
+        Ok(())
+    }
+
+    fn upsample_nearest2x(
+        &self,
+        a: &mut Vec<f32>,
+        x: View,
+        c: usize,
+        h: usize,
+        w: usize,
+        out: View,
+    ) -> Result<()> {
+        let ([o], [xs]) = split(a, [out], [x])?;
+        self.install(|| resize::upsample_nearest2x(xs, c, h, w, o));
+        Ok(())
+    }
+
+    fn bicubic(
+        &self,
+        a: &mut Vec<f32>,
+        x: View,
+        c: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        scale_factor: Option<(f64, f64)>,
+        antialias: bool,
+        out: View,
+        scratch: View,
+    ) -> Result<()> {
+        let ([o, s], [xs]) = split(a, [out, scratch], [x])?;
+        match (antialias, scale_factor) {
+            (false, sf) => self.install(|| resize::bicubic(xs, c, h, w, oh, ow, sf, o)),
+            (true, None) => antialias::bicubic_antialias(xs, c, h, w, oh, ow, o, s),
+            (true, Some(_)) => {
+                return Err(Error::Unsupported(
+                    "antialiased bicubic with a scale factor".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn bicubic_scratch(&self, c: usize, h: usize, ow: usize, antialias: bool) -> usize {
+        if antialias {
+            antialias::scratch_len(c, h, ow)
+        } else {
+            0
+        }
+    }
+
+    fn transpose(
+        &self,
+        a: &mut Vec<f32>,
+        x: View,
+        rows: usize,
+        cols: usize,
+        out: View,
+    ) -> Result<()> {
+        same_len(x.len, rows * cols)?;
+        let ([o], [xs]) = split(a, [out], [x])?;
+        // Blocked so both sides stay in cache.
+        const B: usize = 32;
+        for r0 in (0..rows).step_by(B) {
+            for c0 in (0..cols).step_by(B) {
+                for r in r0..(r0 + B).min(rows) {
+                    for c in c0..(c0 + B).min(cols) {
+                        o[c * rows + r] = xs[r * cols + c];
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn copy(&self, a: &mut Vec<f32>, src: View, dst: View) -> Result<()> {
+        same_len(src.len, dst.len)?;
+        let ([d], [s]) = split(a, [dst], [src])?;
+        d.copy_from_slice(s);
+        Ok(())
+    }
+
+    fn copy_weight(&self, a: &mut Vec<f32>, w: &CpuWeight, dst: View) -> Result<()> {
+        same_len(dst.len, w.as_slice().len())?;
+        get_mut(a, dst)?.copy_from_slice(w.as_slice());
+        Ok(())
+    }
+
+    fn timestep_embedding(
+        &self,
+        a: &mut Vec<f32>,
+        t: f32,
+        dim: usize,
+        flip_sin_to_cos: bool,
+        freq_shift: f32,
+        out: View,
+    ) -> Result<()> {
+        same_len(dim, out.len)?;
+        embed::timestep_embedding(t, dim, flip_sin_to_cos, freq_shift, get_mut(a, out)?);
+        Ok(())
+    }
+}
+
+fn same_len(a: usize, b: usize) -> Result<()> {
+    if a == b {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "length mismatch: {a} vs {b}"
+        )))
+    }
+}

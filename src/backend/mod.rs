@@ -1,0 +1,241 @@
+//! The compute backends. Every op the three networks need is declared once, here, on arena
+//! views; the CPU backend (`cpu/`) is the oracle, the CUDA backend (a later issue) implements
+//! the same trait with device memory and an asynchronous stream.
+//!
+//! Conventions: activations are row-major, batch 1 — images `[C, H, W]`, token matrices
+//! `[T, D]`. A [`View`] is a contiguous run of the arena (`len` elements at `offset`). Ops may
+//! run asynchronously (CUDA): results are only guaranteed after [`Backend::synchronize`] or a
+//! [`Backend::read`]. Ops that take an `out` view never alias it with an input unless documented
+//! as in-place; backends reject overlapping views with an error instead of computing garbage.
+
+pub mod cpu;
+
+use crate::error::Result;
+use crate::pack::Pack;
+use std::sync::Arc;
+
+pub use cpu::kernels::conv::Conv2d;
+
+/// A contiguous run of `len` arena elements starting at `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    pub offset: usize,
+    pub len: usize,
+}
+
+impl View {
+    pub fn end(&self) -> usize {
+        self.offset + self.len
+    }
+    pub fn overlaps(&self, other: &View) -> bool {
+        self.len > 0 && other.len > 0 && self.offset < other.end() && other.offset < self.end()
+    }
+    /// The sub-range `[start, start + len)` of this view.
+    pub fn slice(&self, start: usize, len: usize) -> View {
+        debug_assert!(start + len <= self.len);
+        View {
+            offset: self.offset + start,
+            len,
+        }
+    }
+}
+
+/// A matrix in the arena whose rows are `row_stride` elements apart (for attention's q/k/v,
+/// which are column blocks of one fused projection or separate tensors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rows {
+    pub view: View,
+    pub row_stride: usize,
+}
+
+/// Where a parameter's values come from before upload.
+pub enum HostData {
+    /// In place in a mapped pack (any stored dtype; the backend converts as it needs).
+    Packed { pack: Arc<Pack>, name: String },
+    /// Computed on the host (merged LoRA, interpolated position embeddings, test weights).
+    F32(Vec<f32>),
+}
+
+/// Gated linear units: `x[:, :d] ⊙ act(x[:, d:])` (GEGLU) or `act(x[:, :d]) ⊙ x[:, d:]` (SwiGLU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Glu {
+    /// diffusers `GEGLU`: value first, exact-GELU gate second.
+    GeluGateSecond,
+    /// DINOv2 SwiGLU: SiLU gate first, value second.
+    SiluGateFirst,
+}
+
+/// Everything a network needs from a device. See the module docs for conventions.
+pub trait Backend {
+    /// Arena memory.
+    type Arena;
+    /// A parameter resident where the backend computes.
+    type Weight;
+
+    fn name(&self) -> String;
+    /// Runs `f` in the backend's execution context (the CPU backend's thread pool).
+    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R;
+    fn alloc_arena(&self, elems: usize) -> Result<Self::Arena>;
+    fn upload(&self, shape: &[usize], data: HostData) -> Result<Self::Weight>;
+    fn write(&self, a: &mut Self::Arena, dst: View, src: &[f32]) -> Result<()>;
+    fn read(&self, a: &Self::Arena, src: View, dst: &mut [f32]) -> Result<()>;
+    fn synchronize(&self) -> Result<()>;
+
+    /// Floats of scratch `conv2d` needs for this convolution on an `h × w` input.
+    fn conv2d_scratch(&self, p: &Conv2d, h: usize, w: usize) -> usize;
+    /// `out (+)= conv(x) + bias`; `x` is `[c_in, h, w]`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d(
+        &self,
+        a: &mut Self::Arena,
+        p: &Conv2d,
+        x: View,
+        h: usize,
+        w: usize,
+        weight: &Self::Weight,
+        bias: Option<&Self::Weight>,
+        out: View,
+        scratch: View,
+        accumulate: bool,
+    ) -> Result<()>;
+    /// GroupNorm over `[c, hw]`, optionally fused with SiLU; `out == x` runs in place.
+    #[allow(clippy::too_many_arguments)]
+    fn group_norm(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        out: View,
+        c: usize,
+        hw: usize,
+        groups: usize,
+        eps: f32,
+        gamma: &Self::Weight,
+        beta: &Self::Weight,
+        silu: bool,
+    ) -> Result<()>;
+    /// LayerNorm over the last dim of `[rows, d]`.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_norm(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        out: View,
+        rows: usize,
+        d: usize,
+        eps: f32,
+        gamma: &Self::Weight,
+        beta: &Self::Weight,
+    ) -> Result<()>;
+    /// `out[rows, n_out] (+)= x[rows, n_in] · wᵀ + bias` (`w` is `[n_out, n_in]`).
+    #[allow(clippy::too_many_arguments)]
+    fn linear(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        rows: usize,
+        n_in: usize,
+        w: &Self::Weight,
+        n_out: usize,
+        bias: Option<&Self::Weight>,
+        out: View,
+        accumulate: bool,
+    ) -> Result<()>;
+    /// Floats of scratch `attention` needs.
+    fn attention_scratch(&self, tq: usize, tk: usize, heads: usize, head_dim: usize) -> usize;
+    /// Multi-head scaled dot-product attention, `softmax(q kᵀ · scale) v` per head; memory
+    /// linear in tokens.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        a: &mut Self::Arena,
+        q: Rows,
+        k: Rows,
+        v: Rows,
+        tq: usize,
+        tk: usize,
+        heads: usize,
+        head_dim: usize,
+        scale: f32,
+        out: View,
+        scratch: View,
+    ) -> Result<()>;
+    fn silu(&self, a: &mut Self::Arena, x: View) -> Result<()>;
+    fn gelu(&self, a: &mut Self::Arena, x: View, tanh_approx: bool) -> Result<()>;
+    /// `x[rows, 2d] → out[rows, d]`.
+    fn glu(
+        &self,
+        a: &mut Self::Arena,
+        kind: Glu,
+        x: View,
+        rows: usize,
+        d: usize,
+        out: View,
+    ) -> Result<()>;
+    /// `x += y`.
+    fn add(&self, a: &mut Self::Arena, x: View, y: View) -> Result<()>;
+    /// `x += w` (same number of elements).
+    fn add_weight(&self, a: &mut Self::Arena, x: View, w: &Self::Weight) -> Result<()>;
+    /// `x[ch, :] += v[ch]` for `x` of `[c, hw]` (time-embedding injection).
+    fn add_channel_bias(&self, a: &mut Self::Arena, x: View, c: usize, v: View) -> Result<()>;
+    /// `x[r, j] += s[j] · y[r, j]` (layer-scaled residual), `d` columns.
+    fn scale_add(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        y: View,
+        s: &Self::Weight,
+        d: usize,
+    ) -> Result<()>;
+    /// `x *= s`.
+    fn scale(&self, a: &mut Self::Arena, x: View, s: f32) -> Result<()>;
+    fn upsample_nearest2x(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        c: usize,
+        h: usize,
+        w: usize,
+        out: View,
+    ) -> Result<()>;
+    /// PyTorch bicubic, `align_corners=False`: plain (`scale_factor` as PyTorch's), or with
+    /// `antialias` (then `scale_factor` must be `None`; needs [`Self::bicubic_scratch`]).
+    #[allow(clippy::too_many_arguments)]
+    fn bicubic(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        c: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        scale_factor: Option<(f64, f64)>,
+        antialias: bool,
+        out: View,
+        scratch: View,
+    ) -> Result<()>;
+    fn bicubic_scratch(&self, c: usize, h: usize, ow: usize, antialias: bool) -> usize;
+    /// `[rows, cols] → [cols, rows]`.
+    fn transpose(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        rows: usize,
+        cols: usize,
+        out: View,
+    ) -> Result<()>;
+    /// Copies `src` into `dst` (same length; used for concatenation and slicing).
+    fn copy(&self, a: &mut Self::Arena, src: View, dst: View) -> Result<()>;
+    /// Copies a parameter into the arena.
+    fn copy_weight(&self, a: &mut Self::Arena, w: &Self::Weight, dst: View) -> Result<()>;
+    /// diffusers `get_timestep_embedding` of one timestep into `out[dim]`.
+    fn timestep_embedding(
+        &self,
+        a: &mut Self::Arena,
+        t: f32,
+        dim: usize,
+        flip_sin_to_cos: bool,
+        freq_shift: f32,
+        out: View,
+    ) -> Result<()>;
+}

@@ -1,0 +1,608 @@
+//! Running model code on a backend with a planned arena.
+//!
+//! Model code calls ops on an [`Exec`]; every op infers its output shape, takes its output
+//! buffer from the arena and (when running) launches the backend op. The same model code runs
+//! twice: once to plan (shapes only, no compute: [`Exec::planning`]), once for real
+//! ([`Exec::running`]) with the offsets the plan gave. A [`Tensor`] gives its buffer back when
+//! dropped, which is how the planner learns each buffer's last use; ops that consume a tensor
+//! and return it (`silu_`, `add_`, …) work in place and cost no buffer at all.
+
+use crate::arena::{Event, Plan};
+use crate::backend::{Backend, Conv2d, Glu, HostData, Rows, View};
+use crate::error::{Error, Result};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// A parameter on the backend, with its shape.
+pub struct Param<B: Backend> {
+    pub w: B::Weight,
+    pub shape: Vec<usize>,
+}
+
+/// `nn.Conv2d` with its geometry.
+pub struct Conv<B: Backend> {
+    pub p: Conv2d,
+    pub w: Param<B>,
+    pub b: Option<Param<B>>,
+}
+
+/// `nn.Linear` (`w` is `[out, in]`).
+pub struct Linear<B: Backend> {
+    pub w: Param<B>,
+    pub b: Option<Param<B>>,
+}
+
+impl<B: Backend> Linear<B> {
+    pub fn n_in(&self) -> usize {
+        self.w.shape[1]
+    }
+    pub fn n_out(&self) -> usize {
+        self.w.shape[0]
+    }
+}
+
+/// `nn.GroupNorm` / `nn.LayerNorm` affine parameters and settings.
+pub struct Norm<B: Backend> {
+    pub gamma: Param<B>,
+    pub beta: Param<B>,
+    pub eps: f32,
+    /// GroupNorm groups (unused by LayerNorm).
+    pub groups: usize,
+}
+
+#[derive(Default)]
+struct Tracker {
+    events: Vec<Event>,
+    next: usize,
+}
+
+/// An activation in the arena. Dropping it frees its buffer for later ops.
+pub struct Tensor {
+    id: usize,
+    shape: Vec<usize>,
+    view: View,
+    tracker: Rc<RefCell<Tracker>>,
+}
+
+impl Tensor {
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn len(&self) -> usize {
+        self.view.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.view.len == 0
+    }
+    pub fn view(&self) -> View {
+        self.view
+    }
+    /// Same buffer, new shape with the same number of elements.
+    pub fn reshape(mut self, shape: &[usize]) -> Result<Tensor> {
+        if shape.iter().product::<usize>() != self.view.len {
+            return Err(Error::InvalidArgument(format!(
+                "cannot reshape {:?} to {shape:?}",
+                self.shape
+            )));
+        }
+        self.shape = shape.to_vec();
+        Ok(self)
+    }
+    /// `[C, H, W]` dimensions.
+    fn chw(&self) -> Result<(usize, usize, usize)> {
+        match self.shape[..] {
+            [c, h, w] => Ok((c, h, w)),
+            _ => Err(Error::InvalidArgument(format!(
+                "expected [C, H, W], got {:?}",
+                self.shape
+            ))),
+        }
+    }
+    /// `[rows, cols]` dimensions (an image `[C, H, W]` counts as `[C, H·W]`).
+    fn rows_cols(&self) -> (usize, usize) {
+        let rows = self.shape.first().copied().unwrap_or(1);
+        (rows, self.view.len / rows.max(1))
+    }
+}
+
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        self.tracker
+            .borrow_mut()
+            .events
+            .push(Event::Free { id: self.id });
+    }
+}
+
+/// A part of a concatenation along dim 0: an activation or a parameter.
+pub enum Part<'a, B: Backend> {
+    T(&'a Tensor),
+    W(&'a Param<B>),
+}
+
+enum Mode<'a, B: Backend> {
+    Plan,
+    Run {
+        arena: &'a mut B::Arena,
+        plan: &'a Plan,
+    },
+}
+
+pub struct Exec<'a, B: Backend> {
+    backend: &'a B,
+    mode: Mode<'a, B>,
+    tracker: Rc<RefCell<Tracker>>,
+}
+
+impl<'a, B: Backend> Exec<'a, B> {
+    /// A dry run that records buffer lifetimes (see [`Exec::into_plan`]).
+    pub fn planning(backend: &'a B) -> Self {
+        Exec {
+            backend,
+            mode: Mode::Plan,
+            tracker: Rc::default(),
+        }
+    }
+
+    /// A real run on `arena`, laid out by `plan` (made by a dry run of the same code).
+    pub fn running(backend: &'a B, arena: &'a mut B::Arena, plan: &'a Plan) -> Self {
+        Exec {
+            backend,
+            mode: Mode::Run { arena, plan },
+            tracker: Rc::default(),
+        }
+    }
+
+    pub fn backend(&self) -> &B {
+        self.backend
+    }
+
+    pub fn is_planning(&self) -> bool {
+        matches!(self.mode, Mode::Plan)
+    }
+
+    /// Ends a dry run. All tensors must have been dropped.
+    pub fn into_plan(self) -> Result<Plan> {
+        let events = std::mem::take(&mut self.tracker.borrow_mut().events);
+        Plan::from_events(&events)
+    }
+
+    pub fn alloc(&mut self, shape: &[usize]) -> Result<Tensor> {
+        let len: usize = shape.iter().product();
+        let id = {
+            let mut t = self.tracker.borrow_mut();
+            let id = t.next;
+            t.next += 1;
+            t.events.push(Event::Alloc { id, len });
+            id
+        };
+        let view = match &self.mode {
+            Mode::Plan => View { offset: 0, len },
+            Mode::Run { plan, .. } => match plan.slots.get(id) {
+                Some(&(offset, planned)) if planned == len => View { offset, len },
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "arena plan does not match this run (allocation {id}, {len} elements): plan for another tile size?"
+                    )));
+                }
+            },
+        };
+        Ok(Tensor {
+            id,
+            shape: shape.to_vec(),
+            view,
+            tracker: self.tracker.clone(),
+        })
+    }
+
+    /// Runs `f` on the backend unless planning.
+    fn launch(&mut self, f: impl FnOnce(&B, &mut B::Arena) -> Result<()>) -> Result<()> {
+        match &mut self.mode {
+            Mode::Plan => Ok(()),
+            Mode::Run { arena, .. } => f(self.backend, arena),
+        }
+    }
+
+    /// A new tensor holding `data`.
+    pub fn input(&mut self, shape: &[usize], data: &[f32]) -> Result<Tensor> {
+        let t = self.alloc(shape)?;
+        let v = t.view;
+        self.launch(|b, a| b.write(a, v, data))?;
+        Ok(t)
+    }
+
+    /// The values of `t` (empty while planning).
+    pub fn read(&mut self, t: &Tensor) -> Result<Vec<f32>> {
+        let v = t.view;
+        match &mut self.mode {
+            Mode::Plan => Ok(Vec::new()),
+            Mode::Run { arena, .. } => {
+                let mut out = vec![0.0; v.len];
+                self.backend.read(arena, v, &mut out)?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// A scratch buffer of `len` elements for the duration of one op.
+    fn scratch(&mut self, len: usize) -> Result<Tensor> {
+        self.alloc(&[len])
+    }
+
+    // ---- convolution and linear maps ----
+
+    pub fn conv2d(&mut self, x: &Tensor, conv: &Conv<B>) -> Result<Tensor> {
+        let (_, h, w) = x.chw()?;
+        let (ho, wo) = conv.p.out_hw(h, w);
+        let mut out = self.alloc(&[conv.p.c_out, ho, wo])?;
+        self.conv2d_into(x, conv, &mut out, false)?;
+        Ok(out)
+    }
+
+    /// `out (+)= conv(x)`: with `accumulate`, adds onto `out` (a fused residual add).
+    pub fn conv2d_into(
+        &mut self,
+        x: &Tensor,
+        conv: &Conv<B>,
+        out: &mut Tensor,
+        accumulate: bool,
+    ) -> Result<()> {
+        let (c, h, w) = x.chw()?;
+        let (ho, wo) = conv.p.out_hw(h, w);
+        if c != conv.p.c_in || out.shape != [conv.p.c_out, ho, wo] {
+            return Err(Error::InvalidArgument(format!(
+                "conv {:?} on {:?} into {:?}",
+                conv.p, x.shape, out.shape
+            )));
+        }
+        let scratch = self.scratch(self.backend.conv2d_scratch(&conv.p, h, w))?;
+        let (xv, ov, sv) = (x.view, out.view, scratch.view);
+        self.launch(|b, a| {
+            b.conv2d(
+                a,
+                &conv.p,
+                xv,
+                h,
+                w,
+                &conv.w.w,
+                conv.b.as_ref().map(|p| &p.w),
+                ov,
+                sv,
+                accumulate,
+            )
+        })
+    }
+
+    /// `x[rows, in] → [rows, out]`.
+    pub fn linear(&mut self, x: &Tensor, l: &Linear<B>) -> Result<Tensor> {
+        let (rows, _) = x.rows_cols();
+        let mut out = self.alloc(&[rows, l.n_out()])?;
+        self.linear_into(x, l, &mut out, false)?;
+        Ok(out)
+    }
+
+    pub fn linear_into(
+        &mut self,
+        x: &Tensor,
+        l: &Linear<B>,
+        out: &mut Tensor,
+        accumulate: bool,
+    ) -> Result<()> {
+        let (rows, cols) = x.rows_cols();
+        if cols != l.n_in() || out.shape != [rows, l.n_out()] {
+            return Err(Error::InvalidArgument(format!(
+                "linear {:?} on {:?} into {:?}",
+                l.w.shape, x.shape, out.shape
+            )));
+        }
+        let (xv, ov) = (x.view, out.view);
+        let (n_in, n_out) = (l.n_in(), l.n_out());
+        self.launch(|b, a| {
+            b.linear(
+                a,
+                xv,
+                rows,
+                n_in,
+                &l.w.w,
+                n_out,
+                l.b.as_ref().map(|p| &p.w),
+                ov,
+                accumulate,
+            )
+        })
+    }
+
+    // ---- normalisation ----
+
+    /// GroupNorm (optionally fused with SiLU) of `x` `[C, …]` into a new tensor.
+    pub fn group_norm(&mut self, x: &Tensor, n: &Norm<B>, silu: bool) -> Result<Tensor> {
+        let out = self.alloc(&x.shape)?;
+        self.group_norm_views(x, x.view, out.view, n, silu)?;
+        Ok(out)
+    }
+
+    /// GroupNorm in place.
+    pub fn group_norm_(&mut self, x: Tensor, n: &Norm<B>, silu: bool) -> Result<Tensor> {
+        self.group_norm_views(&x, x.view, x.view, n, silu)?;
+        Ok(x)
+    }
+
+    fn group_norm_views(
+        &mut self,
+        x: &Tensor,
+        xv: View,
+        ov: View,
+        n: &Norm<B>,
+        silu: bool,
+    ) -> Result<()> {
+        let (c, hw) = x.rows_cols();
+        if n.gamma.shape != [c] {
+            return Err(Error::InvalidArgument(format!(
+                "group norm {:?} on {:?}",
+                n.gamma.shape, x.shape
+            )));
+        }
+        let groups = n.groups;
+        self.launch(|b, a| {
+            b.group_norm(a, xv, ov, c, hw, groups, n.eps, &n.gamma.w, &n.beta.w, silu)
+        })
+    }
+
+    /// LayerNorm over the last dim of `[rows, d]`.
+    pub fn layer_norm(&mut self, x: &Tensor, n: &Norm<B>) -> Result<Tensor> {
+        let (rows, d) = x.rows_cols();
+        if n.gamma.shape != [d] {
+            return Err(Error::InvalidArgument(format!(
+                "layer norm {:?} on {:?}",
+                n.gamma.shape, x.shape
+            )));
+        }
+        let out = self.alloc(&x.shape)?;
+        let (xv, ov) = (x.view, out.view);
+        self.launch(|b, a| b.layer_norm(a, xv, ov, rows, d, n.eps, &n.gamma.w, &n.beta.w))?;
+        Ok(out)
+    }
+
+    // ---- attention ----
+
+    /// Multi-head attention of `q [tq, C]` over `k, v [tk, C]` with `heads` heads of `C/heads`.
+    pub fn attention(
+        &mut self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+    ) -> Result<Tensor> {
+        let (tq, c) = q.rows_cols();
+        let (tk, ck) = k.rows_cols();
+        if ck != c || v.shape != k.shape || heads == 0 || c % heads != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "attention q {:?} k {:?} v {:?} heads {heads}",
+                q.shape, k.shape, v.shape
+            )));
+        }
+        let hd = c / heads;
+        let out = self.alloc(&[tq, c])?;
+        let scratch = self.scratch(self.backend.attention_scratch(tq, tk, heads, hd))?;
+        let rows = |t: &Tensor| Rows {
+            view: t.view,
+            row_stride: c,
+        };
+        let (qr, kr, vr, ov, sv) = (rows(q), rows(k), rows(v), out.view, scratch.view);
+        let scale = 1.0 / (hd as f32).sqrt();
+        self.launch(|b, a| b.attention(a, qr, kr, vr, tq, tk, heads, hd, scale, ov, sv))?;
+        Ok(out)
+    }
+
+    // ---- elementwise, in place ----
+
+    pub fn silu_(&mut self, x: Tensor) -> Result<Tensor> {
+        let v = x.view;
+        self.launch(|b, a| b.silu(a, v))?;
+        Ok(x)
+    }
+
+    pub fn gelu_(&mut self, x: Tensor, tanh_approx: bool) -> Result<Tensor> {
+        let v = x.view;
+        self.launch(|b, a| b.gelu(a, v, tanh_approx))?;
+        Ok(x)
+    }
+
+    /// `x += y`.
+    pub fn add_(&mut self, x: Tensor, y: &Tensor) -> Result<Tensor> {
+        if x.view.len != y.view.len {
+            return Err(Error::InvalidArgument(format!(
+                "add {:?} + {:?}",
+                x.shape, y.shape
+            )));
+        }
+        let (xv, yv) = (x.view, y.view);
+        self.launch(|b, a| b.add(a, xv, yv))?;
+        Ok(x)
+    }
+
+    /// `x += p` (same number of elements).
+    pub fn add_param_(&mut self, x: Tensor, p: &Param<B>) -> Result<Tensor> {
+        if x.view.len != p.shape.iter().product::<usize>() {
+            return Err(Error::InvalidArgument(format!(
+                "add {:?} + param {:?}",
+                x.shape, p.shape
+            )));
+        }
+        let xv = x.view;
+        self.launch(|b, a| b.add_weight(a, xv, &p.w))?;
+        Ok(x)
+    }
+
+    /// `x[c, :] += v[c]`.
+    pub fn add_channel_bias_(&mut self, x: Tensor, v: &Tensor) -> Result<Tensor> {
+        let (c, _) = x.rows_cols();
+        if v.view.len != c {
+            return Err(Error::InvalidArgument(format!(
+                "channel bias {:?} on {:?}",
+                v.shape, x.shape
+            )));
+        }
+        let (xv, vv) = (x.view, v.view);
+        self.launch(|b, a| b.add_channel_bias(a, xv, c, vv))?;
+        Ok(x)
+    }
+
+    /// `x += s ⊙ y` with `s` per column (layer scale).
+    pub fn scale_add_(&mut self, x: Tensor, y: &Tensor, s: &Param<B>) -> Result<Tensor> {
+        let (_, d) = x.rows_cols();
+        if x.shape != y.shape || s.shape != [d] {
+            return Err(Error::InvalidArgument(format!(
+                "scale_add {:?} {:?} {:?}",
+                x.shape, y.shape, s.shape
+            )));
+        }
+        let (xv, yv) = (x.view, y.view);
+        self.launch(|b, a| b.scale_add(a, xv, yv, &s.w, d))?;
+        Ok(x)
+    }
+
+    pub fn scale_(&mut self, x: Tensor, s: f32) -> Result<Tensor> {
+        let v = x.view;
+        self.launch(|b, a| b.scale(a, v, s))?;
+        Ok(x)
+    }
+
+    /// Gated linear unit over the last dim: `[rows, 2d] → [rows, d]`.
+    pub fn glu(&mut self, x: &Tensor, kind: Glu) -> Result<Tensor> {
+        let (rows, two_d) = x.rows_cols();
+        let d = two_d / 2;
+        let out = self.alloc(&[rows, d])?;
+        let (xv, ov) = (x.view, out.view);
+        self.launch(|b, a| b.glu(a, kind, xv, rows, d, ov))?;
+        Ok(out)
+    }
+
+    // ---- layout ----
+
+    pub fn upsample_nearest2x(&mut self, x: &Tensor) -> Result<Tensor> {
+        let (c, h, w) = x.chw()?;
+        let out = self.alloc(&[c, 2 * h, 2 * w])?;
+        let (xv, ov) = (x.view, out.view);
+        self.launch(|b, a| b.upsample_nearest2x(a, xv, c, h, w, ov))?;
+        Ok(out)
+    }
+
+    /// PyTorch bicubic resize of `[C, H, W]` (see [`Backend::bicubic`]).
+    pub fn bicubic(
+        &mut self,
+        x: &Tensor,
+        oh: usize,
+        ow: usize,
+        scale_factor: Option<(f64, f64)>,
+        antialias: bool,
+    ) -> Result<Tensor> {
+        let (c, h, w) = x.chw()?;
+        let out = self.alloc(&[c, oh, ow])?;
+        let scratch = self.scratch(self.backend.bicubic_scratch(c, h, ow, antialias))?;
+        let (xv, ov, sv) = (x.view, out.view, scratch.view);
+        self.launch(|b, a| b.bicubic(a, xv, c, h, w, oh, ow, scale_factor, antialias, ov, sv))?;
+        Ok(out)
+    }
+
+    /// `[rows, cols…] → [cols, rows]` (an image `[C, H, W]` becomes tokens `[H·W, C]`).
+    pub fn transpose(&mut self, x: &Tensor) -> Result<Tensor> {
+        let (rows, cols) = x.rows_cols();
+        let out = self.alloc(&[cols, rows])?;
+        let (xv, ov) = (x.view, out.view);
+        self.launch(|b, a| b.transpose(a, xv, rows, cols, ov))?;
+        Ok(out)
+    }
+
+    /// Concatenation along dim 0 (channels of an image, rows of a token matrix).
+    pub fn concat(&mut self, parts: &[Part<B>]) -> Result<Tensor> {
+        let shape_of = |p: &Part<B>| match p {
+            Part::T(t) => t.shape.clone(),
+            Part::W(w) => w.shape.clone(),
+        };
+        let first = shape_of(&parts[0]);
+        let mut rows = 0;
+        for p in parts {
+            let s = shape_of(p);
+            // Parameters like cls_token [1, 1, d] concatenate as [1, d].
+            let s: Vec<usize> = if s.len() > first.len() {
+                s[s.len() - first.len()..].to_vec()
+            } else {
+                s
+            };
+            if s[1..] != first[1..] {
+                return Err(Error::InvalidArgument(format!(
+                    "concat {first:?} with {s:?}"
+                )));
+            }
+            rows += s[0];
+        }
+        let mut shape = first.clone();
+        shape[0] = rows;
+        let out = self.alloc(&shape)?;
+        let mut at = 0;
+        for p in parts {
+            match p {
+                Part::T(t) => {
+                    let (src, dst) = (t.view, out.view.slice(at, t.view.len));
+                    self.launch(|b, a| b.copy(a, src, dst))?;
+                    at += t.view.len;
+                }
+                Part::W(w) => {
+                    let n = w.shape.iter().product();
+                    let dst = out.view.slice(at, n);
+                    self.launch(|b, a| b.copy_weight(a, &w.w, dst))?;
+                    at += n;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rows (or channels) `start..start + len` of `x`, copied.
+    pub fn narrow(&mut self, x: &Tensor, start: usize, len: usize) -> Result<Tensor> {
+        let (rows, cols) = x.rows_cols();
+        if start + len > rows {
+            return Err(Error::InvalidArgument(format!(
+                "narrow {start}+{len} of {:?}",
+                x.shape
+            )));
+        }
+        let mut shape = x.shape.clone();
+        shape[0] = len;
+        let out = self.alloc(&shape)?;
+        let (src, dst) = (x.view.slice(start * cols, len * cols), out.view);
+        self.launch(|b, a| b.copy(a, src, dst))?;
+        Ok(out)
+    }
+
+    /// A parameter copied into the arena.
+    pub fn param(&mut self, p: &Param<B>) -> Result<Tensor> {
+        let out = self.alloc(&p.shape)?;
+        let dst = out.view;
+        self.launch(|b, a| b.copy_weight(a, &p.w, dst))?;
+        Ok(out)
+    }
+
+    /// diffusers `get_timestep_embedding` of one timestep: `[1, dim]`.
+    pub fn timestep_embedding(
+        &mut self,
+        t: f32,
+        dim: usize,
+        flip_sin_to_cos: bool,
+        freq_shift: f32,
+    ) -> Result<Tensor> {
+        let out = self.alloc(&[1, dim])?;
+        let ov = out.view;
+        self.launch(|b, a| b.timestep_embedding(a, t, dim, flip_sin_to_cos, freq_shift, ov))?;
+        Ok(out)
+    }
+}
+
+/// Uploads host data as a parameter.
+pub fn upload<B: Backend>(backend: &B, shape: &[usize], data: HostData) -> Result<Param<B>> {
+    Ok(Param {
+        w: backend.upload(shape, data)?,
+        shape: shape.to_vec(),
+    })
+}

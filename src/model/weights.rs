@@ -1,0 +1,152 @@
+//! Where model constructors get their parameters: a pack (with runtime LoRA applied at the
+//! chosen scale), or any other [`WeightSource`] (tests generate weights from a formula).
+
+use crate::backend::{Backend, Conv2d, HostData};
+use crate::error::{Error, Result};
+use crate::exec::{Conv, Linear, Norm, Param, upload};
+use crate::pack::{LoraMode, Pack};
+use crate::tensor::decode_f32;
+use std::sync::Arc;
+
+/// Parameters by reference `state_dict` name (without module prefix).
+pub trait WeightSource {
+    /// The values of `name`, which must have exactly `shape`.
+    fn get(&self, name: &str, shape: &[usize]) -> Result<HostData>;
+}
+
+/// One network's parameters in a pack (`prefix` = "vae.", "unet.", "dinov2.", "cond_proj.").
+pub struct PackWeights {
+    pub pack: Arc<Pack>,
+    pub prefix: String,
+    /// Multiplies runtime-LoRA deltas (`W + lora_scale · B·A`); ignored for merged packs.
+    pub lora_scale: f32,
+}
+
+impl WeightSource for PackWeights {
+    fn get(&self, name: &str, shape: &[usize]) -> Result<HostData> {
+        let full = format!("{}{name}", self.prefix);
+        let t = self.pack.require(&full)?;
+        if t.shape != shape {
+            return Err(Error::Shape {
+                path: self.pack.path().to_path_buf(),
+                tensor: full,
+                expected: shape.to_vec(),
+                found: t.shape.to_vec(),
+            });
+        }
+        let module = full.strip_suffix(".weight");
+        let lora = module
+            .filter(|_| self.pack.header().lora.mode == LoraMode::Runtime)
+            .and_then(|m| {
+                Some((
+                    self.pack.tensor(&format!("{m}.lora_A.weight"))?,
+                    self.pack.tensor(&format!("{m}.lora_B.weight"))?,
+                ))
+            });
+        let Some((a, b)) = lora else {
+            return Ok(HostData::Packed {
+                pack: self.pack.clone(),
+                name: full,
+            });
+        };
+        // W + s · B·A, in f32 (the pack validated the shapes at open).
+        let mut w = t.to_f32();
+        let delta = crate::convert::lora::delta(
+            &decode_f32(a.dtype, a.data),
+            &decode_f32(b.dtype, b.data),
+            shape[0],
+            a.shape[0],
+            self.lora_scale as f64,
+        );
+        w.iter_mut().zip(&delta).for_each(|(x, d)| *x += d);
+        Ok(HostData::F32(w))
+    }
+}
+
+/// Builds parameters under a name prefix (`at("down_blocks.0")`), checking shapes.
+pub struct Loader<'a, B: Backend> {
+    pub backend: &'a B,
+    src: &'a dyn WeightSource,
+    prefix: String,
+}
+
+impl<'a, B: Backend> Loader<'a, B> {
+    pub fn new(backend: &'a B, src: &'a dyn WeightSource) -> Self {
+        Loader {
+            backend,
+            src,
+            prefix: String::new(),
+        }
+    }
+
+    /// A loader for the sub-module `name`.
+    pub fn at(&self, name: &str) -> Loader<'a, B> {
+        Loader {
+            backend: self.backend,
+            src: self.src,
+            prefix: format!("{}{name}.", self.prefix),
+        }
+    }
+
+    pub fn param(&self, name: &str, shape: &[usize]) -> Result<Param<B>> {
+        let data = self.src.get(&format!("{}{name}", self.prefix), shape)?;
+        upload(self.backend, shape, data)
+    }
+
+    /// `nn.Conv2d(c_in, c_out, k)` with bias, square kernel, symmetric padding `k/2` unless given.
+    pub fn conv(
+        &self,
+        name: &str,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: [usize; 4],
+    ) -> Result<Conv<B>> {
+        let l = self.at(name);
+        Ok(Conv {
+            p: Conv2d {
+                c_in,
+                c_out,
+                kh: k,
+                kw: k,
+                stride,
+                pad,
+            },
+            w: l.param("weight", &[c_out, c_in, k, k])?,
+            b: Some(l.param("bias", &[c_out])?),
+        })
+    }
+
+    /// A stride-1 convolution padded to keep the size (`k/2` on every side).
+    pub fn conv_same(&self, name: &str, c_in: usize, c_out: usize, k: usize) -> Result<Conv<B>> {
+        let p = k / 2;
+        self.conv(name, c_in, c_out, k, 1, [p; 4])
+    }
+
+    pub fn linear(&self, name: &str, n_in: usize, n_out: usize, bias: bool) -> Result<Linear<B>> {
+        let l = self.at(name);
+        Ok(Linear {
+            w: l.param("weight", &[n_out, n_in])?,
+            b: if bias {
+                Some(l.param("bias", &[n_out])?)
+            } else {
+                None
+            },
+        })
+    }
+
+    pub fn group_norm(&self, name: &str, c: usize, groups: usize, eps: f64) -> Result<Norm<B>> {
+        let l = self.at(name);
+        Ok(Norm {
+            gamma: l.param("weight", &[c])?,
+            beta: l.param("bias", &[c])?,
+            eps: eps as f32,
+            groups,
+        })
+    }
+
+    pub fn layer_norm(&self, name: &str, d: usize, eps: f64) -> Result<Norm<B>> {
+        self.group_norm(name, d, 1, eps)
+    }
+}
