@@ -2,11 +2,12 @@
 //!
 //! `out[c_out, P]` = `W[c_out, K]` · `cols[K, P]` with `K = c_in·kh·kw` and `P = ho·wo`. Building
 //! `cols` for the whole image would take `K·P` floats (1.2 GB for a 512-channel 3×3 conv at
-//! 256×256), so each block of a few hundred output pixels is handled on its own ([`super::conv_block`]):
-//! im2col into scratch, GEMM into a contiguous scratch tile, then bias (and residual) on the way
-//! out. Each thread of the pool takes whole blocks with its own scratch, so blocks run without
-//! any synchronisation; images with too few blocks for that split every block's GEMM instead.
-//! A 1×1 stride-1 unpadded convolution is a plain GEMM on the input and needs no scratch.
+//! 256×256), so each block of a few hundred output pixels is handled on its own
+//! ([`super::conv_block`]): im2col into scratch, GEMM into a contiguous scratch tile, then bias
+//! (and residual) on the way out. Each thread of the pool takes whole blocks with its own
+//! scratch, so blocks run without any synchronisation; images with too few blocks for that split
+//! every block's GEMM over the pool instead. A 1×1 stride-1 unpadded convolution is a plain GEMM
+//! on the input and needs no scratch.
 
 use super::conv_block::{Plan, run_blocks};
 use super::gemm::matmul;
@@ -50,8 +51,9 @@ impl Conv2d {
     }
 
     /// Floats of scratch [`conv2d`] needs for an `h×w` input on the current rayon pool: 0 for a
-    /// pointwise convolution, otherwise one block's im2col and output tile per thread (at most
-    /// threads × max(2 MiB, (K + c_out)·64 floats); never proportional to the image).
+    /// pointwise convolution, otherwise one block's im2col and output tile per thread: at most
+    /// threads × max(2^20, (K + c_out)·64) floats (4 MiB per thread up to 512 channels), never
+    /// proportional to the image.
     ///
     /// With less scratch (e.g. planned for a smaller pool), [`conv2d`] still works, with fewer
     /// threads taking blocks; it needs at least one thread's share.
@@ -139,7 +141,9 @@ pub fn conv2d(
     run_blocks(p, x, h, w, weight, bias, out, scratch, accumulate, plan);
 }
 
-/// 1×1 stride-1 convolution: `out = W·x (+ bias)` directly, bias written (or added) first.
+/// 1×1 stride-1 convolution: `out = W·x (+ bias)` directly, the bias written (or added) first,
+/// so the GEMM accumulates onto it. (With a residual that sums in a different order than the
+/// blocked path; the difference is f32 rounding.)
 fn pointwise(
     p: &Conv2d,
     x: &[f32],
