@@ -1,7 +1,7 @@
 //! Elementwise activations, gated feed-forward activations and residual adds.
 //!
 //! All of them stream memory once; the transcendental ones use the vectorisable functions of
-//! [`super::math`], so they run at SIMD speed and in parallel on the current pool.
+//! `math`, so they run at SIMD speed and in parallel on the current pool.
 
 use super::math;
 use super::par::for_each_block;

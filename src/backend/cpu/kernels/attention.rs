@@ -2,9 +2,9 @@
 //!
 //! The full `tq×tk` score matrix of the VAE's mid-block attention at a 512×512 tile is 64 MiB
 //! per head; the U-Net's largest is as big per head. Queries are therefore processed in blocks
-//! of at most [`MAX_BLOCK_Q`] rows: scores of one block against all keys (a GEMM with the softmax
-//! scale folded in), a numerically stable softmax per row, then the block's output rows as a
-//! second GEMM, normalised by the row sums afterwards (`hd` divisions per row instead of `tk`).
+//! of at most 256 rows: scores of one block against all keys (a GEMM with the softmax scale
+//! folded in), a numerically stable softmax per row, then the block's output rows as a second
+//! GEMM, normalised by the row sums afterwards (`hd` divisions per row instead of `tk`).
 //!
 //! Threads split the query rows into one contiguous range each; every thread has its own score
 //! buffer in `scratch` and runs serial GEMMs, so there is no synchronisation inside the loop.
@@ -21,9 +21,9 @@ const MAX_BLOCK_Q: usize = 256;
 const MIN_BLOCK_Q: usize = 64;
 const SCORE_FLOATS: usize = 1 << 20;
 
-/// Floats of scratch [`attention`] needs: one score buffer of [`block_rows`]`·tk` floats per
-/// thread of the current rayon pool (fewer when there are fewer query rows than threads).
-/// At most threads · max(4 MiB, 64·tk floats): linear in `tk`, independent of `tq`.
+/// Floats of scratch [`attention`] needs: one score buffer of `rows·tk` floats (64 ≤ rows ≤ 256)
+/// per thread of the current rayon pool (fewer when there are fewer query rows than threads).
+/// At most threads · max(2^20, 64·tk) floats: linear in `tk`, independent of `tq`.
 pub fn attention_scratch_len(tq: usize, tk: usize, heads: usize, head_dim: usize) -> usize {
     let _ = (heads, head_dim);
     slot_len(tq, tk) * rayon::current_num_threads().clamp(1, tq.max(1))
@@ -45,8 +45,9 @@ fn slot_len(tq: usize, tk: usize) -> usize {
 /// `out[i, h·hd..(h+1)·hd]` = softmax_j(scale · q_i·k_j) · v_j for every head `h`, where head
 /// `h` of `q`, `k`, `v` and `out` is columns `h·hd..(h+1)·hd` of row-major matrices with row
 /// strides `q_rs`, `k_rs`, `v_rs`, `out_rs` (so q, k and v may be column blocks of one fused
-/// projection). `scratch` holds at least `slot_len` floats (one thread's worth) and should hold
-/// [`attention_scratch_len`] to use every thread; its contents are clobbered.
+/// projection). `scratch` should hold [`attention_scratch_len`] floats, computed on the same
+/// rayon pool, to use every thread; with less (down to one thread's share) fewer threads work.
+/// Its contents are clobbered.
 ///
 /// # Panics
 /// When a slice is shorter than its shape and stride require, or `scratch` is too short.

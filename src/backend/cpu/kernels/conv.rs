@@ -3,7 +3,7 @@
 //! `out[c_out, P]` = `W[c_out, K]` · `cols[K, P]` with `K = c_in·kh·kw` and `P = ho·wo`. Building
 //! `cols` for the whole image would take `K·P` floats (1.2 GB for a 512-channel 3×3 conv at
 //! 256×256), so each block of a few hundred output pixels is handled on its own
-//! ([`super::conv_block`]): im2col into scratch, GEMM into a contiguous scratch tile, then bias
+//! (`conv_block`): im2col into scratch, GEMM into a contiguous scratch tile, then bias
 //! (and residual) on the way out. Each thread of the pool takes whole blocks with its own
 //! scratch, so blocks run without any synchronisation; images with too few blocks for that split
 //! every block's GEMM over the pool instead. A 1×1 stride-1 unpadded convolution is a plain GEMM
