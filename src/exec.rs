@@ -462,9 +462,16 @@ impl<'a, B: Backend> Exec<'a, B> {
         Ok(x)
     }
 
-    pub fn scale_(&mut self, x: Tensor, s: f32) -> Result<Tensor> {
+    /// `x = (x + add_before) · mul + add_after`, in place.
+    pub fn affine_(
+        &mut self,
+        x: Tensor,
+        add_before: f32,
+        mul: f32,
+        add_after: f32,
+    ) -> Result<Tensor> {
         let v = x.view;
-        self.launch(|b, a| b.scale(a, v, s))?;
+        self.launch(|b, a| b.affine(a, v, add_before, mul, add_after))?;
         Ok(x)
     }
 

@@ -186,8 +186,16 @@ pub trait Backend {
         s: &Self::Weight,
         d: usize,
     ) -> Result<()>;
-    /// `x *= s`.
-    fn scale(&self, a: &mut Self::Arena, x: View, s: f32) -> Result<()>;
+    /// `x = (x + add_before) · mul + add_after`, elementwise (latent shift and scale, input
+    /// centring).
+    fn affine(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        add_before: f32,
+        mul: f32,
+        add_after: f32,
+    ) -> Result<()>;
     fn upsample_nearest2x(
         &self,
         a: &mut Self::Arena,

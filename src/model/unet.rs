@@ -191,13 +191,11 @@ impl<B: Backend> UNet<B> {
         let temb = self.time_embedding(cx, t)?;
         let temb = cx.silu_(temb)?;
 
+        let input = cx.concat(&[Part::T(x)])?;
         let input = if self.cfg.center_input_sample {
-            let c = cx.concat(&[Part::T(x)])?;
-            let c = cx.scale_(c, 2.0)?;
-            let minus_one = cx.input(c.shape(), &minus_ones(cx, c.len()))?;
-            cx.add_(c, &minus_one)?
+            cx.affine_(input, 0.0, 2.0, -1.0)?
         } else {
-            cx.concat(&[Part::T(x)])?
+            input
         };
         // Down: every intermediate output (from conv_in on) is kept as a skip, in order.
         let mut skips = vec![cx.conv2d(&input, &self.conv_in)?];
@@ -248,12 +246,4 @@ fn last(skips: &[Tensor]) -> Result<&Tensor> {
     skips
         .last()
         .ok_or_else(|| Error::InvalidArgument("U-Net skip stack is empty".into()))
-}
-
-fn minus_ones<B: Backend>(cx: &Exec<B>, n: usize) -> Vec<f32> {
-    if cx.is_planning() {
-        Vec::new()
-    } else {
-        vec![-1.0; n]
-    }
 }

@@ -129,12 +129,7 @@ impl<B: Backend> VaeEncoder<B> {
         }
         let mean = cx.narrow(&h, 0, self.latent_channels)?;
         drop(h);
-        let mean = if self.shift_factor != 0.0 {
-            shift(cx, mean, -self.shift_factor)?
-        } else {
-            mean
-        };
-        cx.scale_(mean, self.scaling_factor)
+        cx.affine_(mean, -self.shift_factor, self.scaling_factor, 0.0)
     }
 }
 
@@ -194,10 +189,7 @@ impl<B: Backend> VaeDecoder<B> {
     /// `z [latent, h, w]` (scaled, as the encoder gives it) → image `[3, h·f, w·f]`, unclamped.
     pub fn forward(&self, cx: &mut Exec<B>, z: &Tensor) -> Result<Tensor> {
         let z = cx.concat(&[crate::exec::Part::T(z)])?; // a copy we may scale in place
-        let mut h = cx.scale_(z, 1.0 / self.scaling_factor)?;
-        if self.shift_factor != 0.0 {
-            h = shift(cx, h, self.shift_factor)?;
-        }
+        let mut h = cx.affine_(z, 0.0, 1.0 / self.scaling_factor, self.shift_factor)?;
         if let Some(p) = &self.post_quant_conv {
             h = cx.conv2d(&h, p)?;
         }
@@ -214,12 +206,4 @@ impl<B: Backend> VaeDecoder<B> {
         h = cx.group_norm_(h, &self.norm_out, true)?;
         cx.conv2d(&h, &self.conv_out)
     }
-}
-
-/// `x + s` elementwise (the latent shift factor of newer VAEs).
-fn shift<B: Backend>(cx: &mut Exec<B>, x: Tensor, s: f32) -> Result<Tensor> {
-    let n = x.len();
-    let shape = x.shape().to_vec();
-    let ones = cx.input(&shape, &vec![s; if cx.is_planning() { 0 } else { n }][..])?;
-    cx.add_(x, &ones)
 }

@@ -281,8 +281,17 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn scale(&self, a: &mut Vec<f32>, x: View, s: f32) -> Result<()> {
-        get_mut(a, x)?.iter_mut().for_each(|e| *e *= s);
+    fn affine(
+        &self,
+        a: &mut Vec<f32>,
+        x: View,
+        add_before: f32,
+        mul: f32,
+        add_after: f32,
+    ) -> Result<()> {
+        get_mut(a, x)?
+            .iter_mut()
+            .for_each(|e| *e = (*e + add_before) * mul + add_after);
         Ok(())
     }
 
