@@ -50,8 +50,11 @@ pub struct Norm<B: Backend> {
     pub groups: usize,
 }
 
+/// Buffer bookkeeping shared by the tensors of one run. Events are recorded only while
+/// planning, so a real run does no bookkeeping allocation.
 #[derive(Default)]
 struct Tracker {
+    recording: bool,
     events: Vec<Event>,
     next: usize,
 }
@@ -140,7 +143,10 @@ impl<'a, B: Backend> Exec<'a, B> {
         Exec {
             backend,
             mode: Mode::Plan,
-            tracker: Rc::default(),
+            tracker: Rc::new(RefCell::new(Tracker {
+                recording: true,
+                ..Tracker::default()
+            })),
         }
     }
 
@@ -173,7 +179,9 @@ impl<'a, B: Backend> Exec<'a, B> {
             let mut t = self.tracker.borrow_mut();
             let id = t.next;
             t.next += 1;
-            t.events.push(Event::Alloc { id, len });
+            if t.recording {
+                t.events.push(Event::Alloc { id, len });
+            }
             id
         };
         let view = match &self.mode {

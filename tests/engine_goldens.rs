@@ -232,3 +232,25 @@ fn arena_plan_is_reused_and_smaller_than_no_reuse() {
         1e-5,
     );
 }
+
+#[test]
+fn a_plan_for_another_tile_size_is_refused() {
+    let b = backend();
+    let g = golden("sd");
+    let (_d, p) = pack("sd", DType::F32, LoraChoice::Merge);
+    let nets = Networks::load(&b, p, 1.0).unwrap();
+    let (xs, x) = unbatched(&g, "vae.enc.input");
+    let plan32 = f2idiff::engine::plan(&b, |cx| {
+        let t = cx.input(&xs, x)?;
+        nets.vae_encoder.forward(cx, &t).map(drop)
+    })
+    .unwrap();
+    let mut arena = vec![0f32; plan32.peak];
+    let other = vec![0.5f32; 3 * 48 * 48];
+    let err = f2idiff::engine::run(&b, &mut arena, &plan32, |cx| {
+        let t = cx.input(&[3, 48, 48], &other)?;
+        nets.vae_encoder.forward(cx, &t).map(drop)
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("plan"), "{err}");
+}

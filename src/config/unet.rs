@@ -141,6 +141,16 @@ struct Raw {
     reverse_transformer_layers_per_block: Option<Value>,
     #[serde(default)]
     mid_block_only_cross_attention: Option<Value>,
+    #[serde(default = "unit")]
+    mid_block_scale_factor: f64,
+    #[serde(default = "unit")]
+    resnet_out_scale_factor: f64,
+    #[serde(default)]
+    resnet_skip_time_act: bool,
+}
+
+fn unit() -> f64 {
+    1.0
 }
 
 fn four() -> usize {
@@ -237,6 +247,19 @@ impl UNetConfig {
             path,
             || "U-Net option `mid_block_only_cross_attention`".into(),
         )?;
+        ensure_supported(
+            r.mid_block_scale_factor == 1.0 && r.resnet_out_scale_factor == 1.0,
+            path,
+            || {
+                format!(
+                    "U-Net output scale factors (mid_block_scale_factor {}, resnet_out_scale_factor {})",
+                    r.mid_block_scale_factor, r.resnet_out_scale_factor
+                )
+            },
+        )?;
+        ensure_supported(!r.resnet_skip_time_act, path, || {
+            "U-Net option `resnet_skip_time_act`".into()
+        })?;
         ensure_supported(!r.dual_cross_attention, path, || {
             "U-Net option `dual_cross_attention`".into()
         })?;
