@@ -254,3 +254,26 @@ fn a_plan_for_another_tile_size_is_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("plan"), "{err}");
 }
+
+#[test]
+fn eff_style_model_merged_lora_f32_and_f16() {
+    let b = backend();
+    let g = golden("eff");
+    for (dtype, tol) in [(DType::F32, 1e-5), (DType::F16, 1e-2)] {
+        let (_d, p) = pack("eff", dtype, LoraChoice::Merge);
+        let nets = Networks::load(&b, p, 1.0).unwrap();
+        let o = run_all(&nets, &b, &g);
+        let what = format!("eff merge {dtype}");
+        check(&what, &o.vae_enc, &g, "vae.enc.output", tol);
+        check(&what, &o.vae_dec, &g, "vae.dec.output", tol);
+        check(&what, &o.dinov2, &g, "dinov2.output", tol);
+        check(
+            &what,
+            o.cond_proj.as_ref().unwrap(),
+            &g,
+            "cond_proj.output",
+            tol,
+        );
+        check(&what, &o.unet, &g, "unet.output_lora", tol);
+    }
+}
