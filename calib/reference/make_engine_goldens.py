@@ -182,6 +182,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from reference_common import check_versions, fan_in
+
 warnings.filterwarnings("ignore")
 
 import numpy as np
@@ -214,13 +216,6 @@ try:
 except AttributeError:
     pass
 
-PINNED = {
-    "torch": "2.15.0",
-    "diffusers": "0.42.1",
-    "transformers": "5.24.0",
-    "peft": "0.21.2",
-    "safetensors": "0.8.0",
-}
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "data" / "engine"
@@ -346,21 +341,7 @@ SIZES = {
 # ----------------------------------------------------------------------------------------------
 
 
-def check_versions():
-    have = {
-        "torch": torch.__version__.split("+")[0],
-        "diffusers": diffusers.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "safetensors": safetensors.__version__,
-    }
-    bad = {k: (have[k], v) for k, v in PINNED.items() if have[k] != v}
-    if bad:
-        sys.exit(f"wrong reference versions (have, want): {bad}; see calib/reference/requirements.txt")
 
-
-def fan_in(shape):
-    return max(1, math.prod(shape[1:])) if len(shape) > 1 else max(1, shape[0])
 
 
 @torch.no_grad()

@@ -52,6 +52,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from reference_common import check_versions, fan_in
+
 warnings.filterwarnings("ignore")
 
 import torch
@@ -78,13 +80,6 @@ try:
 except AttributeError:
     pass
 
-PINNED = {
-    "torch": "2.15.0",
-    "diffusers": "0.42.1",
-    "transformers": "5.24.0",
-    "peft": "0.21.2",
-    "safetensors": "0.8.0",
-}
 
 ROOT = Path(__file__).resolve().parents[2]
 PACK = ROOT / "tests" / "data" / "pack"
@@ -172,21 +167,7 @@ ATOL_MERGE = 2e-5
 # ----------------------------------------------------------------------------------------------
 
 
-def check_versions():
-    have = {
-        "torch": torch.__version__.split("+")[0],
-        "diffusers": diffusers.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "safetensors": safetensors.__version__,
-    }
-    bad = {k: (have[k], v) for k, v in PINNED.items() if have[k] != v}
-    if bad:
-        sys.exit(f"wrong reference versions (have, want): {bad}; see calib/reference/requirements.txt")
 
-
-def fan_in(shape):
-    return max(1, math.prod(shape[1:])) if len(shape) > 1 else max(1, shape[0])
 
 
 @torch.no_grad()
