@@ -495,11 +495,12 @@ impl<'a, B: Backend> Exec<'a, B> {
 
     // ---- layout ----
 
-    pub fn upsample_nearest2x(&mut self, x: &Tensor) -> Result<Tensor> {
+    /// Nearest-neighbour resize of `[C, H, W]` to `[C, oh, ow]` (×2 in the usual case).
+    pub fn upsample_nearest(&mut self, x: &Tensor, oh: usize, ow: usize) -> Result<Tensor> {
         let (c, h, w) = x.chw()?;
-        let out = self.alloc(&[c, 2 * h, 2 * w])?;
+        let out = self.alloc(&[c, oh, ow])?;
         let (xv, ov) = (x.view, out.view);
-        self.launch(|b, a| b.upsample_nearest2x(a, xv, c, h, w, ov))?;
+        self.launch(|b, a| b.upsample_nearest(a, xv, c, h, w, oh, ow, ov))?;
         Ok(out)
     }
 

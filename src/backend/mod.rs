@@ -196,13 +196,17 @@ pub trait Backend {
         mul: f32,
         add_after: f32,
     ) -> Result<()>;
-    fn upsample_nearest2x(
+    /// Nearest-neighbour resize of `[c, h, w]` to `[c, oh, ow]` (PyTorch `mode="nearest"`).
+    #[allow(clippy::too_many_arguments)]
+    fn upsample_nearest(
         &self,
         a: &mut Self::Arena,
         x: View,
         c: usize,
         h: usize,
         w: usize,
+        oh: usize,
+        ow: usize,
         out: View,
     ) -> Result<()>;
     /// PyTorch bicubic, `align_corners=False`: plain (`scale_factor` as PyTorch's), or with

@@ -78,8 +78,16 @@ pub fn load_downsample<B: Backend>(l: &Loader<B>, c: usize, padding: usize) -> R
     l.conv("conv", c, c, 3, 2, pad)
 }
 
-/// `Upsample2D`: nearest ×2, then a 3×3 conv.
-pub fn upsample<B: Backend>(cx: &mut Exec<B>, x: &Tensor, conv: &Conv<B>) -> Result<Tensor> {
-    let up = cx.upsample_nearest2x(x)?;
+/// `Upsample2D`: nearest ×2 — or to `size`, as the U-Net asks when a side did not halve evenly
+/// on the way down — then a 3×3 conv.
+pub fn upsample<B: Backend>(
+    cx: &mut Exec<B>,
+    x: &Tensor,
+    conv: &Conv<B>,
+    size: Option<(usize, usize)>,
+) -> Result<Tensor> {
+    let (h, w) = (x.shape()[1], x.shape()[2]);
+    let (oh, ow) = size.unwrap_or((2 * h, 2 * w));
+    let up = cx.upsample_nearest(x, oh, ow)?;
     cx.conv2d(&up, conv)
 }

@@ -158,18 +158,6 @@ impl<B: Backend> UNet<B> {
         })
     }
 
-    /// Latent spatial sizes must halve exactly at every downsampling step.
-    pub fn check_size(&self, h: usize, w: usize) -> Result<()> {
-        let f = 1usize << (self.cfg.levels.len() - 1);
-        if h == 0 || w == 0 || h % f != 0 || w % f != 0 {
-            return Err(Error::InvalidArgument(format!(
-                "U-Net latent {h}×{w} is not a multiple of {f} (the U-Net downsamples {} times)",
-                self.cfg.levels.len() - 1
-            )));
-        }
-        Ok(())
-    }
-
     /// `temb = linear_2(silu(linear_1(sinusoidal(t))))`, returned already passed through SiLU
     /// (the only form the resnets use).
     pub fn time_embedding(&self, cx: &mut Exec<B>, t: f32) -> Result<Tensor> {
@@ -186,8 +174,12 @@ impl<B: Backend> UNet<B> {
 
     /// `x [c_in, h, w]`, timestep `t`, context tokens `ctx [T, cross_dim]` → `ε [c_out, h, w]`.
     pub fn forward(&self, cx: &mut Exec<B>, x: &Tensor, t: f32, ctx: &Tensor) -> Result<Tensor> {
-        let shape = x.shape();
-        self.check_size(shape[1], shape[2])?;
+        if x.shape().len() != 3 || x.shape()[0] != self.cfg.in_channels || x.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "U-Net input {:?}",
+                x.shape()
+            )));
+        }
         let temb = self.time_embedding(cx, t)?;
         let temb = cx.silu_(temb)?;
 
@@ -231,7 +223,10 @@ impl<B: Backend> UNet<B> {
                 h = layer.forward(cx, &cat, &temb, ctx)?;
             }
             if let Some(s) = &block.sampler {
-                h = upsample(cx, &h, s)?;
+                // Back to the size of the level above (diffusers' `upsample_size`), which is
+                // not 2× when a side was odd on the way down.
+                let target = last(&skips)?.shape();
+                h = upsample(cx, &h, s, Some((target[1], target[2])))?;
             }
         }
         debug_assert!(skips.is_empty());

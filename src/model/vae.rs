@@ -200,7 +200,7 @@ impl<B: Backend> VaeDecoder<B> {
                 h = r.forward(cx, &h, None)?;
             }
             if let Some(s) = &level.sampler {
-                h = upsample(cx, &h, s)?;
+                h = upsample(cx, &h, s, None)?;
             }
         }
         h = cx.group_norm_(h, &self.norm_out, true)?;

@@ -295,17 +295,19 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn upsample_nearest2x(
+    fn upsample_nearest(
         &self,
         a: &mut Vec<f32>,
         x: View,
         c: usize,
         h: usize,
         w: usize,
+        oh: usize,
+        ow: usize,
         out: View,
     ) -> Result<()> {
         let ([o], [xs]) = split(a, [out], [x])?;
-        self.install(|| resize::upsample_nearest2x(xs, c, h, w, o));
+        self.install(|| resize::upsample_nearest(xs, c, h, w, oh, ow, o));
         Ok(())
     }
 

@@ -113,6 +113,43 @@ pub fn upsample_nearest2x(x: &[f32], c: usize, h: usize, w: usize, out: &mut [f3
     });
 }
 
+/// PyTorch `F.interpolate(mode="nearest", size=(oh, ow))` on `x [c, h, w]`: source index
+/// `floor(dst · in/out)` (scale in f32), with PyTorch's exact shortcuts for equal and doubled
+/// sizes. The U-Net uses it when a latent side does not halve evenly at every level.
+pub fn upsample_nearest(
+    x: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    out: &mut [f32],
+) {
+    if oh == 2 * h && ow == 2 * w {
+        return upsample_nearest2x(x, c, h, w, out);
+    }
+    let index = |dst: usize, n_in: usize, n_out: usize| -> usize {
+        if n_out == n_in {
+            dst
+        } else if n_out == 2 * n_in {
+            dst >> 1
+        } else {
+            let scale = n_in as f32 / n_out as f32;
+            ((dst as f32 * scale).floor() as usize).min(n_in - 1)
+        }
+    };
+    let cols: Vec<usize> = (0..ow).map(|j| index(j, w, ow)).collect();
+    for ch in 0..c {
+        for i in 0..oh {
+            let src = &x[(ch * h + index(i, h, oh)) * w..][..w];
+            let dst = &mut out[(ch * oh + i) * ow..][..ow];
+            for (d, &j) in dst.iter_mut().zip(&cols) {
+                *d = src[j];
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{Rng, in_pool, rel_l2};
