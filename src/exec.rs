@@ -521,6 +521,59 @@ impl<'a, B: Backend> Exec<'a, B> {
         Ok(out)
     }
 
+    pub fn clamp_(&mut self, x: Tensor, lo: f32, hi: f32) -> Result<Tensor> {
+        let v = x.view;
+        self.launch(|b, a| b.clamp(a, v, lo, hi))?;
+        Ok(x)
+    }
+
+    /// Per-channel `(x − mean) / std` of an image, in place.
+    pub fn channel_normalize_(&mut self, x: Tensor, mean: &[f32], std: &[f32]) -> Result<Tensor> {
+        let (c, _, _) = x.chw()?;
+        if mean.len() != c || std.len() != c {
+            return Err(Error::InvalidArgument(format!(
+                "normalising {:?} with {} means",
+                x.shape,
+                mean.len()
+            )));
+        }
+        let v = x.view;
+        self.launch(|b, a| b.channel_normalize(a, v, mean, std))?;
+        Ok(x)
+    }
+
+    /// Reflect padding at the bottom and right up to `oh × ow`.
+    pub fn pad_reflect(&mut self, x: &Tensor, oh: usize, ow: usize) -> Result<Tensor> {
+        let (c, h, w) = x.chw()?;
+        let out = self.alloc(&[c, oh, ow])?;
+        let (xv, ov) = (x.view, out.view);
+        self.launch(|b, a| b.pad_reflect(a, xv, c, h, w, oh, ow, ov))?;
+        Ok(out)
+    }
+
+    /// The top-left `oh × ow` of an image.
+    pub fn crop(&mut self, x: &Tensor, oh: usize, ow: usize) -> Result<Tensor> {
+        let (c, h, w) = x.chw()?;
+        let out = self.alloc(&[c, oh, ow])?;
+        let (xv, ov) = (x.view, out.view);
+        self.launch(|b, a| b.crop(a, xv, c, h, w, oh, ow, ov))?;
+        Ok(out)
+    }
+
+    /// `(z − c1·eps) / c2`.
+    pub fn x0_from_eps(&mut self, z: &Tensor, eps: &Tensor, c1: f32, c2: f32) -> Result<Tensor> {
+        if z.shape != eps.shape {
+            return Err(Error::InvalidArgument(format!(
+                "x0 from z {:?} and eps {:?}",
+                z.shape, eps.shape
+            )));
+        }
+        let out = self.alloc(&z.shape)?;
+        let (zv, ev, ov) = (z.view, eps.view, out.view);
+        self.launch(|b, a| b.x0_from_eps(a, zv, ev, c1, c2, ov))?;
+        Ok(out)
+    }
+
     /// `[rows, cols…] → [cols, rows]` (an image `[C, H, W]` becomes tokens `[H·W, C]`).
     pub fn transpose(&mut self, x: &Tensor) -> Result<Tensor> {
         let (rows, cols) = x.rows_cols();

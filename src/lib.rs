@@ -15,6 +15,7 @@ pub mod exec;
 pub mod manifest;
 pub mod model;
 pub mod pack;
+pub mod pipeline;
 pub mod tensor;
 
 pub use error::{Error, ErrorKind, Result};

@@ -227,6 +227,53 @@ pub trait Backend {
         scratch: View,
     ) -> Result<()>;
     fn bicubic_scratch(&self, c: usize, h: usize, ow: usize, antialias: bool) -> usize;
+    /// `x = min(max(x, lo), hi)`.
+    fn clamp(&self, a: &mut Self::Arena, x: View, lo: f32, hi: f32) -> Result<()>;
+    /// `x[ch] = (x[ch] − mean[ch]) / std[ch]` for `x` of `[c, hw]` (ImageNet normalisation).
+    fn channel_normalize(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        mean: &[f32],
+        std: &[f32],
+    ) -> Result<()>;
+    /// Reflect-pads `[c, h, w]` at the bottom and right to `[c, oh, ow]` (PyTorch `"reflect"`:
+    /// the edge is not repeated; needs `oh − h < h` and `ow − w < w`).
+    #[allow(clippy::too_many_arguments)]
+    fn pad_reflect(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        c: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        out: View,
+    ) -> Result<()>;
+    /// The top-left `[c, oh, ow]` of `[c, h, w]`.
+    #[allow(clippy::too_many_arguments)]
+    fn crop(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        c: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        out: View,
+    ) -> Result<()>;
+    /// The one-step x0 prediction `out = (z − c1·eps) / c2`, elementwise in f32.
+    fn x0_from_eps(
+        &self,
+        a: &mut Self::Arena,
+        z: View,
+        eps: View,
+        c1: f32,
+        c2: f32,
+        out: View,
+    ) -> Result<()>;
     /// `[rows, cols] → [cols, rows]`.
     fn transpose(
         &self,

@@ -6,7 +6,7 @@
 //! Each config keeps its raw JSON beside the typed view: the pack stores the raw JSON verbatim.
 
 mod dinov2;
-mod pipeline;
+pub mod pipeline;
 mod unet;
 mod vae;
 

@@ -346,6 +346,103 @@ impl Backend for CpuBackend {
         }
     }
 
+    fn clamp(&self, a: &mut Vec<f32>, x: View, lo: f32, hi: f32) -> Result<()> {
+        get_mut(a, x)?.iter_mut().for_each(|e| *e = e.clamp(lo, hi));
+        Ok(())
+    }
+
+    fn channel_normalize(
+        &self,
+        a: &mut Vec<f32>,
+        x: View,
+        mean: &[f32],
+        std: &[f32],
+    ) -> Result<()> {
+        same_len(mean.len(), std.len())?;
+        let xs = get_mut(a, x)?;
+        let hw = xs.len() / mean.len().max(1);
+        for ((plane, &m), &s) in xs.chunks_exact_mut(hw.max(1)).zip(mean).zip(std) {
+            plane.iter_mut().for_each(|e| *e = (*e - m) / s);
+        }
+        Ok(())
+    }
+
+    fn pad_reflect(
+        &self,
+        a: &mut Vec<f32>,
+        x: View,
+        c: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        out: View,
+    ) -> Result<()> {
+        if oh < h || ow < w || oh - h >= h.max(1) || ow - w >= w.max(1) {
+            return Err(Error::InvalidArgument(format!(
+                "reflect pad {h}×{w} → {oh}×{ow}"
+            )));
+        }
+        same_len(x.len, c * h * w)?;
+        same_len(out.len, c * oh * ow)?;
+        let ([o], [xs]) = split(a, [out], [x])?;
+        let mirror = |i: usize, n: usize| if i < n { i } else { 2 * (n - 1) - i };
+        for ch in 0..c {
+            for i in 0..oh {
+                let src = &xs[(ch * h + mirror(i, h)) * w..][..w];
+                let dst = &mut o[(ch * oh + i) * ow..][..ow];
+                dst[..w].copy_from_slice(src);
+                for (j, d) in dst.iter_mut().enumerate().skip(w) {
+                    *d = src[mirror(j, w)];
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn crop(
+        &self,
+        a: &mut Vec<f32>,
+        x: View,
+        c: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        out: View,
+    ) -> Result<()> {
+        if oh > h || ow > w {
+            return Err(Error::InvalidArgument(format!("crop {h}×{w} → {oh}×{ow}")));
+        }
+        same_len(x.len, c * h * w)?;
+        same_len(out.len, c * oh * ow)?;
+        let ([o], [xs]) = split(a, [out], [x])?;
+        for ch in 0..c {
+            for i in 0..oh {
+                o[(ch * oh + i) * ow..][..ow].copy_from_slice(&xs[(ch * h + i) * w..][..ow]);
+            }
+        }
+        Ok(())
+    }
+
+    fn x0_from_eps(
+        &self,
+        a: &mut Vec<f32>,
+        z: View,
+        eps: View,
+        c1: f32,
+        c2: f32,
+        out: View,
+    ) -> Result<()> {
+        same_len(z.len, eps.len)?;
+        same_len(z.len, out.len)?;
+        let ([o], [zs, es]) = split(a, [out], [z, eps])?;
+        for ((o, &z), &e) in o.iter_mut().zip(zs).zip(es) {
+            *o = (z - c1 * e) / c2;
+        }
+        Ok(())
+    }
+
     fn transpose(
         &self,
         a: &mut Vec<f32>,
