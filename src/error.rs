@@ -10,6 +10,7 @@ pub enum ErrorKind {
     Io,
     Format,
     Unsupported,
+    Cancelled,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,9 @@ pub enum Error {
     },
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The caller's progress callback asked to stop.
+    #[error("cancelled")]
+    Cancelled,
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 }
@@ -87,6 +91,7 @@ impl Error {
                 ErrorKind::Unsupported
             }
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::Cancelled => ErrorKind::Cancelled,
             _ => ErrorKind::Format,
         }
     }

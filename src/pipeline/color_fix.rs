@@ -98,11 +98,27 @@ fn stats(plane: &[f32]) -> (f64, f64) {
 
 fn adain(sr: &mut [f32], lq: &[f32], hw: usize) {
     for (sr_plane, lq_plane) in sr.chunks_exact_mut(hw).zip(lq.chunks_exact(hw)) {
-        let (ms, ss) = stats(sr_plane);
-        let (ml, sl) = stats(lq_plane);
-        for v in sr_plane.iter_mut() {
-            *v = (((*v as f64 - ms) / ss) * sl + ml) as f32;
-        }
+        let target = stats(lq_plane);
+        match_moments(sr_plane, target);
+    }
+}
+
+/// `(x − μ)/σ · σ_target + μ_target` over one plane.
+fn match_moments(plane: &mut [f32], (mt, st): (f64, f64)) {
+    let (m, s) = stats(plane);
+    for v in plane.iter_mut() {
+        *v = (((*v as f64 - m) / s) * st + mt) as f32;
+    }
+}
+
+/// AdaIN against target statistics given as per-channel `[Σx, Σx²]` over `hw` pixels (the tiler
+/// gathers them tile by tile, so the bicubic image never exists whole).
+pub fn adain_with(sr: &mut [f32], hw: usize, target_sums: &[[f64; 2]; 3]) {
+    let n = hw as f64;
+    for (plane, [s1, s2]) in sr.chunks_exact_mut(hw).zip(target_sums) {
+        let mean = s1 / n;
+        let var = ((s2 - n * mean * mean) / (n - 1.0).max(1.0)).max(0.0);
+        match_moments(plane, (mean, (var + 1e-5).sqrt()));
     }
 }
 

@@ -5,13 +5,16 @@
 //! LR [0,1] ─ bicubic D×D, ImageNet norm ─ DINOv2 ─(cond_proj)─ ctx
 //! z, t, ctx ─ U-Net ─ ε;  x0 = (z − √(1−ᾱ)·ε)/√ᾱ  ─ VAE decoder ─ clamp, crop ─ (x+1)/2 ─ colour fix vs (lq+1)/2
 //! ```
-//! This session's scope: the whole-image (single tile) path and the colour fixes. Tiling,
-//! ROI and the CLI build on [`one_step`].
+//! [`one_step`] runs one tile; [`upscale`] tiles any image (see `tiling.rs` for the layout and
+//! the blending), applies the colour fix, and handles an ROI.
 
 pub mod color_fix;
 pub mod image;
 mod one_step;
 pub mod scheduler;
+pub mod tiling;
+mod upscale;
 
 pub use color_fix::ColorFix;
 pub use one_step::{IMAGENET_MEAN, IMAGENET_STD, one_step, super_resolve};
+pub use upscale::{Rect, UpscaleOptions, Upscaled, auto_tile, roi_margin, upscale};

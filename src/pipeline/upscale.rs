@@ -1,0 +1,290 @@
+//! Upscaling an image of any size: tiles through [`one_step`], blended into an f32 output, the
+//! colour fix, optional ROI (digital zoom), and the default tile size from a memory budget.
+//!
+//! Memory: one arena planned for the tile size (reused by every tile), plus the f32 output
+//! accumulator (16 bytes per output pixel: 3 channels and a weight) and the caller's input.
+//! Nothing else grows with the image.
+
+use super::color_fix::ColorFix;
+use super::one_step::one_step;
+use super::tiling;
+use crate::backend::Backend;
+use crate::engine::{self, Networks};
+use crate::error::{Error, Result};
+
+/// A rectangle in LR pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    pub x: usize,
+    pub y: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpscaleOptions {
+    /// Output tile side in pixels (a multiple of 8 and of the scale); `Some(0)` = the whole
+    /// image as one tile; `None` = the largest size whose arena fits `memory_budget`.
+    pub tile: Option<usize>,
+    /// Overlap between neighbouring tiles, output pixels (a multiple of the scale).
+    pub overlap: usize,
+    pub color_fix: ColorFix,
+    /// Upscale only this part of the input (LR pixels).
+    pub roi: Option<Rect>,
+    /// Budget for the activation arena when choosing the tile size, bytes.
+    pub memory_budget: usize,
+}
+
+impl Default for UpscaleOptions {
+    fn default() -> Self {
+        UpscaleOptions {
+            tile: None,
+            overlap: 64,
+            color_fix: ColorFix::Wavelet,
+            roi: None,
+            memory_budget: 2 << 30,
+        }
+    }
+}
+
+/// Context kept around an ROI, in LR pixels: at least the tile overlap, and enough for the
+/// wavelet colour fix's reach at the ROI's edge.
+pub fn roi_margin(scale: usize, overlap: usize) -> usize {
+    (overlap.div_ceil(scale)).max(16)
+}
+
+/// The output image: planar `[3, height, width]` in [0, 1] (unquantised).
+pub struct Upscaled {
+    pub data: Vec<f32>,
+    pub width: usize,
+    pub height: usize,
+    /// Activation arena of one tile, in bytes.
+    pub arena_bytes: usize,
+    pub tiles: usize,
+}
+
+/// Upscales `lr01 [3, h, w]` (values in [0, 1]). `progress(done, total)` is called after each
+/// tile; returning `false` cancels with [`Error::Cancelled`].
+pub fn upscale<B: Backend>(
+    nets: &Networks<B>,
+    backend: &B,
+    lr01: &[f32],
+    h: usize,
+    w: usize,
+    opts: &UpscaleOptions,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<Upscaled> {
+    if h == 0 || w == 0 || lr01.len() != 3 * h * w {
+        return Err(Error::InvalidArgument(format!(
+            "image {w}×{h} with {} values is not RGB",
+            lr01.len()
+        )));
+    }
+    let s = nets.configs.pipeline.scale as usize;
+    let Some(roi) = opts.roi else {
+        return upscale_tiles(nets, backend, lr01, h, w, opts, progress);
+    };
+    let r = roi;
+    if r.width == 0
+        || r.height == 0
+        || r.x.checked_add(r.width).is_none_or(|e| e > w)
+        || r.y.checked_add(r.height).is_none_or(|e| e > h)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "ROI {}×{} at ({}, {}) is not inside the {w}×{h} image",
+            r.width, r.height, r.x, r.y
+        )));
+    }
+    // Grow by the margin (clipped at the borders), upscale that, crop to ROI × s.
+    let m = roi_margin(s, opts.overlap);
+    let (x0, y0) = (r.x.saturating_sub(m), r.y.saturating_sub(m));
+    let (x1, y1) = ((r.x + r.width + m).min(w), (r.y + r.height + m).min(h));
+    let (cw, ch) = (x1 - x0, y1 - y0);
+    let mut crop = vec![0.0f32; 3 * cw * ch];
+    for c in 0..3 {
+        for y in 0..ch {
+            crop[(c * ch + y) * cw..][..cw]
+                .copy_from_slice(&lr01[(c * h + y0 + y) * w + x0..][..cw]);
+        }
+    }
+    let grown = upscale_tiles(nets, backend, &crop, ch, cw, opts, progress)?;
+    let (ow, oh) = (r.width * s, r.height * s);
+    let (ox, oy) = ((r.x - x0) * s, (r.y - y0) * s);
+    let mut data = vec![0.0f32; 3 * ow * oh];
+    for c in 0..3 {
+        for y in 0..oh {
+            data[(c * oh + y) * ow..][..ow].copy_from_slice(
+                &grown.data[(c * grown.height + oy + y) * grown.width + ox..][..ow],
+            );
+        }
+    }
+    Ok(Upscaled {
+        data,
+        width: ow,
+        height: oh,
+        ..grown
+    })
+}
+
+/// Output tile side → LR tile side, validated.
+fn lr_tile(tile: usize, scale: usize, h: usize, w: usize) -> Result<usize> {
+    if tile == 0 {
+        return Ok(h.max(w));
+    }
+    if tile % 8 != 0 || tile % scale != 0 {
+        return Err(Error::InvalidArgument(format!(
+            "tile {tile} is not a multiple of 8 and of the scale {scale}"
+        )));
+    }
+    Ok(tile / scale)
+}
+
+/// The largest standard tile whose planned arena fits `budget` bytes (at least the smallest).
+pub fn auto_tile<B: Backend>(
+    nets: &Networks<B>,
+    backend: &B,
+    h: usize,
+    w: usize,
+    budget: usize,
+) -> Result<usize> {
+    let s = nets.configs.pipeline.scale as usize;
+    let step = 8 * s / gcd(8, s);
+    let candidates = [2048usize, 1536, 1024, 768, 512, 384, 256, 128, 64];
+    let mut best = None;
+    for &c in &candidates {
+        let tile = c.div_ceil(step) * step;
+        let t = tile / s;
+        let (th, tw) = (t.min(h), t.min(w));
+        let p = engine::plan(backend, |cx| {
+            let x = cx.alloc(&[3, th, tw])?;
+            let out = one_step(nets, cx, &x)?;
+            drop(out);
+            Ok(())
+        })?;
+        best = Some(tile);
+        if p.peak_bytes(4) <= budget {
+            break;
+        }
+    }
+    best.ok_or_else(|| Error::InvalidArgument("no tile size".into()))
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+fn upscale_tiles<B: Backend>(
+    nets: &Networks<B>,
+    backend: &B,
+    lr01: &[f32],
+    h: usize,
+    w: usize,
+    opts: &UpscaleOptions,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<Upscaled> {
+    let s = nets.configs.pipeline.scale as usize;
+    let tile = match opts.tile {
+        Some(t) => t,
+        None => auto_tile(nets, backend, h, w, opts.memory_budget)?,
+    };
+    let t = lr_tile(tile, s, h, w)?;
+    let (th, tw) = (t.min(h), t.min(w));
+    if opts.overlap % s != 0 {
+        return Err(Error::InvalidArgument(format!(
+            "overlap {} is not a multiple of the scale {s}",
+            opts.overlap
+        )));
+    }
+    let o = opts.overlap / s;
+    if tile != 0 && o >= t {
+        return Err(Error::InvalidArgument(format!(
+            "overlap {} must be smaller than the tile {tile}",
+            opts.overlap
+        )));
+    }
+    let (ys, xs) = (
+        tiling::starts(h, th, o.min(th - 1)),
+        tiling::starts(w, tw, o.min(tw - 1)),
+    );
+    let (oh, ow) = (h * s, w * s);
+    let (sth, stw) = (th * s, tw * s);
+    let ramp = opts.overlap;
+
+    let mut acc = vec![0.0f32; 3 * oh * ow];
+    let mut wsum = vec![0.0f32; oh * ow];
+    let mut lq_moments = [[0.0f64; 2]; 3];
+    let mut tile_lr = vec![0.0f32; 3 * th * tw];
+    let plan = engine::plan(backend, |cx| {
+        let x = cx.alloc(&[3, th, tw])?;
+        drop(one_step(nets, cx, &x)?);
+        Ok(())
+    })?;
+    let mut arena = backend.alloc_arena(plan.peak)?;
+    let total = ys.len() * xs.len();
+    let mut done = 0;
+    for (iy, &y0) in ys.iter().enumerate() {
+        for (ix, &x0) in xs.iter().enumerate() {
+            for c in 0..3 {
+                for y in 0..th {
+                    tile_lr[(c * th + y) * tw..][..tw]
+                        .copy_from_slice(&lr01[(c * h + y0 + y) * w + x0..][..tw]);
+                }
+            }
+            let (mut sr, lq) = engine::run(backend, &mut arena, &plan, |cx| {
+                let x = cx.input(&[3, th, tw], &tile_lr)?;
+                let (sr, lq) = one_step(nets, cx, &x)?;
+                Ok((cx.read(&sr)?, cx.read(&lq)?))
+            })?;
+            match opts.color_fix {
+                // Whole-image statistics: gather the bicubic image's moments over the pixels
+                // this tile owns; the SR side is fixed after blending.
+                ColorFix::Adain => {
+                    let (ylo, yhi) = tiling::owned(&ys, iy, th, h);
+                    let (xlo, xhi) = tiling::owned(&xs, ix, tw, w);
+                    for (c, m) in lq_moments.iter_mut().enumerate() {
+                        for y in ylo * s..yhi * s {
+                            for x in xlo * s..xhi * s {
+                                let v = lq[(c * sth + y - y0 * s) * stw + x - x0 * s] as f64;
+                                m[0] += v;
+                                m[1] += v * v;
+                            }
+                        }
+                    }
+                }
+                fix => fix.apply(&mut sr, &lq, sth, stw),
+            }
+            let wy = tiling::axis_weights(sth, ramp, iy > 0, iy + 1 < ys.len());
+            let wx = tiling::axis_weights(stw, ramp, ix > 0, ix + 1 < xs.len());
+            for y in 0..sth {
+                let row = (y0 * s + y) * ow + x0 * s;
+                for x in 0..stw {
+                    let wgt = wy[y] * wx[x];
+                    wsum[row + x] += wgt;
+                    for c in 0..3 {
+                        acc[c * oh * ow + row + x] += wgt * sr[(c * sth + y) * stw + x];
+                    }
+                }
+            }
+            done += 1;
+            if !progress(done, total) {
+                return Err(Error::Cancelled);
+            }
+        }
+    }
+    let n = oh * ow;
+    for c in 0..3 {
+        for (v, &wt) in acc[c * n..(c + 1) * n].iter_mut().zip(&wsum) {
+            *v /= wt;
+        }
+    }
+    if opts.color_fix == ColorFix::Adain {
+        super::color_fix::adain_with(&mut acc, n, &lq_moments);
+    }
+    Ok(Upscaled {
+        data: acc,
+        width: ow,
+        height: oh,
+        arena_bytes: plan.peak_bytes(4),
+        tiles: total,
+    })
+}
