@@ -74,6 +74,9 @@ pub enum Error {
     },
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// An image file that cannot be decoded or encoded.
+    #[error("{}: {msg}", path.display())]
+    Image { path: PathBuf, msg: String },
     /// The caller's progress callback asked to stop.
     #[error("cancelled")]
     Cancelled,

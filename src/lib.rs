@@ -12,6 +12,7 @@ pub mod convert;
 pub mod engine;
 pub mod error;
 pub mod exec;
+pub mod imageio;
 pub mod manifest;
 pub mod model;
 pub mod pack;

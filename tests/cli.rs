@@ -1,19 +1,11 @@
 //! The `f2idiff` binary: `pack` and `info` succeed on good input; on bad input they exit
 //! non-zero with exactly one line on stderr naming the culprit, and leave no file behind.
 
+mod common;
+
+use common::skipped;
 use std::path::Path;
 use std::process::{Command, Output};
-
-/// True (after saying so) where spawning the binary is impossible, e.g. under qemu-user.
-fn skipped() -> bool {
-    match std::env::var("F2IDIFF_SKIP_CLI") {
-        Ok(why) => {
-            eprintln!("skipped: {why}");
-            true
-        }
-        Err(_) => false,
-    }
-}
 
 fn f2idiff(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_f2idiff"))

@@ -223,3 +223,14 @@ pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
     let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
     (num / den.max(1e-300)).sqrt()
 }
+
+/// True (after saying so) where spawning the CLI binary is impossible, e.g. under qemu-user.
+pub fn skipped() -> bool {
+    match std::env::var("F2IDIFF_SKIP_CLI") {
+        Ok(why) => {
+            eprintln!("skipped: {why}");
+            true
+        }
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,102 @@
+//! The `f2idiff` command line: `upscale` images, `pack` a model folder into one `.f2i` file,
+//! `info` about a pack. Failures print one line per failure on stderr and exit non-zero.
+
+mod pack;
+mod upscale;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use f2idiff::convert::{LoraChoice, PackOptions};
+use f2idiff::tensor::DType;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "f2idiff",
+    version,
+    about = "F2IDiff-SR one-step diffusion super-resolution"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a diffusers / transformers / PEFT model folder into one memory-mapped `.f2i` pack.
+    Pack {
+        /// Folder with vae/, unet/, dinov2/ (and optionally cond_proj.safetensors, unet_lora/,
+        /// vae_lora/, f2idiff.json).
+        model_dir: PathBuf,
+        /// Output pack file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Storage type of the packed weights.
+        #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
+        dtype: DTypeArg,
+        /// Fold adapters into the base weights, or keep them for a runtime LoRA scale.
+        #[arg(long, value_enum, default_value_t = LoraArg::Merge)]
+        lora: LoraArg,
+        /// lora_alpha for adapters whose config gives none (PEFT's default: 8).
+        #[arg(long)]
+        lora_alpha: Option<f64>,
+    },
+    /// Super-resolve an image (or every image in a folder).
+    Upscale(upscale::Args),
+    /// Describe a pack: configs, tensors, bytes per module and dtype, LoRA, provenance.
+    Info {
+        pack: PathBuf,
+        /// Also check every tensor's checksum (reads the whole file).
+        #[arg(long)]
+        verify: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DTypeArg {
+    F32,
+    F16,
+    Bf16,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LoraArg {
+    Merge,
+    Runtime,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Pack {
+            model_dir,
+            output,
+            dtype,
+            lora,
+            lora_alpha,
+        } => {
+            let opts = PackOptions {
+                dtype: match dtype {
+                    DTypeArg::F32 => DType::F32,
+                    DTypeArg::F16 => DType::F16,
+                    DTypeArg::Bf16 => DType::BF16,
+                },
+                lora: match lora {
+                    LoraArg::Merge => LoraChoice::Merge,
+                    LoraArg::Runtime => LoraChoice::Runtime,
+                },
+                lora_alpha,
+            };
+            pack::pack(&model_dir, &output, &opts)
+        }
+        Command::Info { pack, verify } => pack::info(&pack, verify),
+        Command::Upscale(args) => return upscale::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

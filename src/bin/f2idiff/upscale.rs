@@ -1,0 +1,211 @@
+//! `f2idiff upscale INPUT -o OUTPUT`: one image, or every image of a folder into a folder.
+//! In folder mode a failing image is reported and skipped; the exit code says whether any failed.
+
+use f2idiff::backend::cpu::CpuBackend;
+use f2idiff::engine::Networks;
+use f2idiff::pack::Pack;
+use f2idiff::pipeline::{ColorFix, Rect, UpscaleOptions, upscale};
+use f2idiff::{Error, Result, imageio};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The model used when `-m` is not given (the demo model, issue #6).
+pub const DEFAULT_MODEL: &str = "models/f2idiff-demo.f2i";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// An image (PNG, JPEG, TIFF, WebP) or a folder of them.
+    input: PathBuf,
+    /// Output image, or folder when INPUT is a folder.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Packed model (`f2idiff pack`).
+    #[arg(short, long, default_value = DEFAULT_MODEL)]
+    model: PathBuf,
+    /// Upscaling factor; must be the model's.
+    #[arg(short, long)]
+    scale: Option<u32>,
+    /// Output tile side in pixels (multiple of 8 and of the scale); 0 = whole image; default:
+    /// the largest tile whose activations fit in 2 GiB.
+    #[arg(long)]
+    tile: Option<usize>,
+    /// Overlap between tiles, output pixels.
+    #[arg(long, default_value_t = 64)]
+    overlap: usize,
+    /// Colour correction against the bicubic upscale.
+    #[arg(long, default_value = "wavelet", value_parser = ["wavelet", "adain", "none"])]
+    color_fix: String,
+    /// Upscale only this rectangle of the input: x,y,width,height (input pixels).
+    #[arg(long, value_parser = parse_roi)]
+    roi: Option<Rect>,
+    /// cpu, or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// CPU threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+fn parse_roi(s: &str) -> std::result::Result<Rect, String> {
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|p| p.trim().parse::<usize>().map_err(|e| format!("`{p}`: {e}")))
+        .collect::<std::result::Result<_, _>>()?;
+    match v[..] {
+        [x, y, width, height] => Ok(Rect {
+            x,
+            y,
+            width,
+            height,
+        }),
+        _ => Err("expected x,y,width,height".into()),
+    }
+}
+
+pub fn run(args: &Args) -> ExitCode {
+    match run_all(args) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Returns the number of images that failed (folder mode).
+fn run_all(args: &Args) -> Result<usize> {
+    match args.device.as_str() {
+        "cpu" => {}
+        d if d == "cuda" || d.starts_with("cuda:") => {
+            return Err(Error::Unsupported(format!(
+                "--device {d}: this build has no CUDA backend yet"
+            )));
+        }
+        d => {
+            return Err(Error::InvalidArgument(format!(
+                "--device {d}: expected cpu or cuda[:N]"
+            )));
+        }
+    }
+    if !args.model.exists() && args.model == Path::new(DEFAULT_MODEL) {
+        return Err(Error::InvalidArgument(format!(
+            "no model at {DEFAULT_MODEL} (the demo model is not built yet): pass -m MODEL.f2i"
+        )));
+    }
+    let pack = Arc::new(Pack::open(&args.model)?);
+    let model_scale = pack.configs().pipeline.scale;
+    if let Some(s) = args.scale
+        && s != model_scale
+    {
+        return Err(Error::InvalidArgument(format!(
+            "scale {s}: this model upscales ×{model_scale}"
+        )));
+    }
+    let backend = CpuBackend::new(args.threads)?;
+    let nets = Networks::load(&backend, pack, 1.0)?;
+    let opts = UpscaleOptions {
+        tile: args.tile,
+        overlap: args.overlap,
+        color_fix: ColorFix::from_name(&args.color_fix).unwrap_or_default(),
+        roi: args.roi,
+        ..UpscaleOptions::default()
+    };
+
+    if !args.input.is_dir() {
+        let out = if args.output.is_dir() {
+            args.output.join(file_name(&args.input)?)
+        } else {
+            args.output.clone()
+        };
+        imageio::check_output(&out)?;
+        one(&nets, &backend, &opts, &args.input, &out)?;
+        return Ok(0);
+    }
+    if args.output.exists() && !args.output.is_dir() {
+        return Err(Error::InvalidArgument(format!(
+            "{}: INPUT is a folder, so OUTPUT must be one",
+            args.output.display()
+        )));
+    }
+    std::fs::create_dir_all(&args.output).map_err(|e| Error::Io {
+        path: args.output.clone(),
+        source: e,
+    })?;
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(&args.input)
+        .map_err(|e| Error::Io {
+            path: args.input.clone(),
+            source: e,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && imageio::is_image_path(p))
+        .collect();
+    inputs.sort();
+    let mut failed = 0;
+    for input in &inputs {
+        let result = file_name(input)
+            .and_then(|name| one(&nets, &backend, &opts, input, &args.output.join(name)));
+        if let Err(e) = result {
+            eprintln!("error: {e}");
+            failed += 1;
+        }
+    }
+    eprintln!(
+        "{} of {} images upscaled into {}",
+        inputs.len() - failed,
+        inputs.len(),
+        args.output.display()
+    );
+    Ok(failed)
+}
+
+fn file_name(path: &Path) -> Result<PathBuf> {
+    path.file_name()
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::InvalidArgument(format!("{} has no file name", path.display())))
+}
+
+fn one(
+    nets: &Networks<CpuBackend>,
+    backend: &CpuBackend,
+    opts: &UpscaleOptions,
+    input: &Path,
+    output: &Path,
+) -> Result<()> {
+    let picture = imageio::load(input)?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tiles, {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(input.display().to_string());
+    let out = upscale(
+        nets,
+        backend,
+        &picture.data,
+        picture.height,
+        picture.width,
+        opts,
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            true
+        },
+    );
+    bar.finish_and_clear();
+    let out = out.map_err(|e| match e {
+        Error::InvalidArgument(msg) => {
+            Error::InvalidArgument(format!("{}: {msg}", input.display()))
+        }
+        other => other,
+    })?;
+    imageio::save(
+        output,
+        &out.data,
+        out.width,
+        out.height,
+        picture.sixteen_bit,
+    )
+}

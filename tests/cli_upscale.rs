@@ -1,0 +1,253 @@
+//! `f2idiff upscale`: the CLI's output equals the reference pipeline's PNG; 16-bit in gives
+//! 16-bit out; folder mode skips and reports failures; bad input is one clear line on stderr,
+//! a non-zero exit and no output file.
+
+mod common;
+
+use common::skipped;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const LR: &str = "tests/data/pipeline/sd_astronaut_wavelet.lr.png";
+const SR: &str = "tests/data/pipeline/sd_astronaut_wavelet.sr.png";
+
+fn f2idiff(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_f2idiff"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn model(dir: &Path) -> String {
+    let out = dir.join("sd.f2i");
+    let o = f2idiff(&["pack", "tests/data/engine/sd", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out.to_str().unwrap().to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn whole_image_output_equals_the_reference_png() {
+    if skipped() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let m = model(tmp.path());
+    let out = tmp.path().join("sr.png");
+    let o = f2idiff(&[
+        "upscale",
+        LR,
+        "-o",
+        out.to_str().unwrap(),
+        "-m",
+        &m,
+        "--tile",
+        "0",
+        "-s",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = image::open(&out).unwrap().to_rgb8();
+    let want = image::open(SR).unwrap().to_rgb8();
+    assert_eq!(got.dimensions(), want.dimensions());
+    let d: Vec<i32> = got
+        .as_raw()
+        .iter()
+        .zip(want.as_raw())
+        .map(|(a, b)| (*a as i32 - *b as i32).abs())
+        .collect();
+    let max = *d.iter().max().unwrap();
+    let mean = d.iter().sum::<i32>() as f64 / d.len() as f64;
+    assert!(max <= 2 && mean <= 0.02, "max {max} mean {mean}");
+    // Tiled, with an ROI: the right size.
+    let zoom = tmp.path().join("zoom.png");
+    let o = f2idiff(&[
+        "upscale",
+        LR,
+        "-o",
+        zoom.to_str().unwrap(),
+        "-m",
+        &m,
+        "--tile",
+        "32",
+        "--overlap",
+        "8",
+        "--roi",
+        "4,6,10,8",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(image::open(&zoom).unwrap().to_rgb8().dimensions(), (40, 32));
+}
+
+#[test]
+fn sixteen_bit_in_gives_sixteen_bit_out() {
+    if skipped() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let m = model(tmp.path());
+    let lr8 = image::open(LR).unwrap().to_rgb8();
+    let wide: Vec<u16> = lr8.as_raw().iter().map(|&v| v as u16 * 257).collect();
+    let lr16 = image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(lr8.width(), lr8.height(), wide)
+        .unwrap();
+    let input = tmp.path().join("lr16.png");
+    lr16.save(&input).unwrap();
+    let out = tmp.path().join("sr16.png");
+    let o = f2idiff(&[
+        "upscale",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-m",
+        &m,
+        "--tile",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let img = image::open(&out).unwrap();
+    assert!(
+        matches!(img, image::DynamicImage::ImageRgb16(_)),
+        "{:?}",
+        img.color()
+    );
+    // Same pixels as the 8-bit reference, to within the 8-bit rounding.
+    let want = image::open(SR).unwrap().to_rgb8();
+    let got = img.to_rgb16();
+    let max = got
+        .as_raw()
+        .iter()
+        .zip(want.as_raw())
+        .map(|(a, b)| (*a as f64 / 257.0 - *b as f64).abs())
+        .fold(0.0, f64::max);
+    assert!(max <= 2.0, "{max}");
+}
+
+#[test]
+fn folder_mode_skips_and_reports_bad_files() {
+    if skipped() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let m = model(tmp.path());
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::copy(LR, input.join("a.png")).unwrap();
+    let bytes = std::fs::read(LR).unwrap();
+    std::fs::write(input.join("b_truncated.png"), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(input.join("notes.txt"), "not an image").unwrap();
+    let out = tmp.path().join("out");
+    let o = f2idiff(&[
+        "upscale",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-m",
+        &m,
+        "--tile",
+        "0",
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("b_truncated.png") && err.contains("1 of 2 images"),
+        "{err}"
+    );
+    assert_eq!(files(&out), vec![out.join("a.png")]);
+}
+
+#[test]
+fn bad_input_is_one_line_and_leaves_no_file() {
+    if skipped() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let m = model(tmp.path());
+    let bytes = std::fs::read(LR).unwrap();
+    let truncated = tmp.path().join("truncated.png");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let zero = tmp.path().join("zero.png");
+    std::fs::write(&zero, zero_size_png()).unwrap();
+    let outdir = tmp.path().join("out");
+    std::fs::create_dir(&outdir).unwrap();
+    let out = outdir.join("x.png");
+    let out_s = out.to_str().unwrap();
+    let bad_ext = outdir.join("x.bmpx");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![truncated.to_str().unwrap(), "-o", out_s, "-m", &m],
+            "truncated.png",
+        ),
+        (
+            vec![zero.to_str().unwrap(), "-o", out_s, "-m", &m],
+            "zero.png",
+        ),
+        (
+            vec!["tests/data/nope.png", "-o", out_s, "-m", &m],
+            "nope.png",
+        ),
+        (vec![LR, "-o", out_s, "-m", &m, "-s", "3"], "×4"),
+        (vec![LR, "-o", out_s, "-m", &m, "--roi", "20,0,10,4"], "ROI"),
+        (
+            vec![LR, "-o", "/nonexistent-dir/x.png", "-m", &m],
+            "/nonexistent-dir/x.png",
+        ),
+        (
+            vec![LR, "-o", bad_ext.to_str().unwrap(), "-m", &m],
+            "unknown image type",
+        ),
+        (
+            vec![LR, "-o", out_s, "-m", "tests/data/pack/tiny/f2idiff.json"],
+            "not an f2idiff pack",
+        ),
+        (
+            vec![LR, "-o", out_s, "-m", &m, "--device", "cuda:0"],
+            "CUDA",
+        ),
+    ];
+    for (args, culprit) in cases {
+        let mut full = vec!["upscale"];
+        full.extend(&args);
+        let o = f2idiff(&full);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(culprit),
+            "{args:?}: {err}"
+        );
+        assert!(
+            files(&outdir).is_empty(),
+            "{args:?} left {:?}",
+            files(&outdir)
+        );
+    }
+}
+
+/// A PNG whose header claims 0×0 pixels (valid chunk CRCs).
+fn zero_size_png() -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = vec![0u8; 8];
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut png, b"IHDR", &ihdr);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
