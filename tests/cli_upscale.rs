@@ -251,3 +251,57 @@ fn zero_size_png() -> Vec<u8> {
     chunk(&mut png, b"IEND", &[]);
     png
 }
+
+#[test]
+fn eval_prints_basicsr_psnr_and_ssim() {
+    if skipped() {
+        return;
+    }
+    let o = f2idiff(&[
+        "eval",
+        "--sr",
+        "tests/data/pipeline/eval/sr",
+        "--hr",
+        "tests/data/pipeline/eval/hr",
+        "--crop-border",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let want: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("tests/data/pipeline/eval_expected.json").unwrap(),
+    )
+    .unwrap();
+    for (name, row) in [
+        ("astronaut", "astronaut.png"),
+        ("chelsea", "chelsea.png"),
+        ("coffee", "coffee.png"),
+        ("mean", "mean of 3"),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("{row} in {text}"));
+        let nums: Vec<f64> = line[row.len()..]
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert!(
+            (nums[0] - want[name]["psnr_y"].as_f64().unwrap()).abs() < 1e-4,
+            "{line}"
+        );
+        assert!(
+            (nums[1] - want[name]["ssim_y"].as_f64().unwrap()).abs() < 1e-4,
+            "{line}"
+        );
+    }
+    let o = f2idiff(&[
+        "eval",
+        "--sr",
+        "tests/data/pipeline/eval/sr",
+        "--hr",
+        "tests/data/pipeline",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("astronaut.png"), "{}", stderr(&o));
+}

@@ -10,6 +10,7 @@
 
 pub mod color_fix;
 pub mod image;
+pub mod metrics;
 mod one_step;
 pub mod scheduler;
 pub mod tiling;

@@ -1,6 +1,7 @@
-//! The `f2idiff` command line: `upscale` images, `pack` a model folder into one `.f2i` file,
-//! `info` about a pack. Failures print one line per failure on stderr and exit non-zero.
+//! The `f2idiff` command line: `upscale` images, `eval` them against ground truth, `pack` a
+//! model folder into one `.f2i` file, `info` about a pack. Failures print one line per failure on stderr and exit non-zero.
 
+mod eval;
 mod pack;
 mod upscale;
 
@@ -43,6 +44,8 @@ enum Command {
     },
     /// Super-resolve an image (or every image in a folder).
     Upscale(upscale::Args),
+    /// PSNR and SSIM on the Y channel of SR images against HR images (BasicSR's conventions).
+    Eval(eval::Args),
     /// Describe a pack: configs, tensors, bytes per module and dtype, LoRA, provenance.
     Info {
         pack: PathBuf,
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         }
         Command::Info { pack, verify } => pack::info(&pack, verify),
         Command::Upscale(args) => return upscale::run(&args),
+        Command::Eval(args) => eval::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
