@@ -101,29 +101,42 @@ pub fn upscale<B: Backend>(
     let (x1, y1) = ((r.x + r.width + m).min(w), (r.y + r.height + m).min(h));
     let (cw, ch) = (x1 - x0, y1 - y0);
     let mut crop = vec![0.0f32; 3 * cw * ch];
-    for c in 0..3 {
-        for y in 0..ch {
-            crop[(c * ch + y) * cw..][..cw]
-                .copy_from_slice(&lr01[(c * h + y0 + y) * w + x0..][..cw]);
-        }
-    }
+    window(lr01, h, w, (y0, x0), (ch, cw), &mut crop);
     let grown = upscale_tiles(nets, backend, &crop, ch, cw, opts, progress)?;
     let (ow, oh) = (r.width * s, r.height * s);
     let (ox, oy) = ((r.x - x0) * s, (r.y - y0) * s);
     let mut data = vec![0.0f32; 3 * ow * oh];
-    for c in 0..3 {
-        for y in 0..oh {
-            data[(c * oh + y) * ow..][..ow].copy_from_slice(
-                &grown.data[(c * grown.height + oy + y) * grown.width + ox..][..ow],
-            );
-        }
-    }
+    window(
+        &grown.data,
+        grown.height,
+        grown.width,
+        (oy, ox),
+        (oh, ow),
+        &mut data,
+    );
     Ok(Upscaled {
         data,
         width: ow,
         height: oh,
         ..grown
     })
+}
+
+/// Copies the `size` window at `at` (row, column) of planar `src [3, h, w]` into `dst`.
+fn window(
+    src: &[f32],
+    h: usize,
+    w: usize,
+    at: (usize, usize),
+    size: (usize, usize),
+    dst: &mut [f32],
+) {
+    let ((y0, x0), (wh, ww)) = (at, size);
+    for c in 0..3 {
+        for y in 0..wh {
+            dst[(c * wh + y) * ww..][..ww].copy_from_slice(&src[(c * h + y0 + y) * w + x0..][..ww]);
+        }
+    }
 }
 
 /// Output tile side → LR tile side, validated.
@@ -224,12 +237,7 @@ fn upscale_tiles<B: Backend>(
     let mut done = 0;
     for (iy, &y0) in ys.iter().enumerate() {
         for (ix, &x0) in xs.iter().enumerate() {
-            for c in 0..3 {
-                for y in 0..th {
-                    tile_lr[(c * th + y) * tw..][..tw]
-                        .copy_from_slice(&lr01[(c * h + y0 + y) * w + x0..][..tw]);
-                }
-            }
+            window(lr01, h, w, (y0, x0), (th, tw), &mut tile_lr);
             let (mut sr, lq) = engine::run(backend, &mut arena, &plan, |cx| {
                 let x = cx.input(&[3, th, tw], &tile_lr)?;
                 let (sr, lq) = one_step(nets, cx, &x)?;
