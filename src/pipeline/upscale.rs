@@ -74,7 +74,7 @@ pub fn upscale<B: Backend>(
     opts: &UpscaleOptions,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<Upscaled> {
-    if h == 0 || w == 0 || lr01.len() != 3 * h * w {
+    if h == 0 || w == 0 || Some(lr01.len()) != h.checked_mul(w).and_then(|n| n.checked_mul(3)) {
         return Err(Error::InvalidArgument(format!(
             "image {w}×{h} with {} values is not RGB",
             lr01.len()
@@ -100,12 +100,12 @@ pub fn upscale<B: Backend>(
     let (x0, y0) = (r.x.saturating_sub(m), r.y.saturating_sub(m));
     let (x1, y1) = ((r.x + r.width + m).min(w), (r.y + r.height + m).min(h));
     let (cw, ch) = (x1 - x0, y1 - y0);
-    let mut crop = vec![0.0f32; 3 * cw * ch];
+    let mut crop = buffer(&[3, cw, ch])?;
     window(lr01, h, w, (y0, x0), (ch, cw), &mut crop);
     let grown = upscale_tiles(nets, backend, &crop, ch, cw, opts, progress)?;
     let (ow, oh) = (r.width * s, r.height * s);
     let (ox, oy) = ((r.x - x0) * s, (r.y - y0) * s);
-    let mut data = vec![0.0f32; 3 * ow * oh];
+    let mut data = buffer(&[3, ow, oh])?;
     window(
         &grown.data,
         grown.height,
@@ -120,6 +120,21 @@ pub fn upscale<B: Backend>(
         height: oh,
         ..grown
     })
+}
+
+/// A zeroed f32 buffer of `dims` elements, or an error (never an abort) when it cannot exist.
+fn buffer(dims: &[usize]) -> Result<Vec<f32>> {
+    let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let mut v = Vec::new();
+    match n {
+        Some(n) if v.try_reserve_exact(n).is_ok() => {
+            v.resize(n, 0.0);
+            Ok(v)
+        }
+        _ => Err(Error::InvalidArgument(format!(
+            "an image buffer of {dims:?} floats does not fit in memory"
+        ))),
+    }
 }
 
 /// Copies the `size` window at `at` (row, column) of planar `src [3, h, w]` into `dst`.
@@ -223,10 +238,10 @@ fn upscale_tiles<B: Backend>(
     let (sth, stw) = (th * s, tw * s);
     let ramp = opts.overlap;
 
-    let mut acc = vec![0.0f32; 3 * oh * ow];
-    let mut wsum = vec![0.0f32; oh * ow];
+    let mut acc = buffer(&[3, oh, ow])?;
+    let mut wsum = buffer(&[oh, ow])?;
     let mut lq_moments = [[0.0f64; 2]; 3];
-    let mut tile_lr = vec![0.0f32; 3 * th * tw];
+    let mut tile_lr = buffer(&[3, th, tw])?;
     let plan = engine::plan(backend, |cx| {
         let x = cx.alloc(&[3, th, tw])?;
         drop(one_step(nets, cx, &x)?);

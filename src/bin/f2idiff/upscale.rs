@@ -31,9 +31,9 @@ pub struct Args {
     /// the largest tile whose activations fit in 2 GiB.
     #[arg(long)]
     tile: Option<usize>,
-    /// Overlap between tiles, output pixels.
-    #[arg(long, default_value_t = 64)]
-    overlap: usize,
+    /// Overlap between tiles, output pixels (a multiple of the scale; default 16 × scale).
+    #[arg(long)]
+    overlap: Option<usize>,
     /// Colour correction against the bicubic upscale.
     #[arg(long, default_value = "wavelet", value_parser = ["wavelet", "adain", "none"])]
     color_fix: String,
@@ -108,7 +108,7 @@ fn run_all(args: &Args) -> Result<usize> {
     let nets = Networks::load(&backend, pack, 1.0)?;
     let opts = UpscaleOptions {
         tile: args.tile,
-        overlap: args.overlap,
+        overlap: args.overlap.unwrap_or(16 * model_scale as usize),
         color_fix: ColorFix::from_name(&args.color_fix).unwrap_or_default(),
         roi: args.roi,
         ..UpscaleOptions::default()
