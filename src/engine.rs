@@ -44,11 +44,13 @@ impl<B: Backend> Networks<B> {
             }
             None => None,
         };
+        let mut dinov2 = Dinov2::load(&Loader::new(backend, &dino), &configs.dinov2)?;
+        dinov2.interpolate_offset = configs.pipeline.dino_interpolate_offset;
         Ok(Networks {
             vae_encoder: VaeEncoder::load(&Loader::new(backend, &vae), &configs.vae)?,
             vae_decoder: VaeDecoder::load(&Loader::new(backend, &vae), &configs.vae)?,
             unet: UNet::load(&Loader::new(backend, &unet), &configs.unet)?,
-            dinov2: Dinov2::load(&Loader::new(backend, &dino), &configs.dinov2)?,
+            dinov2,
             cond_proj,
             configs,
         })

@@ -277,3 +277,28 @@ fn eff_style_model_merged_lora_f32_and_f16() {
         check(&what, &o.unet, &g, "unet.output_lora", tol);
     }
 }
+
+#[test]
+fn dinov2_legacy_interpolation_with_offset() {
+    let b = backend();
+    let g = golden("sd");
+    let (_d, p) = pack("sd", DType::F32, LoraChoice::Merge);
+    let mut nets = Networks::load(&b, p, 1.0).unwrap();
+    nets.dinov2.interpolate_offset = Some(0.1);
+    let (s, x) = unbatched(&g, "dinov2.input_odd");
+    let (out, _) = run_planned(&b, |cx| {
+        let t = cx.input(&s, x)?;
+        let h = nets.dinov2.forward(cx, &t)?;
+        cx.read(&h)
+    })
+    .unwrap();
+    check(
+        "dinov2 98×98 legacy +0.1",
+        &out,
+        &g,
+        "dinov2.output_odd_legacy",
+        1e-5,
+    );
+    // The two rules really differ here, so the check above cannot pass by accident.
+    assert!(rel_l2(&out, &g["dinov2.output_odd"].1) > 1e-4);
+}

@@ -70,6 +70,8 @@ Expected tensors (batch 1 everywhere; all float32; computed from the folders as 
   dinov2.embeddings    [1,257,32]    (sd only)        output of model.embeddings for dinov2.input
   dinov2.input_odd     [1,3,98,98]   (sd only)        N(0, 1); grid 7x7 -> interpolated position embeddings
   dinov2.output_odd    [1,50,32]     (sd only)        last_hidden_state for dinov2.input_odd
+  dinov2.output_odd_legacy [1,50,32] (sd only)        the same with the original-DINOv2 / transformers
+                                                      4.x interpolation: scale_factor (g' + 0.1)/g, no antialias
   cond_proj.output     [1,28,40]     (eff only)       F.linear(dinov2.output, cond_proj.weight, cond_proj.bias)
   unet.sample          [1,4,8,8]     / [1,4,6,10]     N(0, 1)
   unet.timestep        [1]                            tensor([999.0])
@@ -534,6 +536,32 @@ def vae_encode_mean(vae, x):
 
 
 @torch.no_grad()
+def legacy_dinov2(dino, px, offset=0.1):
+    """last_hidden_state with the position-embedding interpolation of the original DINOv2 code and
+    transformers 4.x: F.interpolate(scale_factor=((H/p + offset)/g, (W/p + offset)/g), bicubic,
+    align_corners=False), output size int(H/p + offset) (DESIGN.md section 1's legacy option)."""
+    emb = dino.embeddings
+
+    def interpolate(embeddings, height, width):
+        n = emb.position_embeddings.shape[1] - 1
+        if embeddings.shape[1] - 1 == n and height == width:
+            return emb.position_embeddings
+        cls, pp = emb.position_embeddings[:, :1], emb.position_embeddings[:, 1:]
+        dim, g = embeddings.shape[-1], int(math.sqrt(n))
+        h0, w0 = height // emb.patch_size + offset, width // emb.patch_size + offset
+        pp = pp.reshape(1, g, g, dim).permute(0, 3, 1, 2)
+        pp = F.interpolate(pp, scale_factor=(h0 / math.sqrt(n), w0 / math.sqrt(n)), mode="bicubic",
+                           align_corners=False)
+        assert pp.shape[-2:] == (int(h0), int(w0)), pp.shape
+        return torch.cat((cls, pp.permute(0, 2, 3, 1).reshape(1, -1, dim)), dim=1)
+
+    emb.interpolate_pos_encoding = interpolate
+    try:
+        return dino(pixel_values=px).last_hidden_state
+    finally:
+        del emb.interpolate_pos_encoding
+
+
 def make_goldens(kind, folder):
     sizes = SIZES[kind]
     out = {}
@@ -578,6 +606,7 @@ def make_goldens(kind, folder):
         px2 = torch.randn(1, 3, H2, W2, generator=g)
         out["dinov2.input_odd"] = px2
         out["dinov2.output_odd"] = dino(pixel_values=px2).last_hidden_state
+        out["dinov2.output_odd_legacy"] = legacy_dinov2(dino, px2)
         context = last
     else:
         cp = load_file(str(folder / "cond_proj.safetensors"))

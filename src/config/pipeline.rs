@@ -18,6 +18,11 @@ pub struct PipelineConfig {
     /// Side of the square DINOv2 input the LR tile is resized to.
     #[serde(default = "d224")]
     pub dino_image_size: u32,
+    /// DINOv2 position-embedding interpolation: absent (default) = transformers 5.x (`size`);
+    /// a number (0.1 in the original DINOv2 code and transformers 4.x) = the legacy
+    /// `scale_factor = (grid + offset) / stored grid` rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dino_interpolate_offset: Option<f64>,
 }
 
 fn four() -> u32 {
@@ -36,6 +41,7 @@ impl Default for PipelineConfig {
             scale: 4,
             timestep: 999,
             dino_image_size: 224,
+            dino_interpolate_offset: None,
         }
     }
 }
@@ -58,6 +64,17 @@ impl PipelineConfig {
                 cfg.dino_image_size
             )
         })?;
+        ensure(
+            cfg.dino_interpolate_offset
+                .is_none_or(|o| (0.0..1.0).contains(&o)),
+            path,
+            || {
+                format!(
+                    "dino_interpolate_offset {:?} is outside [0, 1)",
+                    cfg.dino_interpolate_offset
+                )
+            },
+        )?;
         Ok(cfg)
     }
 }

@@ -36,6 +36,9 @@ pub struct Dinov2<B: Backend> {
     layers: Vec<Layer<B>>,
     layernorm: Norm<B>,
     cfg: Dinov2Config,
+    /// `Some(offset)`: interpolate position embeddings the legacy way (see
+    /// `PipelineConfig::dino_interpolate_offset`).
+    pub interpolate_offset: Option<f64>,
 }
 
 impl<B: Backend> Dinov2<B> {
@@ -90,6 +93,7 @@ impl<B: Backend> Dinov2<B> {
             layers,
             layernorm: l.layer_norm("layernorm", d, eps)?,
             cfg: cfg.clone(),
+            interpolate_offset: None,
         })
     }
 
@@ -163,10 +167,18 @@ impl<B: Backend> Dinov2<B> {
         drop(table);
         let chw = cx.transpose(&grid)?.reshape(&[d, g, g])?; // [D, g, g]
         drop(grid);
-        // transformers 5.x: plain Dinov2 resizes without antialias, Dinov2WithRegisters with it.
-        let antialias =
-            self.cfg.register_tokens() > 0 || self.cfg.model_type == "dinov2_with_registers";
-        let resized = cx.bicubic(&chw, gh, gw, None, antialias)?;
+        let resized = match self.interpolate_offset {
+            // Original DINOv2 / transformers 4.x: a scale factor with an offset, no antialias.
+            Some(off) => {
+                let sf = ((gh as f64 + off) / g as f64, (gw as f64 + off) / g as f64);
+                cx.bicubic(&chw, gh, gw, Some(sf), false)?
+            }
+            // transformers 5.x: by size; Dinov2WithRegisters with antialias.
+            None => {
+                let antialias = self.cfg.model_type == "dinov2_with_registers";
+                cx.bicubic(&chw, gh, gw, None, antialias)?
+            }
+        };
         drop(chw);
         let rows = cx.transpose(&resized)?; // [gh·gw, D]
         drop(resized);
