@@ -157,19 +157,25 @@ fn sd_style_model_f16_pack() {
     check("sd merge f16", &o.unet, &g, "unet.output_lora", 1e-2);
 }
 
+/// DINOv2 on the 98×98 input (a 7×7 patch grid against the stored 16×16 table).
+fn dinov2_odd(nets: &Networks<CpuBackend>, b: &CpuBackend, g: &Golden) -> Vec<f32> {
+    let (s, x) = unbatched(g, "dinov2.input_odd");
+    run_planned(b, |cx| {
+        let t = cx.input(&s, x)?;
+        let h = nets.dinov2.forward(cx, &t)?;
+        cx.read(&h)
+    })
+    .unwrap()
+    .0
+}
+
 #[test]
 fn dinov2_position_embeddings_interpolated_to_an_odd_grid() {
     let b = backend();
     let g = golden("sd");
     let (_d, p) = pack("sd", DType::F32, LoraChoice::Merge);
     let nets = Networks::load(&b, p, 1.0).unwrap();
-    let (s, x) = unbatched(&g, "dinov2.input_odd");
-    let (out, _) = run_planned(&b, |cx| {
-        let t = cx.input(&s, x)?;
-        let h = nets.dinov2.forward(cx, &t)?;
-        cx.read(&h)
-    })
-    .unwrap();
+    let out = dinov2_odd(&nets, &b, &g);
     check("dinov2 98×98 (grid 7)", &out, &g, "dinov2.output_odd", 1e-5);
 }
 
@@ -285,13 +291,7 @@ fn dinov2_legacy_interpolation_with_offset() {
     let (_d, p) = pack("sd", DType::F32, LoraChoice::Merge);
     let mut nets = Networks::load(&b, p, 1.0).unwrap();
     nets.dinov2.interpolate_offset = Some(0.1);
-    let (s, x) = unbatched(&g, "dinov2.input_odd");
-    let (out, _) = run_planned(&b, |cx| {
-        let t = cx.input(&s, x)?;
-        let h = nets.dinov2.forward(cx, &t)?;
-        cx.read(&h)
-    })
-    .unwrap();
+    let out = dinov2_odd(&nets, &b, &g);
     check(
         "dinov2 98×98 legacy +0.1",
         &out,
