@@ -9,7 +9,7 @@ use f2idiff::backend::cpu::CpuBackend;
 use f2idiff::convert::{PackOptions, pack_folder};
 use f2idiff::engine::Networks;
 use f2idiff::pack::Pack;
-use f2idiff::pipeline::{ColorFix, image, super_resolve};
+use f2idiff::pipeline::{ColorFix, UpscaleOptions, image, upscale};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -54,8 +54,16 @@ fn whole_image_pipeline_matches_the_reference() {
         let (lr, w, h) = read_png(&Path::new(DIR).join(case["lr"].as_str().unwrap()));
         let (want, sw, sh) = read_png(&Path::new(DIR).join(case["sr"].as_str().unwrap()));
         let fix = ColorFix::from_name(case["color_fix"].as_str().unwrap()).unwrap();
-        let (sr, peak) =
-            super_resolve(nets, &backend, &image::rgb8_to_planar(&lr, w, h), h, w, fix).unwrap();
+        // The path the CLI ships: `upscale` with the whole image as one tile.
+        let opts = UpscaleOptions {
+            tile: Some(0),
+            color_fix: fix,
+            ..Default::default()
+        };
+        let lr01 = image::rgb8_to_planar(&lr, w, h);
+        let out = upscale(nets, &backend, &lr01, h, w, &opts, &mut |_, _| true).unwrap();
+        assert_eq!((out.width, out.height), (sw, sh), "{name}: output size");
+        let (sr, peak) = (out.data, out.arena_bytes / 4);
         let got = image::planar_to_rgb8(&sr, sw, sh);
         assert_eq!(got.len(), want.len(), "{name}: output size");
         let diffs: Vec<u32> = got
