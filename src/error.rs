@@ -11,6 +11,8 @@ pub enum ErrorKind {
     Format,
     Unsupported,
     Cancelled,
+    OutOfMemory,
+    Numeric,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,10 @@ pub enum Error {
     Cancelled,
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
+    #[error("numerical failure: {0}")]
+    Numeric(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -95,6 +101,8 @@ impl Error {
             }
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Error::Cancelled => ErrorKind::Cancelled,
+            Error::OutOfMemory(_) => ErrorKind::OutOfMemory,
+            Error::Numeric(_) => ErrorKind::Numeric,
             _ => ErrorKind::Format,
         }
     }

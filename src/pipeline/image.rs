@@ -25,7 +25,8 @@ pub fn rgb16_to_planar(rgb: &[u16], w: usize, h: usize) -> Vec<f32> {
     out
 }
 
-fn quantize(v: f32, max: f32) -> f32 {
+/// `round(clamp(v, 0, 1) · max)`, ties to even (as `torch.round`).
+pub fn quantize(v: f32, max: f32) -> f32 {
     (v.clamp(0.0, 1.0) * max).round_ties_even()
 }
 

@@ -131,7 +131,7 @@ fn buffer(dims: &[usize]) -> Result<Vec<f32>> {
             v.resize(n, 0.0);
             Ok(v)
         }
-        _ => Err(Error::InvalidArgument(format!(
+        _ => Err(Error::OutOfMemory(format!(
             "an image buffer of {dims:?} floats does not fit in memory"
         ))),
     }

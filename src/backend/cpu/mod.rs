@@ -49,9 +49,8 @@ impl Backend for CpuBackend {
 
     fn alloc_arena(&self, elems: usize) -> Result<Vec<f32>> {
         let mut v = Vec::new();
-        v.try_reserve_exact(elems).map_err(|_| {
-            Error::InvalidArgument(format!("cannot allocate a {elems}-element arena"))
-        })?;
+        v.try_reserve_exact(elems)
+            .map_err(|_| Error::OutOfMemory(format!("cannot allocate a {elems}-element arena")))?;
         v.resize(elems, 0.0);
         Ok(v)
     }

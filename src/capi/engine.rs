@@ -1,0 +1,186 @@
+//! The engine behind `f2i_engine`: a CPU backend, the model's networks (shared between engines
+//! opened on the same file with the same LoRA scale), and the lock that keeps one engine on one
+//! thread at a time.
+
+use super::status::{CResult, Failure};
+use super::types::{f2i_device::*, f2i_engine_options};
+use crate::backend::cpu::CpuBackend;
+use crate::engine::Networks;
+use crate::pack::{LoraMode, Pack};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
+
+/// Default activation budget when choosing the tile size (the CLI's).
+const DEFAULT_BUDGET: u64 = 2 << 30;
+
+/// What identifies a model file's content for sharing: its canonical path and metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileKey {
+    path: PathBuf,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64),
+}
+
+impl FileKey {
+    fn of(path: &Path) -> Option<FileKey> {
+        let path = std::fs::canonicalize(path).ok()?;
+        let m = std::fs::metadata(&path).ok()?;
+        Some(FileKey {
+            len: m.len(),
+            modified: m.modified().ok(),
+            #[cfg(unix)]
+            inode: {
+                use std::os::unix::fs::MetadataExt;
+                (m.dev(), m.ino())
+            },
+            path,
+        })
+    }
+}
+
+type Nets = Networks<CpuBackend>;
+
+/// Live networks by file and LoRA scale; entries die with their last engine.
+struct Shared {
+    key: FileKey,
+    lora_scale: u32,
+    pack: Weak<Pack>,
+    nets: Weak<Nets>,
+}
+
+static SHARED: Mutex<Vec<Shared>> = Mutex::new(Vec::new());
+
+fn shared() -> MutexGuard<'static, Vec<Shared>> {
+    // A panic while holding this lock cannot leave the list inconsistent (it only holds Weak
+    // pointers), so a poisoned lock is still usable.
+    SHARED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The pack of `key`, from a live engine when there is one.
+fn shared_pack(key: Option<&FileKey>, path: &Path) -> CResult<Arc<Pack>> {
+    if let Some(k) = key
+        && let Some(p) = shared()
+            .iter()
+            .find(|s| &s.key == k)
+            .and_then(|s| s.pack.upgrade())
+    {
+        return Ok(p);
+    }
+    let pack = Pack::open(path)?;
+    // Checks every tensor's CRC once per process and file, so corrupt weights fail here.
+    pack.verify()?;
+    Ok(Arc::new(pack))
+}
+
+/// The networks of `pack` at `lora_scale`, from a live engine when there is one.
+fn shared_nets(
+    key: Option<&FileKey>,
+    pack: &Arc<Pack>,
+    backend: &CpuBackend,
+    lora_scale: f32,
+) -> CResult<Arc<Nets>> {
+    let bits = lora_scale.to_bits();
+    if let Some(k) = key {
+        let list = shared();
+        let live = list.iter().find(|s| &s.key == k && s.lora_scale == bits);
+        if let Some(n) = live.and_then(|s| s.nets.upgrade()) {
+            return Ok(n);
+        }
+    }
+    let nets = Arc::new(Networks::load(backend, pack.clone(), lora_scale)?);
+    if let Some(k) = key {
+        let mut list = shared();
+        list.retain(|s| s.nets.strong_count() > 0);
+        list.push(Shared {
+            key: k.clone(),
+            lora_scale: bits,
+            pack: Arc::downgrade(pack),
+            nets: Arc::downgrade(&nets),
+        });
+    }
+    Ok(nets)
+}
+
+/// The networks an engine currently runs, with the LoRA scale they were loaded at.
+pub struct Loaded {
+    pub lora_scale: f32,
+    pub nets: Arc<Nets>,
+}
+
+/// `f2i_engine`: opaque to C.
+#[allow(non_camel_case_types)]
+pub struct f2i_engine {
+    pub backend: CpuBackend,
+    pub memory_budget: usize,
+    pub scale: u32,
+    key: Option<FileKey>,
+    pack: Arc<Pack>,
+    /// Held for the whole of an `f2i_upscale`; a second thread finds it taken.
+    loaded: Mutex<Loaded>,
+}
+
+impl f2i_engine {
+    pub fn create(path: &Path, opts: &f2i_engine_options) -> CResult<f2i_engine> {
+        match opts.device {
+            d if d == F2I_DEVICE_AUTO as u32 || d == F2I_DEVICE_CPU as u32 => {
+                if opts.device_index != 0 && opts.device_index != -1 {
+                    return Err(Failure::invalid(format!(
+                        "device_index {} for the CPU (expected 0 or -1)",
+                        opts.device_index
+                    )));
+                }
+            }
+            d if d == F2I_DEVICE_CUDA as u32 => {
+                return Err(crate::Error::Unsupported(
+                    "F2I_DEVICE_CUDA: this build has no CUDA backend yet".into(),
+                )
+                .into());
+            }
+            d => return Err(Failure::invalid(format!("unknown device {d}"))),
+        }
+        let budget = match opts.memory_budget_bytes {
+            0 => DEFAULT_BUDGET,
+            b => b,
+        };
+        let key = FileKey::of(path);
+        let pack = shared_pack(key.as_ref(), path)?;
+        let backend = CpuBackend::new(opts.num_threads as usize)?;
+        let nets = shared_nets(key.as_ref(), &pack, &backend, 1.0)?;
+        Ok(f2i_engine {
+            memory_budget: usize::try_from(budget).unwrap_or(usize::MAX),
+            scale: pack.configs().pipeline.scale,
+            backend,
+            key,
+            pack,
+            loaded: Mutex::new(Loaded {
+                lora_scale: 1.0,
+                nets,
+            }),
+        })
+    }
+
+    /// Takes the engine for one call, or fails when another thread has it.
+    pub fn lock(&self) -> CResult<MutexGuard<'_, Loaded>> {
+        match self.loaded.try_lock() {
+            Ok(g) => Ok(g),
+            // A call that failed with a caught panic leaves `Loaded` intact (it only swaps
+            // whole values), so the engine stays usable.
+            Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+            Err(TryLockError::WouldBlock) => Err(Failure::invalid(
+                "this engine is in use by another thread (one engine serves one thread at a time)",
+            )),
+        }
+    }
+
+    /// Makes `loaded` run at `lora_scale` (only runtime-LoRA packs change).
+    pub fn set_lora_scale(&self, loaded: &mut Loaded, lora_scale: f32) -> CResult<()> {
+        if self.pack.header().lora.mode != LoraMode::Runtime || loaded.lora_scale == lora_scale {
+            return Ok(());
+        }
+        loaded.nets = shared_nets(self.key.as_ref(), &self.pack, &self.backend, lora_scale)?;
+        loaded.lora_scale = lora_scale;
+        Ok(())
+    }
+}

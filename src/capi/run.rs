@@ -1,0 +1,129 @@
+//! `f2i_upscale`'s work, after its arguments are checked: pixels in, pipeline, alpha, pixels
+//! out.
+
+use super::engine::f2i_engine;
+use super::image::Checked;
+use super::params::Call;
+use super::pixels;
+use super::status::{CResult, Failure};
+use crate::backend::Backend;
+use crate::backend::cpu::kernels::resize::bicubic;
+use crate::error::Error;
+use crate::pipeline::{Rect, upscale};
+
+/// A zeroed buffer, or `F2I_ERR_OUT_OF_MEMORY`.
+fn buffer(n: usize) -> CResult<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::OutOfMemory(format!("a buffer of {n} floats")))?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
+/// Runs one checked call: reads `input`, upscales, writes `output`.
+///
+/// # Safety
+/// `input` and `output` describe the caller's buffers ([`Checked::pixels`]), do not overlap,
+/// and `output`'s planes do not overlap each other.
+pub unsafe fn run(
+    engine: &f2i_engine,
+    input: &Checked,
+    output: &Checked,
+    call: &Call,
+) -> CResult<()> {
+    let mut loaded = engine.lock()?;
+    engine.set_lora_scale(&mut loaded, call.lora_scale)?;
+    let (w, h) = (input.width, input.height);
+    let mut rgb = buffer(3 * w * h)?;
+    let mut alpha = if input.format.has_alpha() && output.format.has_alpha() {
+        Some(buffer(w * h)?)
+    } else {
+        None
+    };
+    // SAFETY: the caller's contract above.
+    let src = unsafe { input.pixels() };
+    pixels::read(&src, &mut rgb, alpha.as_deref_mut());
+
+    let mut progress = |done: usize, total: usize| match call.progress {
+        // SAFETY: the caller gave this function pointer and its user_data for this call.
+        Some(f) => unsafe { f(call.user_data, done as u32, total as u32) == 0 },
+        None => true,
+    };
+    let out = upscale(
+        &loaded.nets,
+        &engine.backend,
+        &rgb,
+        h,
+        w,
+        &call.opts,
+        &mut progress,
+    )?;
+    drop(rgb);
+    if let Some(bad) = out.data.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Numeric(format!(
+            "the model produced {} at output value {bad}; the model file may be damaged",
+            out.data[bad]
+        ))
+        .into());
+    }
+    if (out.width, out.height) != (output.width, output.height) {
+        return Err(Failure {
+            status: super::types::f2i_status::F2I_ERR_INTERNAL,
+            msg: format!(
+                "pipeline output {}x{} differs from the planned {}x{}",
+                out.width, out.height, output.width, output.height
+            ),
+        });
+    }
+    let alpha = match alpha {
+        Some(a) => Some(upscale_alpha(
+            engine,
+            &a,
+            w,
+            h,
+            engine.scale as usize,
+            call.opts.roi,
+        )?),
+        None => None,
+    };
+    // SAFETY: the caller's contract above.
+    let mut dst = unsafe { output.pixels_mut() };
+    pixels::write(&mut dst, &out.data, alpha.as_deref());
+    Ok(())
+}
+
+/// Bicubic ×`s` of the alpha plane `[h, w]` (of the ROI only, when given), in [0, 1].
+fn upscale_alpha(
+    engine: &f2i_engine,
+    a: &[f32],
+    w: usize,
+    h: usize,
+    s: usize,
+    roi: Option<Rect>,
+) -> CResult<Vec<f32>> {
+    let r = roi.unwrap_or(Rect {
+        x: 0,
+        y: 0,
+        width: w,
+        height: h,
+    });
+    // Bicubic taps reach 2 input pixels, so this window gives the whole-image values in the ROI.
+    let (x0, y0) = (r.x.saturating_sub(2), r.y.saturating_sub(2));
+    let (x1, y1) = ((r.x + r.width + 2).min(w), (r.y + r.height + 2).min(h));
+    let (cw, ch) = (x1 - x0, y1 - y0);
+    let mut win = buffer(cw * ch)?;
+    for y in 0..ch {
+        win[y * cw..][..cw].copy_from_slice(&a[(y0 + y) * w + x0..][..cw]);
+    }
+    let mut up = buffer(cw * s * ch * s)?;
+    engine
+        .backend
+        .install(|| bicubic(&win, 1, ch, cw, ch * s, cw * s, None, &mut up));
+    let (ow, oh) = (r.width * s, r.height * s);
+    let (ox, oy) = ((r.x - x0) * s, (r.y - y0) * s);
+    let mut out = buffer(ow * oh)?;
+    for y in 0..oh {
+        out[y * ow..][..ow].copy_from_slice(&up[(oy + y) * cw * s + ox..][..ow]);
+    }
+    Ok(out)
+}

@@ -1,0 +1,162 @@
+//! The types of the C interface, exactly as `include/f2idiff.h` declares them (cbindgen reads
+//! this file). Enum-typed *inputs* are carried as `u32` on the Rust side (the `Raw*` aliases,
+//! which cbindgen prints under the enum's C name): a C caller may pass any integer in an enum,
+//! and an out-of-range value in a Rust enum would be undefined behaviour, not an error.
+
+#![allow(non_camel_case_types)]
+
+use std::ffi::{c_int, c_void};
+
+/// Result of every fallible call. Values are never renumbered; 0 is success.
+/// `f2i_last_error()` gives the failure's message with context.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum f2i_status {
+    F2I_OK = 0,
+    /// A NULL pointer, an unknown enum value, a size out of range, an output of the wrong
+    /// size, overlapping buffers, or an engine used from two threads at once.
+    F2I_ERR_INVALID_ARGUMENT = 1,
+    /// The model file is missing or unreadable.
+    F2I_ERR_IO = 2,
+    /// The model file is not a valid f2idiff pack (corrupt, truncated, inconsistent).
+    F2I_ERR_FORMAT = 3,
+    /// Valid but not supported by this build (pack version, device, scale).
+    F2I_ERR_UNSUPPORTED = 4,
+    /// An allocation failed (the image or the tile arena is too large).
+    F2I_ERR_OUT_OF_MEMORY = 5,
+    /// The compute device failed.
+    F2I_ERR_DEVICE = 6,
+    /// The progress callback returned non-zero.
+    F2I_ERR_CANCELLED = 7,
+    /// The model produced non-finite values (NaN or infinity).
+    F2I_ERR_NUMERIC = 8,
+    /// A bug in f2idiff (an internal panic was caught at the interface).
+    F2I_ERR_INTERNAL = 9,
+}
+
+/// Pixel layouts. 8-bit channels are `uint8_t`; RGB16 channels are native-endian `uint16_t`
+/// (any byte alignment is accepted). Alpha (RGBA8 / BGRA8) is upscaled bicubically; an output
+/// with alpha from an input without it gets opaque alpha.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum f2i_pixel_format {
+    F2I_PIXEL_RGB8 = 0,
+    F2I_PIXEL_RGBA8 = 1,
+    F2I_PIXEL_BGR8 = 2,
+    F2I_PIXEL_BGRA8 = 3,
+    F2I_PIXEL_RGB16 = 4,
+    /// 4:2:0, a Y plane then an interleaved Cb,Cr plane of ceil(w/2) x ceil(h/2) pairs;
+    /// BT.709 limited range (Y 16..235, Cb/Cr 16..240). Each chroma pair covers its 2x2 block
+    /// on input; on output it is the mean of its block.
+    F2I_PIXEL_NV12 = 5,
+    /// As `F2I_PIXEL_NV12`, but BT.601 full range (Y and Cb/Cr 0..255, as JPEG / JFIF).
+    F2I_PIXEL_NV12_BT601_FULL = 6,
+}
+
+/// Colour correction of the SR image against the bicubic upscale (paper §4; StableSR's).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum f2i_color_fix {
+    F2I_COLOR_FIX_WAVELET = 0,
+    F2I_COLOR_FIX_ADAIN = 1,
+    F2I_COLOR_FIX_NONE = 2,
+}
+
+/// Where the engine computes. AUTO picks CUDA when this build has it and a GPU is present,
+/// else the CPU.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum f2i_device {
+    F2I_DEVICE_AUTO = 0,
+    F2I_DEVICE_CPU = 1,
+    F2I_DEVICE_CUDA = 2,
+}
+
+/// `f2i_pixel_format` as passed in by a caller (any integer).
+pub type RawPixelFormat = u32;
+/// `f2i_color_fix` as passed in by a caller (any integer).
+pub type RawColorFix = u32;
+/// `f2i_device` as passed in by a caller (any integer).
+pub type RawDevice = u32;
+/// `f2i_status` as passed in by a caller (any integer).
+pub type RawStatus = u32;
+
+/// An image in caller-owned memory.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct f2i_image {
+    pub format: RawPixelFormat,
+    pub width: u32,
+    pub height: u32,
+    /// Bytes per row (NV12: of the Y plane and of the UV plane). At least width x bytes per
+    /// pixel; rows may be padded. Padding bytes of an output are never written.
+    pub stride: usize,
+    /// The pixels (NV12: the Y plane).
+    pub data: *mut c_void,
+    /// NV12 only: the UV plane; NULL means right after the Y plane (at data + height x stride).
+    /// Ignored for other formats.
+    pub uv_data: *mut c_void,
+}
+
+/// A rectangle in input (LR) pixels.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct f2i_rect {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Called after each tile from the thread that called `f2i_upscale`; return non-zero to
+/// cancel (`f2i_upscale` then returns `F2I_ERR_CANCELLED`).
+pub type f2i_progress_fn = Option<
+    unsafe extern "C" fn(user_data: *mut c_void, tiles_done: u32, tiles_total: u32) -> c_int,
+>;
+
+/// Engine options. Initialise with `f2i_engine_options_init`, then change fields.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct f2i_engine_options {
+    /// `sizeof(f2i_engine_options)`, set by the init function (lets the struct grow).
+    pub struct_size: u32,
+    pub device: RawDevice,
+    /// GPU ordinal for CUDA; 0 or -1 (default) for the CPU.
+    pub device_index: i32,
+    /// CPU threads; 0 = all cores.
+    pub num_threads: u32,
+    /// Budget for one tile's activations when `tile_size` is 0 (automatic); 0 = 2 GiB.
+    pub memory_budget_bytes: u64,
+}
+
+/// Per-call parameters. Initialise with `f2i_upscale_params_init`, then change fields.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct f2i_upscale_params {
+    /// `sizeof(f2i_upscale_params)`, set by the init function.
+    pub struct_size: u32,
+    /// 0 = the model's factor; any other value must equal it.
+    pub scale: u32,
+    /// Output tile side in pixels, a multiple of 8 and of the scale; 0 = the largest tile whose
+    /// activations fit the engine's memory budget; `F2I_TILE_WHOLE_IMAGE` = one tile.
+    pub tile_size: u32,
+    /// Overlap between tiles in output pixels, a multiple of the scale;
+    /// `F2I_OVERLAP_DEFAULT` = 16 x scale.
+    pub tile_overlap: u32,
+    pub color_fix: RawColorFix,
+    /// Strength of runtime LoRA (packs made with `f2idiff pack --lora runtime`); 1.0 by
+    /// default; ignored by packs with merged LoRA. Must be finite.
+    pub lora_scale: f32,
+    /// Upscale only this rectangle of the input (digital zoom); NULL = the whole image.
+    pub roi: *const f2i_rect,
+    /// Optional progress / cancel callback.
+    pub progress: f2i_progress_fn,
+    pub user_data: *mut c_void,
+}
+
+/// `f2i_upscale_params.tile_size`: the whole image as one tile.
+pub const F2I_TILE_WHOLE_IMAGE: u32 = 0xFFFF_FFFF;
+/// `f2i_upscale_params.tile_overlap`: 16 x the scale (what the CLI uses).
+pub const F2I_OVERLAP_DEFAULT: u32 = 0xFFFF_FFFF;
+/// Largest accepted input side, in pixels.
+pub const F2I_MAX_INPUT_SIDE: u32 = 65536;
