@@ -10,10 +10,30 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   rustup component add rustfmt clippy
 fi
 
+# The C interface's tests compile C and C++ against the library, run them under valgrind, and
+# build the examples with CMake from a pkg-config install (tests/capi.rs).
+missing=""
+for tool in cc c++ valgrind cmake pkg-config; do
+  command -v "$tool" >/dev/null || missing=1
+done
+if [ -n "$missing" ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -q
+  $sudo_cmd apt-get install -y -q gcc g++ valgrind cmake pkg-config
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
+echo "== include/f2idiff.h is what cbindgen generates from src/capi"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git diff --exit-code -- include/f2idiff.h || {
+    echo "include/f2idiff.h is out of date: commit the regenerated header" >&2
+    exit 1
+  }
+fi
 echo "== cargo test"
 cargo test --locked
 echo "== aarch64 (Jetson CPU) under qemu-user"

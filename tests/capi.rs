@@ -247,3 +247,143 @@ fn c_test_program_passes_and_matches_the_cli() {
         "C RGB8 output differs from the CLI's PNG"
     );
 }
+
+/// `f2idiff upscale` on `input` with extra arguments; the result's pixels.
+fn cli_upscale(f: &Fixture, input: &Path, extra: &[&str]) -> image::RgbImage {
+    let png = f.dir.path().join("cli-example.png");
+    let mut args = vec![
+        "upscale",
+        input.to_str().unwrap(),
+        "-o",
+        png.to_str().unwrap(),
+        "-m",
+        f.model.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = f2idiff(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    image::open(&png).unwrap().to_rgb8()
+}
+
+#[test]
+fn c_and_cpp_examples_build_run_and_agree_with_the_cli() {
+    let Some(f) = fixture() else { return };
+    if !works("c++", "--version") {
+        eprintln!("SKIPPED: no C++ compiler (c++) on this machine");
+        return;
+    }
+    let d = f.dir.path();
+    let upscale = d.join("upscale");
+    let zoom = d.join("zoom");
+    compile(
+        "cc",
+        "-std=c11",
+        &["c_examples/upscale.c"],
+        &upscale,
+        f.check,
+    );
+    compile(
+        "c++",
+        "-std=c++17",
+        &["c_examples/zoom.cpp"],
+        &zoom,
+        f.check,
+    );
+
+    // upscale.c: the whole image, as the CLI does it.
+    let out = d.join("example.ppm");
+    let args = [
+        f.model.to_str().unwrap(),
+        f.lr_ppm.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ];
+    let o = run_checked(&upscale, &args, f.check);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("tile 1/1"));
+    assert!(read_ppm8(&out).as_raw() == cli_upscale(&f, &f.lr_png, &[]).as_raw());
+
+    // zoom.cpp: an ROI through the C++ wrapper, as the CLI's --roi does it.
+    let roi = ["3", "2", "7", "6"];
+    let mut args = args.to_vec();
+    args.extend_from_slice(&roi);
+    run_checked(&zoom, &args, f.check);
+    let got = read_ppm8(&out);
+    assert_eq!(got.dimensions(), (28, 24));
+    assert!(got.as_raw() == cli_upscale(&f, &f.lr_png, &["--roi", "3,2,7,6"]).as_raw());
+
+    // Failures are reported with the status and message, exit code 1, no output file.
+    let missing = d.join("missing.f2i");
+    let gone = d.join("never.ppm");
+    let o = Command::new(&upscale)
+        .args([missing.to_str().unwrap(), f.lr_ppm.to_str().unwrap()])
+        .arg(&gone)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("I/O error (2)") && err.contains("missing.f2i"),
+        "{err}"
+    );
+    assert!(!gone.exists());
+}
+
+/// `scripts/install.sh` + pkg-config + CMake build the examples the way a C++ host would.
+#[test]
+fn cmake_builds_the_examples_from_an_installed_package() {
+    let Some(f) = fixture() else { return };
+    if !works("cmake", "--version") || !works("pkg-config", "--version") {
+        eprintln!("SKIPPED: cmake or pkg-config is not installed (scripts/test.sh installs them)");
+        return;
+    }
+    let d = f.dir.path();
+    let prefix = d.join("prefix");
+    let profile = lib_dir().file_name().unwrap().to_str().unwrap().to_string();
+    let target = lib_dir().parent().unwrap().to_path_buf();
+    let o = Command::new("scripts/install.sh")
+        .args([
+            "--prefix",
+            prefix.to_str().unwrap(),
+            "--profile",
+            &profile,
+            "--no-build",
+        ])
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pc = prefix.join("lib/pkgconfig");
+    let o = Command::new("pkg-config")
+        .args(["--modversion", "f2idiff"])
+        .env("PKG_CONFIG_PATH", &pc)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+    let build = d.join("build");
+    for args in [
+        vec!["-S", "c_examples", "-B", build.to_str().unwrap()],
+        vec!["--build", build.to_str().unwrap()],
+    ] {
+        let o = Command::new("cmake")
+            .args(&args)
+            .env("PKG_CONFIG_PATH", &pc)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "cmake {args:?}:\n{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let out = d.join("cmake.ppm");
+    let o = Command::new(build.join("upscale"))
+        .args([f.model.to_str().unwrap(), f.lr_ppm.to_str().unwrap()])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(read_ppm8(&out).as_raw() == cli_upscale(&f, &f.lr_png, &[]).as_raw());
+}
