@@ -1,6 +1,8 @@
 //! The C interface called from Rust (so it also runs under qemu for aarch64): `lora_scale` on a
 //! runtime-LoRA pack moves the result from the base model (0) to the merged model (1), and is
-//! ignored by a merged pack; engines on one file agree.
+//! ignored by a merged pack; a model that computes NaN gives `F2I_ERR_NUMERIC`.
+
+mod common;
 
 use f2idiff::capi::types::{f2i_image, f2i_pixel_format, f2i_status, f2i_upscale_params};
 use f2idiff::capi::*;
@@ -49,6 +51,12 @@ fn input() -> Vec<u8> {
 
 /// RGB8 upscale of the 12×12 test input with `lora_scale`.
 fn run(model: &CString, lora_scale: f32) -> Vec<u8> {
+    let (s, out) = try_run(model, lora_scale);
+    assert_eq!(s, f2i_status::F2I_OK);
+    out
+}
+
+fn try_run(model: &CString, lora_scale: f32) -> (f2i_status, Vec<u8>) {
     let mut engine = std::ptr::null_mut();
     // SAFETY: valid C string and out-pointer; NULL options mean defaults.
     let s = unsafe { f2i_engine_create(model.as_ptr(), std::ptr::null(), &mut engine) };
@@ -73,10 +81,10 @@ fn run(model: &CString, lora_scale: f32) -> Vec<u8> {
     let (i, o) = (image(src.as_mut_ptr(), W), image(out.as_mut_ptr(), 4 * W));
     // SAFETY: both images describe live buffers of their sizes; the engine is live.
     let s = unsafe { f2i_upscale(engine, &i, &o, &params) };
-    assert_eq!(s, f2i_status::F2I_OK);
     // SAFETY: created above, freed once.
     unsafe { f2i_engine_free(engine) };
-    out
+    assert_eq!(src, input(), "the input was written");
+    (s, out)
 }
 
 fn max_diff(a: &[u8], b: &[u8]) -> u8 {
@@ -116,4 +124,27 @@ fn lora_scale_moves_a_runtime_pack_from_base_to_merged() {
     );
     assert!(max_diff(&rh, &r0) > 2 && max_diff(&rh, &r1) > 2);
     assert_eq!(m0, m1);
+}
+
+#[test]
+fn a_model_computing_nan_is_a_numeric_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nan.f2i");
+    let header = common::header_for(&common::tiny_configs(), DType::F32);
+    let plans = common::required_plans(&header, DType::F32);
+    f2idiff::pack::write_pack(&path, &header, &plans, |i| {
+        let n: usize = plans[i].shape.iter().product();
+        let mut v = common::values(i, n);
+        if plans[i].name == "vae.decoder.conv_out.bias" {
+            v[0] = f32::NAN;
+        }
+        Ok(f2idiff::tensor::encode_f32(DType::F32, &v))
+    })
+    .unwrap();
+    let model = CString::new(path.to_str().unwrap()).unwrap();
+    let (s, _) = try_run(&model, 1.0);
+    assert_eq!(s, f2i_status::F2I_ERR_NUMERIC);
+    // SAFETY: f2i_last_error never returns NULL.
+    let msg = unsafe { std::ffi::CStr::from_ptr(f2i_last_error()) };
+    assert!(msg.to_str().unwrap().contains("NaN"), "{msg:?}");
 }
