@@ -11,8 +11,27 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// The model used when `-m` is not given (the demo model, issue #6).
+/// The model used when `-m` is not given: the demo model trained by `calib/train/`
+/// (`docs/demo-model.md`), looked up in the working directory, then in this source tree.
 pub const DEFAULT_MODEL: &str = "models/f2idiff-demo.f2i";
+
+/// Where the default model is: `./models/…`, else the checkout this binary was built from.
+fn default_model() -> Result<PathBuf> {
+    let candidates = [
+        PathBuf::from(DEFAULT_MODEL),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "no model given and the demo model {DEFAULT_MODEL} is not here or in the source \
+                 tree: pass -m MODEL.f2i"
+            ))
+        })
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,9 +40,9 @@ pub struct Args {
     /// Output image, or folder when INPUT is a folder.
     #[arg(short, long)]
     output: PathBuf,
-    /// Packed model (`f2idiff pack`).
-    #[arg(short, long, default_value = DEFAULT_MODEL)]
-    model: PathBuf,
+    /// Packed model (`f2idiff pack`); default: the demo model, models/f2idiff-demo.f2i.
+    #[arg(short, long)]
+    model: Option<PathBuf>,
     /// Upscaling factor; must be the model's.
     #[arg(short, long)]
     scale: Option<u32>,
@@ -90,12 +109,11 @@ fn run_all(args: &Args) -> Result<usize> {
             )));
         }
     }
-    if !args.model.exists() && args.model == Path::new(DEFAULT_MODEL) {
-        return Err(Error::InvalidArgument(format!(
-            "no model at {DEFAULT_MODEL} (the demo model is not built yet): pass -m MODEL.f2i"
-        )));
-    }
-    let pack = Arc::new(Pack::open(&args.model)?);
+    let model = match &args.model {
+        Some(m) => m.clone(),
+        None => default_model()?,
+    };
+    let pack = Arc::new(Pack::open(&model)?);
     let model_scale = pack.configs().pipeline.scale;
     if let Some(s) = args.scale
         && s != model_scale
