@@ -17,10 +17,29 @@ fn f2idiff(args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// `target/<profile>`, where cargo put `libf2idiff.so` for this test run.
+/// The directory holding a fresh `libf2idiff.so`. `cargo test` does not build the cdylib, and
+/// the build directory is locked while tests run, so this builds the library once per test
+/// process into its own target directory (`target/capi-lib`; a no-op when it is up to date).
 fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        // target/<profile>/deps/<test> → target/capi-lib
+        let target = exe.ancestors().nth(3).unwrap().join("capi-lib");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let o = Command::new(cargo)
+            .args(["build", "--lib", "--locked", "--target-dir"])
+            .arg(&target)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "building the cdylib failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        target.join("debug")
+    })
+    .clone()
 }
 
 fn works(cmd: &str, arg: &str) -> bool {
