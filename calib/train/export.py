@@ -1,0 +1,43 @@
+"""Model folders in the layout `f2idiff pack` reads (README "The model folder"), and packing them.
+
+  OUT/fm/     the foundation model alone: vae/ (stage 0, scaling_factor set), dinov2/, unet/ (stage 1),
+              f2idiff.json
+  OUT/demo/   the same files plus unet_lora/ and vae_lora/ (stage 2 PEFT adapters, save_pretrained)
+
+`f2idiff pack` merges the adapters in f32 at pack time (scale lora_alpha / r), then casts to f16.
+"""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from models import F2I
+
+
+def save_base(out, vae, unet, dino):
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    vae.save_pretrained(out / "vae", safe_serialization=True)
+    unet.save_pretrained(out / "unet", safe_serialization=True)
+    dino.save_pretrained(out / "dinov2", safe_serialization=True)
+    (out / "f2idiff.json").write_text(json.dumps(F2I, indent=2) + "\n")
+
+
+def save_demo(fm_dir, out, peft_unet, peft_vae):
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(fm_dir, out)
+    peft_unet.save_pretrained(out / "unet_lora", safe_serialization=True)
+    peft_vae.save_pretrained(out / "vae_lora", safe_serialization=True)
+
+
+def pack(cli, folder, dst, dtype="f16"):
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([str(cli), "pack", str(folder), "-o", str(dst), "--dtype", dtype], check=True)
+    subprocess.run([str(cli), "info", str(dst), "--verify"], check=True, stdout=subprocess.DEVNULL)
+    return dst.stat().st_size

@@ -1,0 +1,106 @@
+"""Stage 2: the one-step SR network on the FM (paper section 3.2, Fig. 3d; OSEDiff-style).
+
+PEFT LoRA adapters on the U-Net (convs, attention, projections, time embedding: LORA_UNET_TARGETS) and on
+the VAE encoder + quant_conv (LORA_VAE_TARGETS); the FM weights, the VAE decoder and DINOv2 stay frozen.
+The forward is common.sr_forward, the engine's pipeline step for step: bicubic x4 of the degraded LR,
+VAE-encode (mean x scaling_factor), DINOv2 tokens of the LR, U-Net at t = 999, x0 = (z - sqrt(1-abar)
+eps) / sqrt(abar), decode, clamp, wavelet colour fix against the bicubic.
+
+Starting point (a reparametrisation, so that the U-Net learns a residual): at t = 999 the pipeline
+computes x0 = (z - c1 eps) / c2 with 1 / c2 = 1 / sqrt(abar_999) = 14.6, so a U-Net whose output must
+cancel its own input z to 1% precision is what limits a small model (run 1: the one-step output's latent
+error stayed above plain bicubic's). The VAE-encoder adapter therefore also covers quant_conv with rank
+latent_channels, initialised (not zero) so that the merged quant_conv scales the posterior mean by
+c2 = sqrt(abar_999): z = c2 * sf * mean, x0 = sf * mean - (c1 / c2) eps, i.e. with eps = 0 the pipeline
+is exactly the VAE round trip of the bicubic image, and eps only has to carry the correction. Exact
+because stage 0 keeps quant_conv's bias at zero. The U-Net adapters start at zero (PEFT default), so
+stage 2 starts from the FM's U-Net and DINOv2 unchanged. Everything is plain PEFT LoRA, merged by
+`f2idiff pack`.
+
+Losses (regression only; the paper's OSEDiff recipe adds LPIPS and a VSD term, left out here since the
+target is fidelity and no pretrained LPIPS / teacher exists):
+  L1(colour-fixed SR, HR)                       pixels in [0, 1], the image the engine outputs
+  + LAT_W * MSE(x0, z0_HR)                      latents, z0_HR = frozen-encoder latent of the HR patch
+"""
+
+import numpy as np
+import torch
+from peft import LoraConfig, get_peft_model
+
+from common import TIMESTEP, Budget, log, sr_forward, x0_coefficients
+from data import to_tensor01
+from models import LORA_UNET_TARGETS, LORA_VAE_TARGETS
+from optim import adamw, set_lr
+
+LR = 1.5e-3
+BATCH = 8
+BATCH_LARGE = 2
+WARMUP = 100
+LAT_W = 0.01
+RANK_UNET, ALPHA_UNET = 16, 16
+RANK_VAE, ALPHA_VAE = 8, 8
+
+
+def add_lora(unet, vae, seed):
+    """Wraps both in place with adapters: U-Net and VAE-encoder convs start at zero (lora_B = 0), the
+    quant_conv adapter at the latent-mean scaling described in the module docstring."""
+    torch.manual_seed(seed)
+    lc = vae.config.latent_channels
+    assert float(vae.quant_conv.bias.abs().max()) == 0.0, "stage 0 keeps quant_conv's bias at zero"
+    pu = get_peft_model(unet, LoraConfig(r=RANK_UNET, lora_alpha=ALPHA_UNET, target_modules=LORA_UNET_TARGETS,
+                                         lora_dropout=0.0, bias="none"))
+    pv = get_peft_model(vae, LoraConfig(r=RANK_VAE, lora_alpha=ALPHA_VAE, target_modules=LORA_VAE_TARGETS,
+                                        lora_dropout=0.0, bias="none", rank_pattern={"quant_conv": lc},
+                                        alpha_pattern={"quant_conv": lc}))
+    _, c2 = x0_coefficients(TIMESTEP)
+    with torch.no_grad():
+        q = vae.quant_conv
+        a, b, s = q.lora_A["default"], q.lora_B["default"], q.scaling["default"]
+        w = q.get_base_layer().weight  # [2 lc, 2 lc, 1, 1]: rows 0..lc are the mean, lc.. the log-variance
+        assert a.weight.shape == (lc, w.shape[1], 1, 1) and b.weight.shape == (w.shape[0], lc, 1, 1)
+        a.weight.copy_(w[:lc])
+        b.weight.zero_()
+        b.weight[:lc, :, 0, 0] = (c2 - 1.0) / s * torch.eye(lc)
+    return pu, pv
+
+
+def train_sr(unet, vae, dino, pools, dino_size, minutes, seed, logfile, steps=None):
+    """unet / vae already wrapped by add_lora (their modules now hold the adapters)."""
+    g = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    for p in dino.parameters():
+        p.requires_grad_(False)
+    dino.eval()
+    params = [p for m in (unet, vae) for p in m.parameters() if p.requires_grad]
+    assert params and all(".lora_" in n for m in (unet, vae) for n, p in m.named_parameters() if p.requires_grad)
+    unet.train()
+    vae.train()
+    opt = adamw(params, LR)
+    budget = Budget(minutes, steps)
+    step, ema = 0, None
+    while not budget.done():
+        pool, b = (pools[1], BATCH_LARGE) if (step % 4 == 3 and len(pools) > 1) else (pools[0], BATCH)
+        idx = g.integers(0, len(pool["lr"]), b)
+        lr01 = to_tensor01(pool["lr"][idx])
+        hr01 = to_tensor01(pool["hr"][idx])
+        z0 = pool["z0"][idx]
+        set_lr(opt, LR, step, WARMUP, budget.frac())
+        fixed, _, x0 = sr_forward(vae, unet, dino, lr01, dino_size, return_x0=True)
+        pix = (fixed - hr01).abs().mean()
+        lat = ((x0 - z0) ** 2).mean()
+        loss = pix + LAT_W * lat
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        v = np.array([loss.item(), pix.item(), lat.item()])
+        ema = v if ema is None else 0.98 * ema + 0.02 * v
+        step += 1
+        budget.tick()
+        if step % 100 == 0:
+            log(f"sr step {step} loss {ema[0]:.4f} (L1 {ema[1]:.4f}, latent MSE {ema[2]:.4f}) "
+                f"({budget.elapsed() / 60:.1f} min)", logfile)
+    unet.eval()
+    vae.eval()
+    log(f"sr done: {step} steps in {budget.elapsed() / 60:.1f} min; L1 (EMA) {ema[1]:.4f}", logfile)
+    return dict(steps=step, minutes=budget.elapsed() / 60, l1=float(ema[1]), latent_mse=float(ema[2]))
