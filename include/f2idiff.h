@@ -186,8 +186,10 @@ typedef struct f2i_upscale_params {
    */
   uint32_t scale;
   /**
-   * Output tile side in pixels, a multiple of 8 and of the scale; 0 = the largest tile whose
-   * activations fit the engine's memory budget; `F2I_TILE_WHOLE_IMAGE` = one tile.
+   * Output tile side in pixels, a multiple of 8 and of the scale; 0 = automatic: the model's
+   * own tile when its pack declares one (the patch size it was trained on), else the largest
+   * tile whose activations fit the engine's memory budget, which also caps the model's;
+   * `F2I_TILE_WHOLE_IMAGE` = one tile.
    */
   uint32_t tile_size;
   /**

@@ -210,3 +210,27 @@ fn default_tile_fits_the_budget() {
     assert!(big > small, "{big} vs {small}");
     assert_eq!(small % 8, 0);
 }
+
+#[test]
+fn a_model_declared_tile_caps_the_default_tile() {
+    let (_t, b, mut nets) = model();
+    let free = f2idiff::pipeline::auto_tile(&nets, &b, 512, 512, 1 << 30).unwrap();
+    nets.configs.pipeline.tile = Some(96);
+    assert!(free > 96, "{free}");
+    assert_eq!(
+        f2idiff::pipeline::auto_tile(&nets, &b, 512, 512, 1 << 30).unwrap(),
+        96
+    );
+    // the budget still wins when the declared tile does not fit it (down to the smallest, 64)
+    assert_eq!(f2idiff::pipeline::auto_tile(&nets, &b, 512, 512, 1).unwrap(), 64);
+    // and an explicit tile (or the whole image) still overrides the model's
+    let lr = image(40, 40);
+    let opts = |tile| UpscaleOptions {
+        tile,
+        overlap: 16,
+        ..UpscaleOptions::default()
+    };
+    let auto = upscale(&nets, &b, &lr, 40, 40, &opts(None), &mut never_cancel()).unwrap();
+    let whole = upscale(&nets, &b, &lr, 40, 40, &opts(Some(0)), &mut never_cancel()).unwrap();
+    assert_eq!((auto.tiles, whole.tiles), (4, 1));
+}

@@ -137,8 +137,10 @@ pub struct f2i_upscale_params {
     pub struct_size: u32,
     /// 0 = the model's factor; any other value must equal it.
     pub scale: u32,
-    /// Output tile side in pixels, a multiple of 8 and of the scale; 0 = the largest tile whose
-    /// activations fit the engine's memory budget; `F2I_TILE_WHOLE_IMAGE` = one tile.
+    /// Output tile side in pixels, a multiple of 8 and of the scale; 0 = automatic: the model's
+    /// own tile when its pack declares one (the patch size it was trained on), else the largest
+    /// tile whose activations fit the engine's memory budget, which also caps the model's;
+    /// `F2I_TILE_WHOLE_IMAGE` = one tile.
     pub tile_size: u32,
     /// Overlap between tiles in output pixels, a multiple of the scale;
     /// `F2I_OVERLAP_DEFAULT` = 16 x scale.

@@ -23,6 +23,11 @@ pub struct PipelineConfig {
     /// `scale_factor = (grid + offset) / stored grid` rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dino_interpolate_offset: Option<f64>,
+    /// The output tile side (HR pixels) the model was trained on, when it was trained on patches
+    /// and should also run on them: the default tile when the caller picks none (the memory
+    /// budget can still make it smaller). Absent = the largest tile that fits the budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tile: Option<u32>,
 }
 
 fn four() -> u32 {
@@ -42,6 +47,7 @@ impl Default for PipelineConfig {
             timestep: 999,
             dino_image_size: 224,
             dino_interpolate_offset: None,
+            tile: None,
         }
     }
 }
@@ -75,6 +81,49 @@ impl PipelineConfig {
                 )
             },
         )?;
+        ensure(
+            cfg.tile
+                .is_none_or(|t| (8..=8192).contains(&t) && t % 8 == 0 && t % cfg.scale == 0),
+            path,
+            || {
+                format!(
+                    "tile {:?} must be in 8..=8192 and a multiple of 8 and of the scale",
+                    cfg.tile
+                )
+            },
+        )?;
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<PipelineConfig> {
+        PipelineConfig::from_json(Path::new("f2idiff.json"), &v)
+    }
+
+    #[test]
+    fn tile_is_optional_and_checked() {
+        assert_eq!(parse(json!({})).unwrap().tile, None);
+        assert_eq!(parse(json!({"tile": 128})).unwrap().tile, Some(128));
+        for bad in [
+            json!({"tile": 0}),
+            json!({"tile": 100}),
+            json!({"tile": 12}),
+        ] {
+            assert!(parse(bad.clone()).is_err(), "{bad}");
+        }
+        // a multiple of 8 that is not one of the scale
+        assert!(parse(json!({"scale": 3, "tile": 64})).is_err());
+        assert_eq!(
+            parse(json!({"scale": 3, "tile": 48})).unwrap().tile,
+            Some(48)
+        );
+        // absent stays absent in the pack header
+        let text = serde_json::to_string(&PipelineConfig::default()).unwrap();
+        assert!(!text.contains("tile"), "{text}");
     }
 }

@@ -7,7 +7,7 @@
 //!   dinov2/config.json, dinov2/model.safetensors[.index.json + shards]
 //!   cond_proj.safetensors      optional: `weight` [cross_attention_dim, dino_hidden], `bias`
 //!   unet_lora/, vae_lora/      optional: PEFT adapters (see `lora.rs` for both spellings)
-//!   f2idiff.json               optional: {"scale", "timestep", "dino_image_size"}
+//!   f2idiff.json               optional: {"scale", "timestep", "dino_image_size", "tile"}
 //! ```
 //! Everything is checked before the first byte is written: configs, every required tensor's
 //! presence, shape and dtype, every LoRA target. Only the tensors the configs require are packed.

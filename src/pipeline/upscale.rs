@@ -167,7 +167,8 @@ fn lr_tile(tile: usize, scale: usize, h: usize, w: usize) -> Result<usize> {
     Ok(tile / scale)
 }
 
-/// The largest standard tile whose planned arena fits `budget` bytes (at least the smallest).
+/// The largest standard tile whose planned arena fits `budget` bytes (at least the smallest),
+/// starting from the model's declared `tile` (`f2idiff.json`) when it has one.
 pub fn auto_tile<B: Backend>(
     nets: &Networks<B>,
     backend: &B,
@@ -177,9 +178,18 @@ pub fn auto_tile<B: Backend>(
 ) -> Result<usize> {
     let s = nets.configs.pipeline.scale as usize;
     let step = 8 * s / gcd(8, s);
+    // The model's own tile (its training patch) caps the candidates when it declares one.
+    let cap = nets
+        .configs
+        .pipeline
+        .tile
+        .map_or(usize::MAX, |t| t as usize);
     let candidates = [2048usize, 1536, 1024, 768, 512, 384, 256, 128, 64];
     let mut best = None;
-    for &c in &candidates {
+    for c in std::iter::once(cap)
+        .filter(|&c| c < usize::MAX)
+        .chain(candidates.into_iter().filter(|&c| c < cap))
+    {
         let tile = c.div_ceil(step) * step;
         let t = tile / s;
         let (th, tw) = (t.min(h), t.min(w));

@@ -52,8 +52,13 @@ pub fn info(path: &std::path::Path, verify: bool) -> f2idiff::Result<()> {
         h.provenance.tool
     );
     println!(
-        "pipeline: scale {}, timestep {}, DINOv2 input {}²",
-        c.pipeline.scale, c.pipeline.timestep, c.pipeline.dino_image_size
+        "pipeline: scale {}, timestep {}, DINOv2 input {}², tile {}",
+        c.pipeline.scale,
+        c.pipeline.timestep,
+        c.pipeline.dino_image_size,
+        c.pipeline
+            .tile
+            .map_or("from the memory budget".to_string(), |t| format!("{t}"))
     );
     println!(
         "vae:      block_out_channels {:?}, layers_per_block {}, latent {}, scaling_factor {}",

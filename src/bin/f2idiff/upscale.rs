@@ -47,7 +47,8 @@ pub struct Args {
     #[arg(short, long)]
     scale: Option<u32>,
     /// Output tile side in pixels (multiple of 8 and of the scale); 0 = whole image; default:
-    /// the largest tile whose activations fit in 2 GiB.
+    /// the model's tile (its `f2idiff.json` `tile`), else the largest tile whose activations
+    /// fit in 2 GiB.
     #[arg(long)]
     tile: Option<usize>,
     /// Overlap between tiles, output pixels (a multiple of the scale; default 16 × scale).
