@@ -15,6 +15,9 @@ what is left after the pools are built, minus a reserve for the rest.
 Time-budgeted runs follow the recipe and seeds but not bit for bit (how many steps fit depends on the
 machine). OUT/train.json records each stage's step count; `--steps VAE,FM,SR` replays those counts
 with step-based schedules (bitwise only on the same CPU, thread count and library versions).
+`--resume-fm` restarts after an interruption in stage 2: stages 0 and 1 are loaded from OUT/fm (and
+their statistics from OUT/stage01.json), the pools are rebuilt from the same seeds, and the whole
+budget goes to stage 2.
 Afterwards: calib/train/evaluate.py (held-out metrics, montage, engine-vs-PyTorch check).
 """
 
@@ -69,6 +72,7 @@ def main():
     ap.add_argument("--cli", help="f2idiff binary (default: cargo build --release, target/release/f2idiff)")
     ap.add_argument("--steps", help="VAE,FM,SR step counts to replay instead of the time budget")
     ap.add_argument("--quick", action="store_true", help="smoke test: small pools (use with a small budget)")
+    ap.add_argument("--resume-fm", action="store_true", help="load stages 0-1 from OUT/fm, train stage 2 only")
     args = ap.parse_args()
 
     check_versions()
@@ -78,7 +82,8 @@ def main():
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     logfile = out / "train.log"
-    logfile.write_text("")
+    if not args.resume_fm:
+        logfile.write_text("")
     cli = find_cli(args.cli)
     steps = [int(s) for s in args.steps.split(",")] if args.steps else [None] * 3
     n_small, n_large = (600, 100) if args.quick else (POOL_SMALL, POOL_LARGE)
@@ -95,28 +100,40 @@ def main():
         f"validation bicubic PSNR (RGB) {bic_psnr:.2f} dB", logfile)
     left = args.budget_minutes - (time.time() - t_start) / 60 - RESERVE_MINUTES
     minutes = [left * VAE_SHARE, left * FM_SHARE, left * SR_SHARE]
-    log(f"stage budgets (min): vae {minutes[0]:.1f}, fm {minutes[1]:.1f}, sr {minutes[2]:.1f}", logfile)
+    if not args.resume_fm:
+        log(f"stage budgets (min): vae {minutes[0]:.1f}, fm {minutes[1]:.1f}, sr {minutes[2]:.1f}", logfile)
 
-    torch.manual_seed(SEED)
-    vae, dino, unet = models.new_vae(), models.new_dino(), models.new_unet()
-    params = dict(vae=models.count(vae), dinov2=models.count(dino), unet=models.count(unet))
-    log(f"parameters: {params}, total {sum(params.values())}", logfile)
+    if args.resume_fm:
+        from evaluate import load_folder
 
-    # ---- stage 0: VAE ----------------------------------------------------------------------------
-    s0 = train_vae(vae, np.concatenate([hr_s, hr_l[:, :64, :64], hr_l[:, 64:, 64:]]), hr_v, minutes[0],
-                   SEED + 10, logfile, steps[0])
-    s0["val_bicubic_psnr_rgb"] = bic_psnr
+        vae, unet, dino, _ = load_folder(out / "fm", merge=False)
+        st = json.loads((out / "stage01.json").read_text())
+        params, s0, s1, size_fm = st["params"], st["stage0_vae"], st["stage1_fm"], st["pack_bytes_fm"]
+        log(f"resumed stages 0-1 from {out / 'fm'}", logfile)
+    else:
+        torch.manual_seed(SEED)
+        vae, dino, unet = models.new_vae(), models.new_dino(), models.new_unet()
+        params = dict(vae=models.count(vae), dinov2=models.count(dino), unet=models.count(unet))
+        log(f"parameters: {params}, total {sum(params.values())}", logfile)
+
+        # ---- stage 0: VAE ------------------------------------------------------------------------
+        s0 = train_vae(vae, np.concatenate([hr_s, hr_l[:, :64, :64], hr_l[:, 64:, 64:]]), hr_v, minutes[0],
+                       SEED + 10, logfile, steps[0])
+        s0["val_bicubic_psnr_rgb"] = bic_psnr
     for p in vae.parameters():
         p.requires_grad_(False)
     pools = [dict(hr=hr_s, lr=lr_s, z0=latents(vae, hr_s)), dict(hr=hr_l, lr=lr_l, z0=latents(vae, hr_l))]
 
-    # ---- stage 1: FM -----------------------------------------------------------------------------
-    # redistribute time stage 0 left unused (or overran) between the later stages
-    left = args.budget_minutes - (time.time() - t_start) / 60 - RESERVE_MINUTES
-    minutes[1] = left * FM_SHARE / (FM_SHARE + SR_SHARE)
-    s1 = train_fm(unet, dino, pools, models.DINO_IMAGE_SIZE, minutes[1], SEED + 20, logfile, steps[1])
-    export.save_base(out / "fm", vae, unet, dino)
-    size_fm = export.pack(cli, out / "fm", out / "fm.f2i")
+    if not args.resume_fm:
+        # ---- stage 1: FM -------------------------------------------------------------------------
+        # redistribute time stage 0 left unused (or overran) between the later stages
+        left = args.budget_minutes - (time.time() - t_start) / 60 - RESERVE_MINUTES
+        minutes[1] = left * FM_SHARE / (FM_SHARE + SR_SHARE)
+        s1 = train_fm(unet, dino, pools, models.DINO_IMAGE_SIZE, minutes[1], SEED + 20, logfile, steps[1])
+        export.save_base(out / "fm", vae, unet, dino)
+        size_fm = export.pack(cli, out / "fm", out / "fm.f2i")
+        (out / "stage01.json").write_text(json.dumps(dict(params=params, stage0_vae=s0, stage1_fm=s1,
+                                                          pack_bytes_fm=size_fm), indent=2) + "\n")
 
     # ---- stage 2: one-step SR with LoRA ------------------------------------------------------------
     left = args.budget_minutes - (time.time() - t_start) / 60 - RESERVE_MINUTES / 2

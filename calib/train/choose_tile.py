@@ -1,0 +1,68 @@
+"""Which default tile the demo model should declare (`"tile"` in f2idiff.json), chosen on TRAINING photos.
+
+    /tmp/f2i-ref-venv/bin/python calib/train/choose_tile.py --cli target/release/f2idiff
+
+(after train.py). The paper trains and runs F2IDiff-SR on patches, and so does train.py (64 and 128 px HR
+patches; DINOv2 sees the patch's LR resized to 56x56). Run on a whole photo as one tile, DINOv2 sees the
+whole photo shrunk to 56x56 instead: a different input distribution. This script measures that choice
+on crops of the training photos (never the held-out ones, which only evaluate.py reads): the centre
+384x384 HR crop of each colour training photo, degraded like the training LR (own seeds), upscaled by
+`f2idiff upscale -m OUT/demo.f2i` whole (`--tile 0`) and with 256 and 128 px tiles (default overlap),
+scored by `f2idiff eval` (PSNR / SSIM on Y). Prints the table and the tile with the best mean PSNR-Y;
+writes OUT/choose_tile.json.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, check_versions  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import data  # noqa: E402
+from degrade import degrade  # noqa: E402
+from evaluate import cli_eval, run, save_png  # noqa: E402
+
+SEED = 4242
+CROP = 384
+TILES = (0, 256, 128)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "calib" / "train" / "out")
+    ap.add_argument("--model", type=Path, default=ROOT / "models" / "f2idiff-demo.f2i")
+    ap.add_argument("--cli", type=Path, default=ROOT / "target" / "release" / "f2idiff")
+    args = ap.parse_args()
+    check_versions()
+    d = args.out / "choose_tile"
+    if d.exists():
+        shutil.rmtree(d)
+    for i, name in enumerate(data.TRAIN_COLOUR):
+        img = data.load_photo(name)
+        top, left = (img.shape[0] - CROP) // 2, (img.shape[1] - CROP) // 2
+        hr = np.ascontiguousarray(img[top:top + CROP, left:left + CROP])
+        save_png(d / "hr" / f"{name}.png", hr)
+        save_png(d / "lr" / f"{name}.png", degrade(hr, np.random.default_rng(SEED + i)))
+    results = {}
+    for tile in TILES:
+        sr = d / f"tile{tile}"
+        run([args.cli, "upscale", d / "lr", "-o", sr, "-m", args.model, "--tile", tile])
+        results[tile], txt = cli_eval(args.cli, sr, d / "hr")
+        print(f"--tile {tile}:\n{txt}")
+    best = max(TILES, key=lambda t: results[t]["mean"][0])
+    print("| tile | " + " | ".join(data.TRAIN_COLOUR) + " | mean |")
+    for t in TILES:
+        cells = [f"{results[t][n][0]:.2f}" for n in list(data.TRAIN_COLOUR) + ["mean"]]
+        print(f"| {t or 'whole'} | " + " | ".join(cells) + " |")
+    print(f"best mean PSNR-Y: --tile {best}")
+    (args.out / "choose_tile.json").write_text(json.dumps(dict(results=results, best=best), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
