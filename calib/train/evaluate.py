@@ -157,7 +157,7 @@ def main():
     ap.add_argument("--montage", type=Path, default=ROOT / "docs" / "img" / "demo-montage.png")
     ap.add_argument("--example", type=Path, default=ROOT / "examples" / "coffee-lr.png")
     ap.add_argument("--goldens", type=Path, default=ROOT / "tests" / "data" / "demo",
-                    help="where tests/demo_model.rs's golden goes: PyTorch's SR of the example")
+                    help="where tests/demo_model.rs's goldens go: PyTorch's SR of the example, its HR")
     args = ap.parse_args()
     check_versions()
     quiet()
@@ -214,9 +214,11 @@ def main():
     # ---- README example: the held-out realistic LR, timed ------------------------------------------
     args.example.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ev / "realistic" / "lr" / f"{name}.png", args.example)
-    # golden of tests/demo_model.rs: the reference stack's SR of the example (LoRA merged, f32)
+    # goldens of tests/demo_model.rs: the reference stack's SR of the example (LoRA merged, f32), and
+    # the example's ground truth (the README command must reproduce the table's row for it)
     args.goldens.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ev / "check" / "pytorch.png", args.goldens / f"{name}-x4.pytorch.png")
+    shutil.copyfile(ev / "realistic" / "hr" / f"{name}.png", args.goldens / f"{name}-hr.png")
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
