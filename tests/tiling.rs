@@ -222,7 +222,10 @@ fn a_model_declared_tile_caps_the_default_tile() {
         96
     );
     // the budget still wins when the declared tile does not fit it (down to the smallest, 64)
-    assert_eq!(f2idiff::pipeline::auto_tile(&nets, &b, 512, 512, 1).unwrap(), 64);
+    assert_eq!(
+        f2idiff::pipeline::auto_tile(&nets, &b, 512, 512, 1).unwrap(),
+        64
+    );
     // and an explicit tile (or the whole image) still overrides the model's
     let lr = image(40, 40);
     let opts = |tile| UpscaleOptions {
