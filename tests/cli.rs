@@ -117,3 +117,26 @@ fn info_on_a_corrupt_pack_names_the_tensor() {
     assert!(!o.status.success());
     assert!(stderr_line(&o).contains("not an f2idiff pack"));
 }
+
+/// `f2idiff info x.f2i | head -1`: the reader goes away, the CLI ends quietly (SIGPIPE, as other
+/// tools do) rather than panicking in `println!`.
+#[test]
+#[cfg(unix)]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    if skipped() {
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_f2idiff"))
+        .args(["info", "models/f2idiff-demo.f2i"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // close the read end before the child writes
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "stderr: {err}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}

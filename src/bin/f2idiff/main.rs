@@ -68,7 +68,19 @@ enum LoraArg {
     Runtime,
 }
 
+/// A closed pipe (`f2idiff info x.f2i | head`) ends the process quietly, as it does for other
+/// command-line tools, instead of panicking in `println!`: Rust ignores SIGPIPE by default.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE and `signal` has no other preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pack {
