@@ -178,16 +178,14 @@ pub fn auto_tile<B: Backend>(
 ) -> Result<usize> {
     let s = nets.configs.pipeline.scale as usize;
     let step = 8 * s / gcd(8, s);
-    // The model's own tile (its training patch) caps the candidates when it declares one.
-    let cap = nets
-        .configs
-        .pipeline
-        .tile
-        .map_or(usize::MAX, |t| t as usize);
+    // The model's own tile (its training patch), when it declares one, is tried first and caps
+    // the standard sizes.
+    let declared = nets.configs.pipeline.tile.map(|t| t as usize);
+    let cap = declared.unwrap_or(usize::MAX);
     let candidates = [2048usize, 1536, 1024, 768, 512, 384, 256, 128, 64];
     let mut best = None;
-    for c in std::iter::once(cap)
-        .filter(|&c| c < usize::MAX)
+    for c in declared
+        .into_iter()
         .chain(candidates.into_iter().filter(|&c| c < cap))
     {
         let tile = c.div_ceil(step) * step;
