@@ -109,7 +109,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference_common import check_versions  # noqa: E402
+from reference_common import DINO_MEAN, DINO_STD, WAVELET_LEVELS, check_versions, wavelet_decompose  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
@@ -140,9 +140,6 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 torch.use_deterministic_algorithms(True)
 torch.manual_seed(0)
 
-DINO_MEAN = (0.485, 0.456, 0.406)
-DINO_STD = (0.229, 0.224, 0.225)
-WAVELET_LEVELS = 5
 ADAIN_EPS = 1e-5
 
 # name -> (photo, top, left, LR height, LR width); the HR crop is (scale*H) x (scale*W) at (top, left)
@@ -301,22 +298,6 @@ def scheduler_constants(t):
     abar = torch.cumprod(1.0 - betas, dim=0)
     a = abar[t].item()
     return a, math.sqrt(1.0 - a), math.sqrt(a)
-
-
-def wavelet_blur(x, r):
-    k = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]], dtype=x.dtype) / 16.0
-    k = k[None, None].repeat(x.shape[1], 1, 1, 1)
-    return F.conv2d(F.pad(x, (r, r, r, r), mode="replicate"), k, groups=x.shape[1], dilation=r)
-
-
-def wavelet_decompose(img):
-    high = torch.zeros_like(img)
-    low = None
-    for i in range(WAVELET_LEVELS):
-        low = wavelet_blur(img, 2 ** i)
-        high = high + (img - low)
-        img = low
-    return high, low
 
 
 def adain(x, ref):

@@ -23,42 +23,22 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-PINNED = {
-    "torch": "2.15.0",
-    "diffusers": "0.42.1",
-    "transformers": "5.24.0",
-    "peft": "0.21.2",
-    "safetensors": "0.8.0",
-    "skimage": "0.26.0",
-}
+# the reference stack's pieces (pins, DINOv2 normalisation, wavelet colour fix): one definition
+# for the goldens and for training
+sys.path.insert(0, str(ROOT / "calib" / "reference"))
+import reference_common  # noqa: E402
+from reference_common import DINO_MEAN, DINO_STD, wavelet_decompose  # noqa: E402, F401
+
+PINNED = {**reference_common.PINNED, "skimage": "0.26.0"}
 
 SCALE = 4
 TIMESTEP = 999
 TRAIN_TIMESTEPS = 1000
-DINO_MEAN = (0.485, 0.456, 0.406)
-DINO_STD = (0.229, 0.224, 0.225)
-WAVELET_LEVELS = 5
 
 
 def check_versions():
     """Stops with a message unless the installed stack is the pinned one (requirements.txt)."""
-    import diffusers
-    import peft
-    import safetensors
-    import skimage
-    import transformers
-
-    have = {
-        "torch": torch.__version__.split("+")[0],
-        "diffusers": diffusers.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "safetensors": safetensors.__version__,
-        "skimage": skimage.__version__,
-    }
-    bad = {k: (have[k], v) for k, v in PINNED.items() if have[k] != v}
-    if bad:
-        sys.exit(f"wrong versions (have, want): {bad}; see calib/train/requirements.txt")
+    reference_common.check_versions(PINNED, "calib/train/requirements.txt")
 
 
 def quiet():
@@ -108,21 +88,6 @@ def bicubic_lq(lr01, scale=SCALE):
 def encode_mean(vae, x):
     """The pipeline's latent: posterior mean (no sampling) times scaling_factor (no shift_factor)."""
     return vae.encode(x).latent_dist.mean * vae.config.scaling_factor
-
-
-def wavelet_blur(x, r):
-    k = torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=x.dtype) / 16
-    k = k.reshape(1, 1, 3, 3).repeat(x.shape[1], 1, 1, 1)
-    return F.conv2d(F.pad(x, (r, r, r, r), mode="replicate"), k, groups=x.shape[1], dilation=r)
-
-
-def wavelet_decompose(img):
-    high = torch.zeros_like(img)
-    for i in range(WAVELET_LEVELS):
-        low = wavelet_blur(img, 2 ** i)
-        high = high + (img - low)
-        img = low
-    return high, img
 
 
 def wavelet_color_fix(sr01, lq01):
