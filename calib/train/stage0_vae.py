@@ -16,7 +16,7 @@ import torch
 
 from common import Budget, encode_mean, log, psnr
 from data import to_tensor01
-from optim import adamw, set_lr
+from optim import adamw, running_mean, set_lr, update
 
 LR = 1e-3
 BATCH = 8
@@ -43,11 +43,8 @@ def train_vae(vae, hr_pool, val_hr, minutes, seed, logfile, steps=None):
         z = mean + NOISE * mean.detach().std() * torch.randn_like(mean)
         rec = vae.decode(z).sample
         loss = (rec - x).abs().mean() + 0.1 * ((rec - x) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
-        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        update(opt, loss, vae.parameters())
+        ema = running_mean(ema, loss.item())
         step += 1
         budget.tick()
         if step % 200 == 0:

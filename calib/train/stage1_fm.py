@@ -19,7 +19,7 @@ import torch
 
 from common import DINO_MEAN, Budget, alphas_cumprod, dino_tokens, log  # noqa: F401
 from data import to_tensor01
-from optim import adamw, set_lr
+from optim import adamw, running_mean, set_lr, update
 
 LR = 4e-4
 BATCH = 8
@@ -51,11 +51,8 @@ def train_fm(unet, dino, pools, dino_size, minutes, seed, logfile, steps=None):
         ctx = dino_tokens(dino, lr01, dino_size)
         pred = unet(zt, t, encoder_hidden_states=ctx).sample
         loss = ((pred - eps) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        update(opt, loss, params)
+        ema = running_mean(ema, loss.item())
         step += 1
         budget.tick()
         if step % 200 == 0:

@@ -30,7 +30,7 @@ from peft import LoraConfig, get_peft_model
 from common import TIMESTEP, Budget, log, sr_forward, x0_coefficients
 from data import to_tensor01
 from models import LORA_UNET_TARGETS, LORA_VAE_TARGETS
-from optim import adamw, set_lr
+from optim import adamw, running_mean, set_lr, update
 
 LR = 1.5e-3
 BATCH = 8
@@ -89,12 +89,8 @@ def train_sr(unet, vae, dino, pools, dino_size, minutes, seed, logfile, steps=No
         pix = (fixed - hr01).abs().mean()
         lat = ((x0 - z0) ** 2).mean()
         loss = pix + LAT_W * lat
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        v = np.array([loss.item(), pix.item(), lat.item()])
-        ema = v if ema is None else 0.98 * ema + 0.02 * v
+        update(opt, loss, params)
+        ema = running_mean(ema, np.array([loss.item(), pix.item(), lat.item()]))
         step += 1
         budget.tick()
         if step % 100 == 0:
