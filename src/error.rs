@@ -13,6 +13,7 @@ pub enum ErrorKind {
     Cancelled,
     OutOfMemory,
     Numeric,
+    Device,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +89,9 @@ pub enum Error {
     OutOfMemory(String),
     #[error("numerical failure: {0}")]
     Numeric(String),
+    /// The compute device (a GPU, its driver or compiler, or the CPU execution harness) failed.
+    #[error("device error: {0}")]
+    Device(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -103,6 +107,7 @@ impl Error {
             Error::Cancelled => ErrorKind::Cancelled,
             Error::OutOfMemory(_) => ErrorKind::OutOfMemory,
             Error::Numeric(_) => ErrorKind::Numeric,
+            Error::Device(_) => ErrorKind::Device,
             _ => ErrorKind::Format,
         }
     }

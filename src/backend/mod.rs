@@ -9,6 +9,7 @@
 //! as in-place; backends reject overlapping views with an error instead of computing garbage.
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::Result;
 use crate::pack::Pack;

@@ -38,6 +38,7 @@ impl From<Error> for Failure {
             ErrorKind::Cancelled => F2I_ERR_CANCELLED,
             ErrorKind::OutOfMemory => F2I_ERR_OUT_OF_MEMORY,
             ErrorKind::Numeric => F2I_ERR_NUMERIC,
+            ErrorKind::Device => F2I_ERR_DEVICE,
         };
         Failure {
             status,

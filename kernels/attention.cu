@@ -1,0 +1,2 @@
+// placeholder: kernels to come
+#include "common/f2i_device.h"

@@ -1,0 +1,59 @@
+//! The seam between the CUDA backend and where its kernels execute: a GPU (cudarc, `device/`)
+//! or the CPU execution harness (`sim.rs`). Everything above this trait — launch geometry,
+//! arena, weight upload and carving, f16 conversion, op → kernel mapping — is shared.
+
+use crate::error::Result;
+
+/// A device address: a `CUdeviceptr` on a GPU, a host address on the harness.
+pub type DevPtr = u64;
+
+/// One kernel argument, passed by value as `cuLaunchKernel`'s `kernelParams` are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Arg {
+    Ptr(DevPtr),
+    I32(i32),
+    F32(f32),
+}
+
+/// Launch geometry: blocks, threads per block, dynamic shared memory in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Launch {
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub shared_bytes: u32,
+}
+
+impl Launch {
+    /// A 1-D launch of `threads`-thread blocks covering `n` items, one per thread.
+    pub fn linear(n: usize, threads: u32) -> Launch {
+        let blocks = n.div_ceil(threads as usize).max(1);
+        Launch {
+            grid: [blocks.min(u32::MAX as usize) as u32, 1, 1],
+            block: [threads, 1, 1],
+            shared_bytes: 0,
+        }
+    }
+}
+
+/// Where kernels run. Implementations own a context and an ordered queue of work: copies and
+/// launches execute in the order they are issued.
+pub trait Executor: Send + Sync + 'static {
+    /// An owned device allocation, freed on drop.
+    type Buffer: Send + Sync;
+
+    /// What this executor is, for messages ("cuda:0 NVIDIA H200 (sm_90)", "cuda-sim").
+    fn describe(&self) -> String;
+    /// `bytes` of device memory (aligned to at least 256 bytes), contents undefined.
+    fn alloc(&self, bytes: usize) -> Result<Self::Buffer>;
+    fn ptr(&self, buf: &Self::Buffer) -> DevPtr;
+    /// Marks `buf` as never written again (weights): the harness write-protects it.
+    fn freeze(&self, buf: &Self::Buffer) -> Result<()>;
+    /// Host → device, ordered with the launches; `src` may be reused once this returns.
+    fn copy_to_device(&self, dst: DevPtr, src: &[u8]) -> Result<()>;
+    /// Device → host; waits for the work issued before it.
+    fn copy_to_host(&self, src: DevPtr, dst: &mut [u8]) -> Result<()>;
+    /// Launches `kernel` (a full name such as `silu_f16`) with `args`.
+    fn launch(&self, kernel: &str, geometry: &Launch, args: &[Arg]) -> Result<()>;
+    /// Waits until every issued copy and launch has finished.
+    fn synchronize(&self) -> Result<()>;
+}

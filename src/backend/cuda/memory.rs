@@ -1,0 +1,121 @@
+//! Device memory of the CUDA backend: the activation arena (one allocation, laid out by the
+//! same planner as the CPU arena) and the weights (staged on the host as they are loaded, then
+//! uploaded into one allocation and carved; see [`WeightStore`]).
+
+use super::executor::{DevPtr, Executor};
+use super::precision::Precision;
+use crate::backend::View;
+use crate::error::{Error, Result};
+
+/// Carving alignment of weights inside their allocation (cudaMalloc's).
+const WEIGHT_ALIGN: usize = 256;
+
+/// The activation arena: `elems` elements of the backend's storage type.
+pub struct CudaArena<B> {
+    /// Owns the memory `base` points into (`None` for an empty arena).
+    pub(crate) _buf: Option<B>,
+    pub(crate) base: DevPtr,
+    pub(crate) elems: usize,
+    pub(crate) elem_bytes: usize,
+}
+
+impl<B> CudaArena<B> {
+    pub fn elems(&self) -> usize {
+        self.elems
+    }
+
+    /// The device address of `v`, checked to lie inside the arena.
+    pub fn ptr(&self, v: View) -> Result<DevPtr> {
+        if v.end() > self.elems {
+            return Err(Error::InvalidArgument(format!(
+                "view {}..{} outside the {}-element arena",
+                v.offset,
+                v.end(),
+                self.elems
+            )));
+        }
+        Ok(self.base + (v.offset * self.elem_bytes) as u64)
+    }
+}
+
+/// A parameter on the device: `len` elements at `offset` bytes into weight slab `slab`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CudaWeight {
+    slab: usize,
+    offset: usize,
+    len: usize,
+}
+
+impl CudaWeight {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Weights uploaded once: [`WeightStore::stage`] appends a weight to a host staging buffer and
+/// hands out its place; the first use of a staged weight uploads everything staged so far as
+/// one device allocation (a slab). Loading a model stages all its weights before any runs, so
+/// a model's weights live in one allocation.
+pub struct WeightStore<B> {
+    slabs: Vec<(B, DevPtr)>,
+    /// Bytes uploaded so far.
+    pub device_bytes: usize,
+    staging: Vec<u8>,
+}
+
+impl<B> Default for WeightStore<B> {
+    fn default() -> Self {
+        WeightStore {
+            slabs: Vec::new(),
+            device_bytes: 0,
+            staging: Vec::new(),
+        }
+    }
+}
+
+impl<B> WeightStore<B> {
+    pub fn stage(&mut self, precision: Precision, values: &[f32]) -> Result<CudaWeight> {
+        let offset = self.staging.len().next_multiple_of(WEIGHT_ALIGN);
+        let bytes = precision.encode(values);
+        let end = offset + bytes.len();
+        self.staging
+            .try_reserve(end - self.staging.len())
+            .map_err(|_| Error::OutOfMemory(format!("cannot stage {end} bytes of weights")))?;
+        self.staging.resize(offset, 0);
+        self.staging.extend_from_slice(&bytes);
+        Ok(CudaWeight {
+            slab: self.slabs.len(),
+            offset,
+            len: values.len(),
+        })
+    }
+
+    /// The device address of `w`, uploading the staged weights first when `w` is among them.
+    pub fn ptr<E: Executor<Buffer = B>>(&mut self, exec: &E, w: &CudaWeight) -> Result<DevPtr> {
+        if w.slab == self.slabs.len() {
+            self.flush(exec)?;
+        }
+        let (_, base) = self.slabs.get(w.slab).ok_or_else(|| {
+            Error::InvalidArgument("weight does not belong to this backend".into())
+        })?;
+        Ok(base + w.offset as u64)
+    }
+
+    /// Uploads the staged weights as one allocation.
+    pub fn flush<E: Executor<Buffer = B>>(&mut self, exec: &E) -> Result<()> {
+        if self.staging.is_empty() {
+            return Ok(());
+        }
+        let buf = exec.alloc(self.staging.len())?;
+        let base = exec.ptr(&buf);
+        exec.copy_to_device(base, &self.staging)?;
+        exec.freeze(&buf)?;
+        self.device_bytes += self.staging.len();
+        self.slabs.push((buf, base));
+        self.staging = Vec::new();
+        Ok(())
+    }
+}

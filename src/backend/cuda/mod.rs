@@ -1,0 +1,457 @@
+//! The CUDA backend: every [`Backend`] op as a hand-written kernel from `kernels/*.cu`,
+//! generic over where the kernels execute ([`Executor`]): a GPU through cudarc (`device/`,
+//! feature `cuda`) or the CPU execution harness (`sim`, feature `cuda-sim`), which runs the very
+//! same kernel sources on the host with CUDA's semantics. Launch geometry, the arena, weight
+//! upload and carving, f16 conversion and the op → kernel mapping (`ops/`) are this one code in
+//! both, so CI exercises all of it without a GPU.
+//!
+//! Storage is f16 (default) or f32 ([`Precision`]); kernels always compute in f32. GroupNorm
+//! statistics and the x0 step are f32 arithmetic; the colour fix runs on the host in f32.
+
+pub mod executor;
+mod memory;
+mod ops;
+pub mod precision;
+pub mod sources;
+
+#[cfg(feature = "cuda-sim")]
+pub mod sim;
+
+pub use executor::{Arg, DevPtr, Executor, Launch};
+pub use memory::{CudaArena, CudaWeight};
+pub use precision::Precision;
+
+use super::{Backend, Conv2d, Glu, HostData, Rows, View};
+use crate::error::{Error, Result};
+use crate::tensor::decode_f32;
+use memory::WeightStore;
+use std::sync::Mutex;
+
+pub struct CudaBackend<E: Executor> {
+    exec: E,
+    precision: Precision,
+    weights: Mutex<WeightStore<E::Buffer>>,
+}
+
+impl<E: Executor> CudaBackend<E> {
+    pub fn new(exec: E, precision: Precision) -> CudaBackend<E> {
+        CudaBackend {
+            exec,
+            precision,
+            weights: Mutex::new(WeightStore::default()),
+        }
+    }
+
+    pub fn executor(&self) -> &E {
+        &self.exec
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Bytes of weights uploaded to the device so far.
+    pub fn weight_bytes(&self) -> usize {
+        self.store().map(|s| s.device_bytes).unwrap_or(0)
+    }
+
+    fn store(&self) -> Result<std::sync::MutexGuard<'_, WeightStore<E::Buffer>>> {
+        self.weights
+            .lock()
+            .map_err(|_| Error::InvalidArgument("CUDA weight store poisoned by a panic".into()))
+    }
+
+    /// The device address of an arena view.
+    pub(crate) fn act(&self, a: &CudaArena<E::Buffer>, v: View) -> Result<DevPtr> {
+        a.ptr(v)
+    }
+
+    /// The device address of a weight (uploading staged weights on first use).
+    pub(crate) fn weight(&self, w: &CudaWeight) -> Result<DevPtr> {
+        self.store()?.ptr(&self.exec, w)
+    }
+
+    /// Launches `op` compiled for this backend's storage type (`op_f16` / `op_f32`).
+    pub(crate) fn run(&self, op: &str, geometry: Launch, args: &[Arg]) -> Result<()> {
+        let name = format!("{op}_{}", self.precision.suffix());
+        self.exec.launch(&name, &geometry, args)
+    }
+}
+
+/// `n` as a kernel's `int` argument.
+pub(crate) fn int(n: usize) -> Result<Arg> {
+    i32::try_from(n).map(Arg::I32).map_err(|_| {
+        Error::Unsupported(format!(
+            "size {n} exceeds the CUDA kernels' 32-bit index range"
+        ))
+    })
+}
+
+/// Rejects overlapping output/input views, as the CPU backend does.
+pub(crate) fn disjoint(outs: &[View], ins: &[View]) -> Result<()> {
+    for (i, o) in outs.iter().enumerate() {
+        for other in outs[i + 1..].iter().chain(ins) {
+            if o.overlaps(other) {
+                return Err(Error::InvalidArgument(format!(
+                    "output view {o:?} overlaps {other:?}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn same_len(a: usize, b: usize) -> Result<()> {
+    if a != b {
+        return Err(Error::InvalidArgument(format!(
+            "length mismatch: {a} vs {b}"
+        )));
+    }
+    Ok(())
+}
+
+impl<E: Executor> Backend for CudaBackend<E> {
+    type Arena = CudaArena<E::Buffer>;
+    type Weight = CudaWeight;
+
+    fn name(&self) -> String {
+        format!("{} ({})", self.exec.describe(), self.precision.suffix())
+    }
+
+    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        f()
+    }
+
+    fn alloc_arena(&self, elems: usize) -> Result<Self::Arena> {
+        let elem_bytes = self.precision.bytes();
+        let bytes = elems.checked_mul(elem_bytes).ok_or_else(|| {
+            Error::OutOfMemory(format!(
+                "a {elems}-element arena overflows the address space"
+            ))
+        })?;
+        let buf = if bytes == 0 {
+            None
+        } else {
+            Some(self.exec.alloc(bytes)?)
+        };
+        let base = buf.as_ref().map_or(0, |b| self.exec.ptr(b));
+        Ok(CudaArena {
+            _buf: buf,
+            base,
+            elems,
+            elem_bytes,
+        })
+    }
+
+    fn upload(&self, shape: &[usize], data: HostData) -> Result<CudaWeight> {
+        let n: usize = shape.iter().product();
+        let values = match data {
+            HostData::F32(v) => v,
+            HostData::Packed { pack, name } => {
+                let t = pack.require(&name)?;
+                decode_f32(t.dtype, t.data)
+            }
+        };
+        if values.len() != n {
+            return Err(Error::InvalidArgument(format!(
+                "weight has {} values, shape {shape:?} needs {n}",
+                values.len()
+            )));
+        }
+        self.store()?.stage(self.precision, &values)
+    }
+
+    fn write(&self, a: &mut Self::Arena, dst: View, src: &[f32]) -> Result<()> {
+        same_len(dst.len, src.len())?;
+        let ptr = a.ptr(dst)?;
+        self.exec.copy_to_device(ptr, &self.precision.encode(src))
+    }
+
+    fn read(&self, a: &Self::Arena, src: View, dst: &mut [f32]) -> Result<()> {
+        same_len(src.len, dst.len())?;
+        let ptr = a.ptr(src)?;
+        let mut bytes = vec![0u8; src.len * self.precision.bytes()];
+        self.exec.copy_to_host(ptr, &mut bytes)?;
+        self.precision.decode(&bytes, dst);
+        Ok(())
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.exec.synchronize()
+    }
+
+    fn conv2d_scratch(&self, p: &Conv2d, h: usize, w: usize) -> usize {
+        ops::conv::scratch_len(p, h, w)
+    }
+
+    fn conv2d(
+        &self,
+        a: &mut Self::Arena,
+        p: &Conv2d,
+        x: View,
+        h: usize,
+        w: usize,
+        weight: &CudaWeight,
+        bias: Option<&CudaWeight>,
+        out: View,
+        scratch: View,
+        accumulate: bool,
+    ) -> Result<()> {
+        ops::conv::conv2d(self, a, p, x, h, w, weight, bias, out, scratch, accumulate)
+    }
+
+    fn group_norm(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        out: View,
+        c: usize,
+        hw: usize,
+        groups: usize,
+        eps: f32,
+        gamma: &CudaWeight,
+        beta: &CudaWeight,
+        silu: bool,
+    ) -> Result<()> {
+        ops::norm::group_norm(self, a, x, out, c, hw, groups, eps, gamma, beta, silu)
+    }
+
+    fn layer_norm(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        out: View,
+        rows: usize,
+        d: usize,
+        eps: f32,
+        gamma: &CudaWeight,
+        beta: &CudaWeight,
+    ) -> Result<()> {
+        ops::norm::layer_norm(self, a, x, out, rows, d, eps, gamma, beta)
+    }
+
+    fn linear(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        rows: usize,
+        n_in: usize,
+        w: &CudaWeight,
+        n_out: usize,
+        bias: Option<&CudaWeight>,
+        out: View,
+        accumulate: bool,
+    ) -> Result<()> {
+        ops::linear::linear(self, a, x, rows, n_in, w, n_out, bias, out, accumulate)
+    }
+
+    fn attention_scratch(&self, tq: usize, tk: usize, heads: usize, head_dim: usize) -> usize {
+        ops::attention::scratch_len(tq, tk, heads, head_dim)
+    }
+
+    fn attention(
+        &self,
+        a: &mut Self::Arena,
+        q: Rows,
+        k: Rows,
+        v: Rows,
+        tq: usize,
+        tk: usize,
+        heads: usize,
+        head_dim: usize,
+        scale: f32,
+        out: View,
+        scratch: View,
+    ) -> Result<()> {
+        ops::attention::attention(
+            self, a, q, k, v, tq, tk, heads, head_dim, scale, out, scratch,
+        )
+    }
+
+    fn silu(&self, a: &mut Self::Arena, x: View) -> Result<()> {
+        ops::elementwise::silu(self, a, x)
+    }
+
+    fn gelu(&self, a: &mut Self::Arena, x: View, tanh_approx: bool) -> Result<()> {
+        ops::elementwise::gelu(self, a, x, tanh_approx)
+    }
+
+    fn glu(
+        &self,
+        a: &mut Self::Arena,
+        kind: Glu,
+        x: View,
+        rows: usize,
+        d: usize,
+        out: View,
+    ) -> Result<()> {
+        ops::elementwise::glu(self, a, kind, x, rows, d, out)
+    }
+
+    fn add(&self, a: &mut Self::Arena, x: View, y: View) -> Result<()> {
+        ops::elementwise::add(self, a, x, y)
+    }
+
+    fn add_weight(&self, a: &mut Self::Arena, x: View, w: &CudaWeight) -> Result<()> {
+        ops::elementwise::add_weight(self, a, x, w)
+    }
+
+    fn add_channel_bias(&self, a: &mut Self::Arena, x: View, c: usize, v: View) -> Result<()> {
+        ops::elementwise::add_channel_bias(self, a, x, c, v)
+    }
+
+    fn scale_add(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        y: View,
+        s: &CudaWeight,
+        d: usize,
+    ) -> Result<()> {
+        ops::elementwise::scale_add(self, a, x, y, s, d)
+    }
+
+    fn affine(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        add_before: f32,
+        mul: f32,
+        add_after: f32,
+    ) -> Result<()> {
+        ops::elementwise::affine(self, a, x, add_before, mul, add_after)
+    }
+
+    fn upsample_nearest(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        c: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        out: View,
+    ) -> Result<()> {
+        ops::resize::upsample_nearest(self, a, x, c, h, w, oh, ow, out)
+    }
+
+    fn bicubic(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        c: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        scale_factor: Option<(f64, f64)>,
+        antialias: bool,
+        out: View,
+        scratch: View,
+    ) -> Result<()> {
+        ops::resize::bicubic(
+            self,
+            a,
+            x,
+            c,
+            h,
+            w,
+            oh,
+            ow,
+            scale_factor,
+            antialias,
+            out,
+            scratch,
+        )
+    }
+
+    fn bicubic_scratch(&self, c: usize, h: usize, ow: usize, antialias: bool) -> usize {
+        ops::resize::bicubic_scratch(c, h, ow, antialias)
+    }
+
+    fn clamp(&self, a: &mut Self::Arena, x: View, lo: f32, hi: f32) -> Result<()> {
+        ops::elementwise::clamp(self, a, x, lo, hi)
+    }
+
+    fn channel_normalize(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        mean: &[f32],
+        std: &[f32],
+    ) -> Result<()> {
+        ops::elementwise::channel_normalize(self, a, x, mean, std)
+    }
+
+    fn pad_reflect(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        c: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        out: View,
+    ) -> Result<()> {
+        ops::resize::pad_reflect(self, a, x, c, h, w, oh, ow, out)
+    }
+
+    fn crop(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        c: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        out: View,
+    ) -> Result<()> {
+        ops::resize::crop(self, a, x, c, h, w, oh, ow, out)
+    }
+
+    fn x0_from_eps(
+        &self,
+        a: &mut Self::Arena,
+        z: View,
+        eps: View,
+        c1: f32,
+        c2: f32,
+        out: View,
+    ) -> Result<()> {
+        ops::elementwise::x0_from_eps(self, a, z, eps, c1, c2, out)
+    }
+
+    fn transpose(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        rows: usize,
+        cols: usize,
+        out: View,
+    ) -> Result<()> {
+        ops::resize::transpose(self, a, x, rows, cols, out)
+    }
+
+    fn copy(&self, a: &mut Self::Arena, src: View, dst: View) -> Result<()> {
+        ops::elementwise::copy(self, a, src, dst)
+    }
+
+    fn copy_weight(&self, a: &mut Self::Arena, w: &CudaWeight, dst: View) -> Result<()> {
+        ops::elementwise::copy_weight(self, a, w, dst)
+    }
+
+    fn timestep_embedding(
+        &self,
+        a: &mut Self::Arena,
+        t: f32,
+        dim: usize,
+        flip_sin_to_cos: bool,
+        freq_shift: f32,
+        out: View,
+    ) -> Result<()> {
+        ops::elementwise::timestep_embedding(self, a, t, dim, flip_sin_to_cos, freq_shift, out)
+    }
+}
