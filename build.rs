@@ -151,6 +151,7 @@ mod harness {
             .flag_if_supported("-fno-strict-aliasing")
             .flag_if_supported("-Wno-unused-function")
             .flag_if_supported("-Wno-unused-parameter")
+            .flag_if_supported("-Wno-unknown-pragmas")
             .warnings(true);
         for f in std::fs::read_dir(&harness).expect("kernels/harness") {
             let p = f.expect("entry").path();

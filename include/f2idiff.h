@@ -28,6 +28,11 @@
 
 
 /**
+ * `struct_size` of the first `f2i_engine_options` (before `precision`).
+ */
+#define ENGINE_OPTIONS_V1_SIZE 24
+
+/**
  * `f2i_upscale_params.tile_size`: the whole image as one tile.
  */
 #define F2I_TILE_WHOLE_IMAGE 4294967295
@@ -135,6 +140,11 @@ typedef enum f2i_device {
 typedef struct f2i_engine f2i_engine;
 
 /**
+ * `f2i_precision` as passed in by a caller (any integer).
+ */
+typedef uint32_t RawPrecision;
+
+/**
  * Engine options. Initialise with `f2i_engine_options_init`, then change fields.
  */
 typedef struct f2i_engine_options {
@@ -155,6 +165,13 @@ typedef struct f2i_engine_options {
    * Budget for one tile's activations when `tile_size` is 0 (automatic); 0 = 2 GiB.
    */
   uint64_t memory_budget_bytes;
+  /**
+   * CUDA storage precision (added in 0.2; callers built against an older header, whose
+   * `struct_size` ends before this field, get F2I_PRECISION_F16). CUDA kernels come from
+   * NVRTC at first use (cached), or from precompiled cubins in the folder named by the
+   * environment variable `F2I_KERNEL_DIR` (`f2idiff kernels build`).
+   */
+  RawPrecision precision;
 } f2i_engine_options;
 
 /**

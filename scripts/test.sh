@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The project's one test command: formatting, lints, every test natively, then the same tests
-# cross-built for aarch64 and run under qemu-user (scripts/test-aarch64.sh installs the target,
-# Debian's cross linker and qemu when missing). Goldens are committed under tests/data, so no
-# Python or PyTorch is needed here.
+# The project's one test command: formatting, lints, every CUDA kernel compiled for sm_87 and
+# sm_90 (NVRTC + ptxas from pinned pip wheels; fails on errors or register spills), every test
+# natively — with the CUDA kernels run on the CPU execution harness (feature cuda-sim) against
+# the CPU backend — then the CPU tests cross-built for aarch64 and run under qemu-user
+# (scripts/test-aarch64.sh installs the target, Debian's cross linker and qemu when missing).
+# Goldens are committed under tests/data, so no Python or PyTorch is needed here; no GPU either
+# (GPU tests skip and say so; scripts/gpu-check.sh runs them on a GPU machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,8 +28,10 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo clippy --all-targets --features cuda-sim -- -D warnings"
+cargo clippy --all-targets --locked --features cuda-sim -- -D warnings
+echo "== cargo clippy (default features) -- -D warnings"
+cargo clippy --lib --bins --locked -- -D warnings
 echo "== include/f2idiff.h is what cbindgen generates from src/capi"
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   git diff --exit-code -- include/f2idiff.h || {
@@ -34,8 +39,10 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     exit 1
   }
 fi
-echo "== cargo test"
-cargo test --locked
+echo "== CUDA kernels: NVRTC + ptxas for sm_87 and sm_90, no spills"
+./scripts/kernel-check.sh
+echo "== cargo test --features cuda-sim (CUDA kernels on the CPU execution harness)"
+cargo test --locked --features cuda-sim
 echo "== aarch64 (Jetson CPU) under qemu-user"
 ./scripts/test-aarch64.sh
 echo "== all checks passed"

@@ -25,7 +25,7 @@
 // ---------------------------------------------------------------------------------------------
 // Declarations.
 #ifdef F2I_DEVICE_BUILD
-#define F2I_KERNEL extern "C" __global__ void
+#define F2I_KERNEL extern "C" __global__
 #define F2I_FN static __device__ __forceinline__
 #define F2I_RESTRICT __restrict__
 // Static shared memory, one array per block.
@@ -35,7 +35,7 @@
   extern __shared__ __align__(16) unsigned char f2i_dynamic_smem[];      \
   type* name = reinterpret_cast<type*>(f2i_dynamic_smem)
 #else
-#define F2I_KERNEL static void
+#define F2I_KERNEL static
 #define F2I_FN static inline
 #define F2I_RESTRICT __restrict__
 #define F2I_SHARED(type, name, count) \
@@ -202,3 +202,20 @@ F2I_FN int f2i_min(int a, int b) { return a < b ? a : b; }
 F2I_FN int f2i_max(int a, int b) { return a > b ? a : b; }
 // 1/sqrt(x) rounded as 1/sqrtf(x) on the CPU (no approximate rsqrt).
 F2I_FN float f2i_rsqrtf(float x) { return 1.0f / f2i_sqrtf(x); }
+
+// ---------------------------------------------------------------------------------------------
+// f64 exp / sin / cos: the timestep embedding evaluates them in f64 and rounds once to f32, as
+// the CPU oracle does (arguments reach ~1000 rad, where f32 sinf's last ulp shows).
+F2I_FN double f2i_exp(double x) { return F2I_MATH(exp)(x); }
+F2I_FN double f2i_sin(double x) { return F2I_MATH(sin)(x); }
+F2I_FN double f2i_cos(double x) { return F2I_MATH(cos)(x); }
+// An f32 product rounded on its own, never contracted into an FMA with a following add (source
+// coordinates of the resizes, whose floor must match the CPU's separately rounded a·b − c).
+#ifdef F2I_DEVICE_BUILD
+F2I_FN float f2i_fmul_rn(float a, float b) { return __fmul_rn(a, b); }
+#else
+F2I_FN float f2i_fmul_rn(float a, float b) {
+  volatile float p = a * b;
+  return p;
+}
+#endif

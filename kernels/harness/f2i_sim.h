@@ -35,4 +35,17 @@ void* f2i_sim_shared_dynamic(void);
 float f2i_sim_half_to_float(uint16_t h);
 uint16_t f2i_sim_float_to_half(float f);
 float f2i_sim_atomic_add_f32(float* p, float v);
+
+// Per-thread state for host emulations (e.g. f2i_mma.h's pending cp.async copies): a
+// pointer-sized slot private to the calling simulated thread, NULL at the thread's start (in
+// every block of every launch).
+void** f2i_sim_thread_slot(void);
+// Registers fn(arg) to run when the calling simulated thread returns (last registered runs
+// first; at most 8 per thread), on that thread (indices, slot and shared memory still valid),
+// so pending state can be completed, checked and freed. When a launch fails before the thread
+// returns, it runs during the launch's clean-up instead (f2i_sim_fail is then ignored).
+void f2i_sim_at_thread_exit(void (*fn)(void*), void* arg);
+// Ends the launch with `status` (an F2I_SIM_ERR_* of f2i_sim_launch.h) and a message naming
+// kernel, block and thread followed by `what`: for misuse a host emulation detects.
+__attribute__((noreturn)) void f2i_sim_fail(int status, const char* what);
 }

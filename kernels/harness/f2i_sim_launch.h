@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #ifdef __cplusplus
+#include <type_traits>
 #include <utility>
 #endif
 
@@ -12,6 +13,11 @@ typedef void (*f2i_sim_entry_fn)(void** params);
 struct f2i_sim_kernel {
   const char* name;
   f2i_sim_entry_fn entry;  // runs the kernel body for the current thread
+  unsigned nparams = 0;    // number of kernel arguments
+  // Bit i set: argument i is a pointer. The schedule check snapshots and compares the
+  // allocations these point into (other allocations may belong to concurrent launchers).
+  // (Default initialisers: the generated tables end with {nullptr, nullptr}.)
+  unsigned long long pointer_params = 0;
 };
 
 // Launch flags.
@@ -60,7 +66,22 @@ template <auto F>
 void entry(void** p) {
   invoke(F, p);
 }
+template <typename... A>
+constexpr unsigned arity(void (*)(A...)) {
+  return sizeof...(A);
+}
+template <typename... A>
+constexpr unsigned long long pointer_mask(void (*)(A...)) {
+  static_assert(sizeof...(A) <= 64, "at most 64 kernel arguments");
+  unsigned long long m = 0;
+  unsigned i = 0;
+  ((m |= (std::is_pointer<A>::value ? 1ull << i : 0ull), ++i), ...);
+  return m;
+}
 }  // namespace f2i_sim_detail
-#define F2I_SIM_ENTRY(name) \
-  { #name, &f2i_sim_detail::entry<&name> }
+#define F2I_SIM_ENTRY(name)                                                             \
+  {                                                                                     \
+    #name, &f2i_sim_detail::entry<&name>, f2i_sim_detail::arity(&name),                 \
+        f2i_sim_detail::pointer_mask(&name)                                             \
+  }
 #endif

@@ -1,10 +1,13 @@
-//! The engine behind `f2i_engine`: a CPU backend, the model's networks (shared between engines
-//! opened on the same file with the same LoRA scale), and the lock that keeps one engine on one
+//! The engine behind `f2i_engine`: a backend (the CPU, or CUDA when asked for or, with
+//! `F2I_DEVICE_AUTO`, when a usable GPU exists), the model's networks (CPU engines opened on the
+//! same file with the same LoRA scale share them), and the lock that keeps one engine on one
 //! thread at a time.
 
 use super::status::{CResult, Failure};
-use super::types::{f2i_device::*, f2i_engine_options};
+use super::types::{f2i_device::*, f2i_engine_options, f2i_precision::*};
 use crate::backend::cpu::CpuBackend;
+use crate::backend::cuda::Precision;
+use crate::device::{self, Device, DeviceOptions, Opened};
 use crate::engine::Networks;
 use crate::pack::{LoraMode, Pack};
 use std::path::{Path, PathBuf};
@@ -103,16 +106,31 @@ fn shared_nets(
     Ok(nets)
 }
 
+/// An engine's networks on its backend. CPU networks are shared between engines; CUDA ones
+/// (device weights) belong to one engine.
+pub enum EngineNets {
+    Cpu(CpuBackend, Arc<Nets>),
+    #[cfg(any())] // CUDA-DEVICE-PENDING
+    Cuda(Box<CudaEngine>),
+}
+
+#[cfg(any())] // CUDA-DEVICE-PENDING
+pub struct CudaEngine {
+    pub backend: crate::backend::cuda::CudaBackend<crate::backend::cuda::device::DeviceExecutor>,
+    pub nets: Option<Networks<crate::backend::cuda::CudaBackend<crate::backend::cuda::device::DeviceExecutor>>>,
+}
+
 /// The networks an engine currently runs, with the LoRA scale they were loaded at.
 pub struct Loaded {
     pub lora_scale: f32,
-    pub nets: Arc<Nets>,
+    pub nets: EngineNets,
 }
 
 /// `f2i_engine`: opaque to C.
 #[allow(non_camel_case_types)]
 pub struct f2i_engine {
-    pub backend: CpuBackend,
+    /// What the engine computes on ("cpu (2 threads)", "cuda:0 … (f16)").
+    pub device: String,
     pub memory_budget: usize,
     pub scale: u32,
     key: Option<FileKey>,
@@ -123,35 +141,68 @@ pub struct f2i_engine {
 
 impl f2i_engine {
     pub fn create(path: &Path, opts: &f2i_engine_options) -> CResult<f2i_engine> {
-        match opts.device {
+        let device = match opts.device {
             d if d == F2I_DEVICE_AUTO as u32 || d == F2I_DEVICE_CPU as u32 => {
-                if opts.device_index != 0 && opts.device_index != -1 {
+                let cpu = d == F2I_DEVICE_CPU as u32;
+                if cpu && opts.device_index != 0 && opts.device_index != -1 {
                     return Err(Failure::invalid(format!(
                         "device_index {} for the CPU (expected 0 or -1)",
                         opts.device_index
                     )));
                 }
+                if cpu { Device::Cpu } else { Device::Auto }
             }
-            d if d == F2I_DEVICE_CUDA as u32 => {
-                return Err(crate::Error::Unsupported(
-                    "F2I_DEVICE_CUDA: this build has no CUDA backend yet".into(),
-                )
-                .into());
-            }
+            d if d == F2I_DEVICE_CUDA as u32 => match opts.device_index {
+                -1 => Device::Cuda(0),
+                i => Device::Cuda(usize::try_from(i).map_err(|_| {
+                    Failure::invalid(format!("device_index {i} (expected a GPU ordinal ≥ 0)"))
+                })?),
+            },
             d => return Err(Failure::invalid(format!("unknown device {d}"))),
-        }
+        };
+        let precision = match opts.precision {
+            p if p == F2I_PRECISION_F16 as u32 => Precision::F16,
+            p if p == F2I_PRECISION_F32 as u32 => Precision::F32,
+            p => return Err(Failure::invalid(format!("unknown precision {p}"))),
+        };
         let budget = match opts.memory_budget_bytes {
             0 => DEFAULT_BUDGET,
             b => b,
         };
         let key = FileKey::of(path);
         let pack = shared_pack(key.as_ref(), path)?;
-        let backend = CpuBackend::new(opts.num_threads as usize)?;
-        let nets = shared_nets(key.as_ref(), &pack, &backend, 1.0)?;
+        let dev_opts = DeviceOptions {
+            threads: opts.num_threads as usize,
+            precision,
+            kernel_dir: std::env::var_os("F2I_KERNEL_DIR").map(PathBuf::from),
+        };
+        let (opened, _) = device::open(device, &dev_opts)?;
+        let device = opened.describe();
+        let nets = match opened {
+            Opened::Cpu(backend) => {
+                let nets = shared_nets(key.as_ref(), &pack, &backend, 1.0)?;
+                EngineNets::Cpu(backend, nets)
+            }
+            #[cfg(any())] // CUDA-DEVICE-PENDING
+            Opened::Cuda(backend) => {
+                let nets = Networks::load(&backend, pack.clone(), 1.0)?;
+                EngineNets::Cuda(Box::new(CudaEngine {
+                    backend,
+                    nets: Some(nets),
+                }))
+            }
+            #[cfg(feature = "cuda-sim")]
+            Opened::CudaSim(_) => {
+                return Err(crate::Error::Unsupported(
+                    "the C API does not run on the CPU execution harness".into(),
+                )
+                .into());
+            }
+        };
         Ok(f2i_engine {
+            device,
             memory_budget: usize::try_from(budget).unwrap_or(usize::MAX),
             scale: pack.configs().pipeline.scale,
-            backend,
             key,
             pack,
             loaded: Mutex::new(Loaded {
@@ -179,7 +230,17 @@ impl f2i_engine {
         if self.pack.header().lora.mode != LoraMode::Runtime || loaded.lora_scale == lora_scale {
             return Ok(());
         }
-        loaded.nets = shared_nets(self.key.as_ref(), &self.pack, &self.backend, lora_scale)?;
+        match &mut loaded.nets {
+            EngineNets::Cpu(backend, nets) => {
+                *nets = shared_nets(self.key.as_ref(), &self.pack, backend, lora_scale)?;
+            }
+            #[cfg(any())] // CUDA-DEVICE-PENDING
+            EngineNets::Cuda(engine) => {
+                // Free the device weights of the old scale before uploading the new ones.
+                engine.nets = None;
+                engine.nets = Some(Networks::load(&engine.backend, self.pack.clone(), lora_scale)?);
+            }
+        }
         loaded.lora_scale = lora_scale;
         Ok(())
     }

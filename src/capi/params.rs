@@ -4,6 +4,7 @@
 use super::status::{CResult, Failure};
 use super::types::{
     F2I_OVERLAP_DEFAULT, F2I_TILE_WHOLE_IMAGE, f2i_color_fix::*, f2i_device::*, f2i_engine_options,
+    f2i_precision::*,
     f2i_upscale_params,
 };
 use crate::pipeline::{ColorFix, Rect, UpscaleOptions};
@@ -16,8 +17,12 @@ pub fn default_options() -> f2i_engine_options {
         device_index: 0,
         num_threads: 0,
         memory_budget_bytes: 0,
+        precision: F2I_PRECISION_F16 as u32,
     }
 }
+
+/// `struct_size` of the first `f2i_engine_options` (before `precision`).
+pub const ENGINE_OPTIONS_V1_SIZE: usize = 24;
 
 pub fn default_params() -> f2i_upscale_params {
     f2i_upscale_params {
@@ -34,25 +39,39 @@ pub fn default_params() -> f2i_upscale_params {
 }
 
 /// Reads a caller's versioned struct: NULL gives `default`; `struct_size` (its first field)
-/// must cover this version's fields.
+/// must be at least `min_size` (the struct's first published size); fields beyond the
+/// caller's `struct_size` (added in later versions) keep their defaults.
 ///
 /// # Safety
-/// `p` is NULL or points to a readable `T` whose first field is a `u32` `struct_size`.
-pub unsafe fn read_versioned<T: Copy>(p: *const T, default: T, what: &str) -> CResult<T> {
+/// `p` is NULL or points to a readable `T`-prefix of `struct_size` bytes whose first field is
+/// a `u32` `struct_size`.
+pub unsafe fn read_versioned<T: Copy>(
+    p: *const T,
+    default: T,
+    min_size: usize,
+    what: &str,
+) -> CResult<T> {
     if p.is_null() {
         return Ok(default);
     }
     // SAFETY: non-null and readable per the contract; u32 has no invalid bit patterns.
     let size = unsafe { p.cast::<u32>().read_unaligned() } as usize;
-    if size < size_of::<T>() {
+    if size < min_size {
         return Err(Failure::invalid(format!(
-            "{what}.struct_size is {size}, expected at least {} (call the _init function first)",
-            size_of::<T>()
+            "{what}.struct_size is {size}, expected at least {min_size} (call the _init function \
+             first)"
         )));
     }
-    // SAFETY: at least size_of::<T>() readable bytes; every field of our option structs is an
-    // integer, float, raw pointer or optional function pointer, all valid for any bits.
-    Ok(unsafe { p.read_unaligned() })
+    let n = size.min(size_of::<T>());
+    let mut out = default;
+    // SAFETY: the caller's `n ≤ struct_size` bytes are readable per the contract and `out` is
+    // a `T` of at least `n` bytes; every field of our option structs is an integer, float, raw
+    // pointer or optional function pointer, all valid for any bits, so any prefix overwrite
+    // leaves a valid `T`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(p.cast::<u8>(), (&raw mut out).cast::<u8>(), n);
+    }
+    Ok(out)
 }
 
 /// One call's settings, checked against the model.

@@ -1,7 +1,7 @@
 //! `f2i_upscale`'s work, after its arguments are checked: pixels in, pipeline, alpha, pixels
 //! out.
 
-use super::engine::f2i_engine;
+use super::engine::{EngineNets, f2i_engine};
 use super::image::Checked;
 use super::params::Call;
 use super::pixels;
@@ -49,15 +49,16 @@ pub unsafe fn run(
         Some(f) => unsafe { f(call.user_data, done as u32, total as u32) == 0 },
         None => true,
     };
-    let out = upscale(
-        &loaded.nets,
-        &engine.backend,
-        &rgb,
-        h,
-        w,
-        &call.opts,
-        &mut progress,
-    )?;
+    let out = match &loaded.nets {
+        EngineNets::Cpu(backend, nets) => {
+            upscale(nets, backend, &rgb, h, w, &call.opts, &mut progress)?
+        }
+        #[cfg(any())] // CUDA-DEVICE-PENDING
+        EngineNets::Cuda(engine) => match &engine.nets {
+            Some(nets) => upscale(nets, &engine.backend, &rgb, h, w, &call.opts, &mut progress)?,
+            None => return Err(Error::Device("the engine's networks failed to reload".into()).into()),
+        },
+    };
     drop(rgb);
     if let Some(bad) = out.data.iter().position(|v| !v.is_finite()) {
         return Err(Error::Numeric(format!(
@@ -77,7 +78,7 @@ pub unsafe fn run(
     }
     let alpha = match alpha {
         Some(a) => Some(upscale_alpha(
-            engine,
+            &loaded.nets,
             &a,
             w,
             h,
@@ -94,7 +95,7 @@ pub unsafe fn run(
 
 /// Bicubic ×`s` of the alpha plane `[h, w]` (of the ROI only, when given), in [0, 1].
 fn upscale_alpha(
-    engine: &f2i_engine,
+    nets: &EngineNets,
     a: &[f32],
     w: usize,
     h: usize,
@@ -116,9 +117,13 @@ fn upscale_alpha(
         win[y * cw..][..cw].copy_from_slice(&a[(y0 + y) * w + x0..][..cw]);
     }
     let mut up = buffer(cw * s * ch * s)?;
-    engine
-        .backend
-        .install(|| bicubic(&win, 1, ch, cw, ch * s, cw * s, None, &mut up));
+    let mut alpha = || bicubic(&win, 1, ch, cw, ch * s, cw * s, None, &mut up);
+    match nets {
+        // On the engine's CPU threads; a CUDA engine does this small plane on the caller's.
+        EngineNets::Cpu(backend, _) => backend.install(alpha),
+        #[allow(unreachable_patterns)]
+        _ => alpha(),
+    }
     let (ow, oh) = (r.width * s, r.height * s);
     let (ox, oy) = ((r.x - x0) * s, (r.y - y0) * s);
     let mut out = buffer(ow * oh)?;

@@ -72,12 +72,24 @@ pub enum f2i_device {
     F2I_DEVICE_CUDA = 2,
 }
 
+/// Storage precision on CUDA (the CPU always computes in f32).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum f2i_precision {
+    /// f16 storage, f32 arithmetic (the default).
+    F2I_PRECISION_F16 = 0,
+    /// f32 storage (debugging; twice the memory).
+    F2I_PRECISION_F32 = 1,
+}
+
 /// `f2i_pixel_format` as passed in by a caller (any integer).
 pub type RawPixelFormat = u32;
 /// `f2i_color_fix` as passed in by a caller (any integer).
 pub type RawColorFix = u32;
 /// `f2i_device` as passed in by a caller (any integer).
 pub type RawDevice = u32;
+/// `f2i_precision` as passed in by a caller (any integer).
+pub type RawPrecision = u32;
 /// `f2i_status` as passed in by a caller (any integer).
 pub type RawStatus = u32;
 
@@ -127,6 +139,11 @@ pub struct f2i_engine_options {
     pub num_threads: u32,
     /// Budget for one tile's activations when `tile_size` is 0 (automatic); 0 = 2 GiB.
     pub memory_budget_bytes: u64,
+    /// CUDA storage precision (added in 0.2; callers built against an older header, whose
+    /// `struct_size` ends before this field, get F2I_PRECISION_F16). CUDA kernels come from
+    /// NVRTC at first use (cached), or from precompiled cubins in the folder named by the
+    /// environment variable `F2I_KERNEL_DIR` (`f2idiff kernels build`).
+    pub precision: RawPrecision,
 }
 
 /// Per-call parameters. Initialise with `f2i_upscale_params_init`, then change fields.

@@ -12,6 +12,41 @@ pub fn sim_backend(precision: Precision) -> CudaBackend<SimExecutor> {
     CudaBackend::new(SimExecutor::default(), precision)
 }
 
+/// `F2I_SKIP_SIM=1` (scripts/gpu-check.sh on the GPU machine): compare only the GPU with the
+/// CPU; CI already ran the harness.
+pub fn skip_sim() -> bool {
+    std::env::var("F2I_SKIP_SIM").is_ok_and(|v| v.trim() == "1")
+}
+
+/// `F2I_REQUIRE_GPU=1` (the GPU machine): a missing GPU fails the test instead of skipping.
+pub fn require_gpu() -> bool {
+    std::env::var("F2I_REQUIRE_GPU").is_ok_and(|v| v.trim() == "1")
+}
+
+/// The CUDA backend on GPU 0, or `None` (with a "skipped: no GPU (reason)" line) when no usable
+/// GPU exists; panics instead under `F2I_REQUIRE_GPU=1`. The first executor opened stays alive
+/// for the process, so the device's primary context is created once, not per check.
+#[cfg(feature = "cuda")]
+pub fn gpu_backend(
+    precision: Precision,
+) -> Option<CudaBackend<f2idiff::backend::cuda::device::DeviceExecutor>> {
+    use f2idiff::backend::cuda::device::DeviceExecutor;
+    static FIRST: std::sync::OnceLock<Result<DeviceExecutor, String>> = std::sync::OnceLock::new();
+    let first = FIRST.get_or_init(|| DeviceExecutor::new(0, None).map_err(|e| e.to_string()));
+    let exec = match first {
+        Ok(_) => DeviceExecutor::new(0, None).map_err(|e| e.to_string()),
+        Err(e) => Err(e.clone()),
+    };
+    match exec {
+        Ok(e) => Some(CudaBackend::new(e, precision)),
+        Err(e) if require_gpu() => panic!("F2I_REQUIRE_GPU=1 but no usable GPU: {e}"),
+        Err(e) => {
+            eprintln!("skipped: no GPU ({e})");
+            None
+        }
+    }
+}
+
 pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len(), "lengths differ");
     let (mut num, mut den) = (0f64, 0f64);
@@ -19,11 +54,18 @@ pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
         num += (*x as f64 - *y as f64).powi(2);
         den += (*y as f64).powi(2);
     }
-    if den == 0.0 { num.sqrt() } else { (num / den).sqrt() }
+    if den == 0.0 {
+        num.sqrt()
+    } else {
+        (num / den).sqrt()
+    }
 }
 
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f64) {
-    assert!(got.iter().all(|v| v.is_finite()), "{what}: non-finite output");
+    assert!(
+        got.iter().all(|v| v.is_finite()),
+        "{what}: non-finite output"
+    );
     let err = rel_l2(got, want);
     eprintln!("{what:<40} rel L2 {err:.3e} (tol {tol:.0e})");
     assert!(err <= tol, "{what}: rel L2 {err:e} > {tol:e}");
@@ -60,6 +102,9 @@ macro_rules! check_backends {
             (f2idiff::backend::cuda::Precision::F32, $tol32),
             (f2idiff::backend::cuda::Precision::F16, $tol16),
         ] {
+            if $crate::cuda_common::skip_sim() {
+                break;
+            }
             let sim = $crate::cuda_common::sim_backend(prec);
             let got: Vec<f32> = {
                 let $b = &sim;
@@ -67,6 +112,25 @@ macro_rules! check_backends {
             };
             $crate::cuda_common::assert_close(
                 &format!("{} (cuda-sim {:?})", $what, prec),
+                &got,
+                &want,
+                tol,
+            );
+        }
+        #[cfg(feature = "cuda")]
+        for (prec, tol) in [
+            (f2idiff::backend::cuda::Precision::F32, $tol32),
+            (f2idiff::backend::cuda::Precision::F16, $tol16),
+        ] {
+            let Some(gpu) = $crate::cuda_common::gpu_backend(prec) else {
+                break;
+            };
+            let got: Vec<f32> = {
+                let $b = &gpu;
+                $body
+            };
+            $crate::cuda_common::assert_close(
+                &format!("{} (cuda {:?})", $what, prec),
                 &got,
                 &want,
                 tol,

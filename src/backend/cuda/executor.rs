@@ -39,7 +39,7 @@ impl Launch {
 /// launches execute in the order they are issued.
 pub trait Executor: Send + Sync + 'static {
     /// An owned device allocation, freed on drop.
-    type Buffer: Send + Sync;
+    type Buffer: Send + Sync + 'static;
 
     /// What this executor is, for messages ("cuda:0 NVIDIA H200 (sm_90)", "cuda-sim").
     fn describe(&self) -> String;

@@ -6,6 +6,8 @@ use super::executor::{DevPtr, Executor};
 use super::precision::Precision;
 use crate::backend::View;
 use crate::error::{Error, Result};
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
 
 /// Carving alignment of weights inside their allocation (cudaMalloc's).
 const WEIGHT_ALIGN: usize = 256;
@@ -38,10 +40,17 @@ impl<B> CudaArena<B> {
     }
 }
 
-/// A parameter on the device: `len` elements at `offset` bytes into weight slab `slab`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One upload of weights: the device allocation, filled when the batch is flushed. Every
+/// weight of the batch holds it, so it is freed with the last of them (a reloaded model frees
+/// the previous model's weights).
+struct Slab {
+    /// The executor's buffer (type-erased so weights need no executor type) and its address.
+    device: OnceLock<(Box<dyn Any + Send + Sync>, DevPtr)>,
+}
+
+/// A parameter on the device: `len` elements at `offset` bytes into its slab.
 pub struct CudaWeight {
-    slab: usize,
+    slab: Arc<Slab>,
     offset: usize,
     len: usize,
 }
@@ -57,26 +66,28 @@ impl CudaWeight {
 
 /// Weights uploaded once: [`WeightStore::stage`] appends a weight to a host staging buffer and
 /// hands out its place; the first use of a staged weight uploads everything staged so far as
-/// one device allocation (a slab). Loading a model stages all its weights before any runs, so
-/// a model's weights live in one allocation.
-pub struct WeightStore<B> {
-    slabs: Vec<(B, DevPtr)>,
-    /// Bytes uploaded so far.
-    pub device_bytes: usize,
+/// one device allocation (a slab), which is then carved. Loading a model stages all its
+/// weights before any op runs, so a model's weights live in one allocation.
+pub struct WeightStore {
+    pending: Arc<Slab>,
     staging: Vec<u8>,
+    /// Bytes uploaded so far (over the backend's life).
+    pub device_bytes: usize,
 }
 
-impl<B> Default for WeightStore<B> {
+impl Default for WeightStore {
     fn default() -> Self {
         WeightStore {
-            slabs: Vec::new(),
-            device_bytes: 0,
+            pending: Arc::new(Slab {
+                device: OnceLock::new(),
+            }),
             staging: Vec::new(),
+            device_bytes: 0,
         }
     }
 }
 
-impl<B> WeightStore<B> {
+impl WeightStore {
     pub fn stage(&mut self, precision: Precision, values: &[f32]) -> Result<CudaWeight> {
         let offset = self.staging.len().next_multiple_of(WEIGHT_ALIGN);
         let bytes = precision.encode(values);
@@ -87,25 +98,30 @@ impl<B> WeightStore<B> {
         self.staging.resize(offset, 0);
         self.staging.extend_from_slice(&bytes);
         Ok(CudaWeight {
-            slab: self.slabs.len(),
+            slab: self.pending.clone(),
             offset,
             len: values.len(),
         })
     }
 
     /// The device address of `w`, uploading the staged weights first when `w` is among them.
-    pub fn ptr<E: Executor<Buffer = B>>(&mut self, exec: &E, w: &CudaWeight) -> Result<DevPtr> {
-        if w.slab == self.slabs.len() {
+    pub fn ptr<E: Executor>(&mut self, exec: &E, w: &CudaWeight) -> Result<DevPtr> {
+        if w.slab.device.get().is_none() {
+            if !Arc::ptr_eq(&w.slab, &self.pending) {
+                return Err(Error::InvalidArgument(
+                    "weight does not belong to this backend".into(),
+                ));
+            }
             self.flush(exec)?;
         }
-        let (_, base) = self.slabs.get(w.slab).ok_or_else(|| {
-            Error::InvalidArgument("weight does not belong to this backend".into())
-        })?;
-        Ok(base + w.offset as u64)
+        match w.slab.device.get() {
+            Some((_, base)) => Ok(base + w.offset as u64),
+            None => Err(Error::Device("weight upload failed".into())),
+        }
     }
 
     /// Uploads the staged weights as one allocation.
-    pub fn flush<E: Executor<Buffer = B>>(&mut self, exec: &E) -> Result<()> {
+    pub fn flush<E: Executor>(&mut self, exec: &E) -> Result<()> {
         if self.staging.is_empty() {
             return Ok(());
         }
@@ -113,8 +129,13 @@ impl<B> WeightStore<B> {
         let base = exec.ptr(&buf);
         exec.copy_to_device(base, &self.staging)?;
         exec.freeze(&buf)?;
+        if self.pending.device.set((Box::new(buf), base)).is_err() {
+            return Err(Error::Device("weight slab uploaded twice".into()));
+        }
         self.device_bytes += self.staging.len();
-        self.slabs.push((buf, base));
+        self.pending = Arc::new(Slab {
+            device: OnceLock::new(),
+        });
         self.staging = Vec::new();
         Ok(())
     }

@@ -12,10 +12,13 @@ pub mod executor;
 mod memory;
 mod ops;
 pub mod precision;
+pub mod probe;
 pub mod sources;
 
 #[cfg(feature = "cuda-sim")]
 pub mod sim;
+#[cfg(feature = "cuda")]
+pub mod device;
 
 pub use executor::{Arg, DevPtr, Executor, Launch};
 pub use memory::{CudaArena, CudaWeight};
@@ -30,7 +33,7 @@ use std::sync::Mutex;
 pub struct CudaBackend<E: Executor> {
     exec: E,
     precision: Precision,
-    weights: Mutex<WeightStore<E::Buffer>>,
+    weights: Mutex<WeightStore>,
 }
 
 impl<E: Executor> CudaBackend<E> {
@@ -55,7 +58,7 @@ impl<E: Executor> CudaBackend<E> {
         self.store().map(|s| s.device_bytes).unwrap_or(0)
     }
 
-    fn store(&self) -> Result<std::sync::MutexGuard<'_, WeightStore<E::Buffer>>> {
+    fn store(&self) -> Result<std::sync::MutexGuard<'_, WeightStore>> {
         self.weights
             .lock()
             .map_err(|_| Error::InvalidArgument("CUDA weight store poisoned by a panic".into()))
@@ -143,7 +146,7 @@ impl<E: Executor> Backend for CudaBackend<E> {
         })
     }
 
-    fn upload(&self, shape: &[usize], data: HostData) -> Result<CudaWeight> {
+    fn upload(&self, shape: &[usize], data: HostData) -> Result<Self::Weight> {
         let n: usize = shape.iter().product();
         let values = match data {
             HostData::F32(v) => v,
@@ -191,8 +194,8 @@ impl<E: Executor> Backend for CudaBackend<E> {
         x: View,
         h: usize,
         w: usize,
-        weight: &CudaWeight,
-        bias: Option<&CudaWeight>,
+        weight: &Self::Weight,
+        bias: Option<&Self::Weight>,
         out: View,
         scratch: View,
         accumulate: bool,
@@ -209,8 +212,8 @@ impl<E: Executor> Backend for CudaBackend<E> {
         hw: usize,
         groups: usize,
         eps: f32,
-        gamma: &CudaWeight,
-        beta: &CudaWeight,
+        gamma: &Self::Weight,
+        beta: &Self::Weight,
         silu: bool,
     ) -> Result<()> {
         ops::norm::group_norm(self, a, x, out, c, hw, groups, eps, gamma, beta, silu)
@@ -224,8 +227,8 @@ impl<E: Executor> Backend for CudaBackend<E> {
         rows: usize,
         d: usize,
         eps: f32,
-        gamma: &CudaWeight,
-        beta: &CudaWeight,
+        gamma: &Self::Weight,
+        beta: &Self::Weight,
     ) -> Result<()> {
         ops::norm::layer_norm(self, a, x, out, rows, d, eps, gamma, beta)
     }
@@ -236,9 +239,9 @@ impl<E: Executor> Backend for CudaBackend<E> {
         x: View,
         rows: usize,
         n_in: usize,
-        w: &CudaWeight,
+        w: &Self::Weight,
         n_out: usize,
-        bias: Option<&CudaWeight>,
+        bias: Option<&Self::Weight>,
         out: View,
         accumulate: bool,
     ) -> Result<()> {
@@ -292,7 +295,7 @@ impl<E: Executor> Backend for CudaBackend<E> {
         ops::elementwise::add(self, a, x, y)
     }
 
-    fn add_weight(&self, a: &mut Self::Arena, x: View, w: &CudaWeight) -> Result<()> {
+    fn add_weight(&self, a: &mut Self::Arena, x: View, w: &Self::Weight) -> Result<()> {
         ops::elementwise::add_weight(self, a, x, w)
     }
 
@@ -305,7 +308,7 @@ impl<E: Executor> Backend for CudaBackend<E> {
         a: &mut Self::Arena,
         x: View,
         y: View,
-        s: &CudaWeight,
+        s: &Self::Weight,
         d: usize,
     ) -> Result<()> {
         ops::elementwise::scale_add(self, a, x, y, s, d)
@@ -439,7 +442,7 @@ impl<E: Executor> Backend for CudaBackend<E> {
         ops::elementwise::copy(self, a, src, dst)
     }
 
-    fn copy_weight(&self, a: &mut Self::Arena, w: &CudaWeight, dst: View) -> Result<()> {
+    fn copy_weight(&self, a: &mut Self::Arena, w: &Self::Weight, dst: View) -> Result<()> {
         ops::elementwise::copy_weight(self, a, w, dst)
     }
 

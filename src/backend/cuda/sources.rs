@@ -6,10 +6,13 @@ use super::precision::Precision;
 use sha2::{Digest, Sha256};
 
 /// Headers the kernels include, by the name they include them with.
-pub const HEADERS: &[(&str, &str)] = &[(
-    "common/f2i_device.h",
-    include_str!("../../../kernels/common/f2i_device.h"),
-)];
+pub const HEADERS: &[(&str, &str)] = &[
+    (
+        "common/f2i_device.h",
+        include_str!("../../../kernels/common/f2i_device.h"),
+    ),
+    ("common/f2i_mma.h", include_str!("../../../kernels/common/f2i_mma.h")),
+];
 
 /// One `kernels/<name>.cu`.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +37,7 @@ pub const MODULES: &[Module] = &[
     module!("conv"),
     module!("linear"),
     module!("attention"),
+    module!("probe"),
 ];
 
 impl Module {

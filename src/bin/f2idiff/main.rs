@@ -2,6 +2,7 @@
 //! model folder into one `.f2i` file, `info` about a pack. Failures print one line per failure on stderr and exit non-zero.
 
 mod eval;
+mod kernels;
 mod pack;
 mod upscale;
 
@@ -46,6 +47,9 @@ enum Command {
     Upscale(upscale::Args),
     /// PSNR and SSIM on the Y channel of SR images against HR images (BasicSR's conventions).
     Eval(eval::Args),
+    /// Precompile the CUDA kernels (`kernels build`), or show the CUDA driver, NVRTC and
+    /// devices found (`kernels info`).
+    Kernels(kernels::Args),
     /// Describe a pack: configs, tensors, bytes per module and dtype, LoRA, provenance.
     Info {
         pack: PathBuf,
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
         Command::Info { pack, verify } => pack::info(&pack, verify),
         Command::Upscale(args) => return upscale::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Kernels(args) => kernels::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

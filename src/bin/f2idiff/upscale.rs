@@ -1,7 +1,9 @@
 //! `f2idiff upscale INPUT -o OUTPUT`: one image, or every image of a folder into a folder.
 //! In folder mode a failing image is reported and skipped; the exit code says whether any failed.
 
-use f2idiff::backend::cpu::CpuBackend;
+use f2idiff::backend::Backend;
+use f2idiff::backend::cuda::Precision;
+use f2idiff::device::{self, Device, DeviceOptions, Opened};
 use f2idiff::engine::Networks;
 use f2idiff::pack::Pack;
 use f2idiff::pipeline::{ColorFix, Rect, UpscaleOptions, upscale};
@@ -60,9 +62,17 @@ pub struct Args {
     /// Upscale only this rectangle of the input: x,y,width,height (input pixels).
     #[arg(long, value_parser = parse_roi)]
     roi: Option<Rect>,
-    /// cpu, or cuda[:N].
-    #[arg(long, default_value = "cpu")]
+    /// auto (a CUDA GPU when a usable one exists, else the CPU), cpu, cuda[:N], or cuda-sim
+    /// (builds with the `cuda-sim` feature: the CUDA kernels run on the CPU harness, slowly).
+    #[arg(long, default_value = "auto")]
     device: String,
+    /// Storage precision on CUDA (the CPU always computes in f32).
+    #[arg(long, default_value = "f16", value_parser = ["f16", "f32"])]
+    precision: String,
+    /// Precompiled CUDA kernels (`f2idiff kernels build -o DIR`); default: compiled with NVRTC
+    /// at first use and cached.
+    #[arg(long)]
+    kernels: Option<PathBuf>,
     /// CPU threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -97,24 +107,35 @@ pub fn run(args: &Args) -> ExitCode {
 
 /// Returns the number of images that failed (folder mode).
 fn run_all(args: &Args) -> Result<usize> {
-    match args.device.as_str() {
-        "cpu" => {}
-        d if d == "cuda" || d.starts_with("cuda:") => {
-            return Err(Error::Unsupported(format!(
-                "--device {d}: this build has no CUDA backend yet"
-            )));
-        }
-        d => {
-            return Err(Error::InvalidArgument(format!(
-                "--device {d}: expected cpu or cuda[:N]"
-            )));
-        }
-    }
+    let device: Device = args.device.parse()?;
+    let opts = DeviceOptions {
+        threads: args.threads,
+        precision: args.precision.parse().unwrap_or(Precision::F16),
+        kernel_dir: args.kernels.clone(),
+    };
     let model = match &args.model {
         Some(m) => m.clone(),
         None => default_model()?,
     };
     let pack = Arc::new(Pack::open(&model)?);
+    let (opened, why_not_gpu) = device::open(device, &opts)?;
+    let used = match why_not_gpu {
+        Some(why) => format!("{} (auto: no usable GPU: {why})", opened.describe()),
+        None => opened.describe(),
+    };
+    let failed = match &opened {
+        Opened::Cpu(b) => run_on(b, pack, args)?,
+        #[cfg(any())] // CUDA-DEVICE-PENDING
+        Opened::Cuda(b) => run_on(b, pack, args)?,
+        #[cfg(feature = "cuda-sim")]
+        Opened::CudaSim(b) => run_on(b, pack, args)?,
+    };
+    eprintln!("device: {used}");
+    Ok(failed)
+}
+
+/// Upscales every input on `backend`; returns the number of images that failed.
+fn run_on<B: Backend>(backend: &B, pack: Arc<Pack>, args: &Args) -> Result<usize> {
     let model_scale = pack.configs().pipeline.scale;
     if let Some(s) = args.scale
         && s != model_scale
@@ -123,8 +144,7 @@ fn run_all(args: &Args) -> Result<usize> {
             "scale {s}: this model upscales ×{model_scale}"
         )));
     }
-    let backend = CpuBackend::new(args.threads)?;
-    let nets = Networks::load(&backend, pack, 1.0)?;
+    let nets = Networks::load(backend, pack, 1.0)?;
     let opts = UpscaleOptions {
         tile: args.tile,
         overlap: args.overlap.unwrap_or(16 * model_scale as usize),
@@ -140,7 +160,7 @@ fn run_all(args: &Args) -> Result<usize> {
             args.output.clone()
         };
         imageio::check_output(&out)?;
-        one(&nets, &backend, &opts, &args.input, &out)?;
+        one(&nets, backend, &opts, &args.input, &out)?;
         return Ok(0);
     }
     if args.output.exists() && !args.output.is_dir() {
@@ -165,7 +185,7 @@ fn run_all(args: &Args) -> Result<usize> {
     let mut failed = 0;
     for input in &inputs {
         let result = file_name(input)
-            .and_then(|name| one(&nets, &backend, &opts, input, &args.output.join(name)));
+            .and_then(|name| one(&nets, backend, &opts, input, &args.output.join(name)));
         if let Err(e) = result {
             eprintln!("error: {e}");
             failed += 1;
@@ -186,9 +206,9 @@ fn file_name(path: &Path) -> Result<PathBuf> {
         .ok_or_else(|| Error::InvalidArgument(format!("{} has no file name", path.display())))
 }
 
-fn one(
-    nets: &Networks<CpuBackend>,
-    backend: &CpuBackend,
+fn one<B: Backend>(
+    nets: &Networks<B>,
+    backend: &B,
     opts: &UpscaleOptions,
     input: &Path,
     output: &Path,

@@ -1,22 +1,78 @@
-//! `linear` → `kernels/linear.cu`.
+//! `linear` → `kernels/linear.cu`: a shared-memory tiled GEMM, 64 × 64 tiles of (rows ×
+//! output features) per block.
 
-use super::{Arena, not_yet};
+use super::Arena;
+use super::conv::{GRID_X_MAX, GRID_YZ_MAX, grid_dim};
 use crate::backend::View;
-use crate::backend::cuda::{CudaBackend, CudaWeight, Executor};
-use crate::error::Result;
+use crate::backend::cuda::{Arg, CudaBackend, CudaWeight, DevPtr, Executor, Launch, disjoint, int};
+use crate::error::{Error, Result};
 
+/// Rows and output features per block, and threads per block (kernels/linear.cu).
+const TILE: usize = 64;
+const THREADS: u32 = 256;
+
+/// `out[rows, n_out]` (+)= `x[rows, n_in]` · `wᵀ` + `bias` (`w` is `[n_out, n_in]`).
 #[allow(clippy::too_many_arguments)]
 pub fn linear<E: Executor>(
-    _b: &CudaBackend<E>,
-    _a: &mut Arena<E>,
-    _x: View,
-    _rows: usize,
-    _n_in: usize,
-    _w: &CudaWeight,
-    _n_out: usize,
-    _bias: Option<&CudaWeight>,
-    _out: View,
-    _accumulate: bool,
+    b: &CudaBackend<E>,
+    a: &mut Arena<E>,
+    x: View,
+    rows: usize,
+    n_in: usize,
+    w: &CudaWeight,
+    n_out: usize,
+    bias: Option<&CudaWeight>,
+    out: View,
+    accumulate: bool,
 ) -> Result<()> {
-    Err(not_yet("linear"))
+    let need = |what: &str, have: usize, want: usize| {
+        if have < want {
+            return Err(Error::InvalidArgument(format!(
+                "linear [{rows}, {n_in}] → [{rows}, {n_out}]: {what} has {have} elements, \
+                 needs {want}"
+            )));
+        }
+        Ok(())
+    };
+    need("input", x.len, rows * n_in)?;
+    need("output", out.len, rows * n_out)?;
+    need("weight", w.len(), n_out * n_in)?;
+    if let Some(bias) = bias {
+        need("bias", bias.len(), n_out)?;
+    }
+    disjoint(&[out], &[x])?;
+    if rows == 0 || n_out == 0 {
+        return Ok(());
+    }
+    // The kernel indexes with 32-bit ints: every flat index must fit.
+    for n in [rows * n_in, rows * n_out, n_out * n_in] {
+        int(n)?;
+    }
+    let bias_ptr: DevPtr = match bias {
+        Some(bias) => b.weight(bias)?,
+        None => 0,
+    };
+    let geometry = Launch {
+        grid: [
+            grid_dim(n_out.div_ceil(TILE), GRID_X_MAX)?,
+            grid_dim(rows.div_ceil(TILE), GRID_YZ_MAX)?,
+            1,
+        ],
+        block: [THREADS, 1, 1],
+        shared_bytes: 0,
+    };
+    b.run(
+        "linear",
+        geometry,
+        &[
+            Arg::Ptr(b.act(a, x)?),
+            Arg::Ptr(b.weight(w)?),
+            Arg::Ptr(bias_ptr),
+            Arg::Ptr(b.act(a, out)?),
+            int(rows)?,
+            int(n_in)?,
+            int(n_out)?,
+            Arg::I32(accumulate as i32),
+        ],
+    )
 }

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# The GPU check (shared/gpu/README.md), in two halves:
+#
+#   scripts/gpu-check.sh --build        on our machine (Rust, no GPU): builds the GPU test
+#                                       executables, the release CLI and sm_90 cubins into .gpu/
+#   scripts/gpu-check.sh --run OUT_DIR  on the GPU machine (no Rust, no network), in one go of
+#                                       at most ~8 minutes: the card and driver, which libcuda /
+#                                       libnvrtc load, every `cuda_*` test executable with
+#                                       F2I_REQUIRE_GPU=1 (a skip is a failure there), the CLI end
+#                                       to end on CUDA vs the CPU; writes OUT_DIR/gpu-check.log
+#                                       and OUT_DIR/summary.txt and prints the table last.
+#
+# .gpu/ is ignored by git: hand it to the GPU machine explicitly (the device tool's `carry`).
+# Environment (--build): GPU_CHECK_FEATURES (default "cuda,cuda-sim": the kernel tests are
+# gated on cuda-sim, whose harness they compare against; on the GPU machine F2I_SKIP_SIM=1
+# skips the harness half), GPU_CHECK_ARCH (default sm_90).
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+G=.gpu
+
+usage() {
+    echo "usage: $0 --build | --run OUT_DIR" >&2
+    exit 2
+}
+
+build() {
+    set -e
+    local features="${GPU_CHECK_FEATURES:-cuda,cuda-sim}"
+    local arch="${GPU_CHECK_ARCH:-sm_90}"
+    rm -rf "$G"
+    mkdir -p "$G/tests" "$G/kernels"
+    local exclude
+    exclude="$(git rev-parse --git-path info/exclude 2> /dev/null || true)"
+    if [[ -n "$exclude" ]] && ! grep -qx '.gpu/' "$exclude" 2> /dev/null; then
+        mkdir -p "$(dirname "$exclude")"
+        echo '.gpu/' >> "$exclude"
+    fi
+
+    echo "gpu-check --build: test executables (features $features)" >&2
+    cargo test --release --locked --features "$features" --no-run --message-format=json \
+        > "$G/cargo-test.json"
+    # Every integration test executable whose target name starts with cuda_.
+    python3 - "$G/cargo-test.json" "$G/tests" <<'PY'
+import json, shutil, sys, os
+out = sys.argv[2]
+n = 0
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    t = m["target"]
+    if "test" in t["kind"] and t["name"].startswith("cuda_"):
+        shutil.copy2(m["executable"], os.path.join(out, t["name"]))
+        n += 1
+        print(f"  {t['name']}", file=sys.stderr)
+if n == 0:
+    print("  (no cuda_* test executables)", file=sys.stderr)
+PY
+
+    echo "gpu-check --build: release CLI" >&2
+    cargo build --release --locked --features "$features" --bin f2idiff
+    cp target/release/f2idiff "$G/f2idiff"
+
+    echo "gpu-check --build: precompiled kernels for $arch" >&2
+    eval "$(bash scripts/cuda-toolchain.sh)"
+    F2I_NVRTC_PATH="$NVRTC" LD_LIBRARY_PATH="$NVRTC_LIB_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+        "$G/f2idiff" kernels build --arch "$arch" -o "$G/kernels" > "$G/kernels-build.log"
+
+    # Debug info is dead weight on the way to the GPU machine (64 MiB for everything).
+    if command -v strip > /dev/null; then
+        strip --strip-debug "$G/f2idiff" "$G"/tests/* 2> /dev/null || true
+    fi
+    {
+        echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+dirty')"
+        echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -m), features $features, kernels $arch"
+    } > "$G/BUILD"
+    cat "$G/BUILD"
+    du -sh "$G" | awk '{print "gpu-check --build: " $2 " is " $1 " (carry it to the GPU machine)"}'
+}
+
+# ---------------------------------------------------------------------------------------------
+
+run() {
+    local out="$1"
+    mkdir -p "$out"
+    out="$(cd "$out" && pwd)"
+    local log="$out/gpu-check.log"
+    local table="$out/summary.txt"
+    : > "$log"
+    : > "$table.rows"
+    local budget="${GPU_CHECK_BUDGET_S:-470}"
+    local start=$SECONDS
+    local tmp
+    tmp="$(mktemp -d)"
+
+    if [[ ! -x "$G/f2idiff" ]]; then
+        echo "gpu-check: $G/f2idiff missing: run '$0 --build' first and carry $G" | tee -a "$log" >&2
+        exit 1
+    fi
+
+    # row STEP STATUS SECONDS NOTE
+    row() { printf '%-34s %-5s %6s  %s\n' "$1" "$2" "$3" "$4" >> "$table.rows"; }
+    # step NAME LIMIT_S CMD...: runs CMD under timeout (clipped to what is left of the budget),
+    # logs its output; sets STEP_RC, STEP_S and STEP_OUT (a file with the output).
+    step() {
+        local name="$1" limit="$2"
+        shift 2
+        local left=$((budget - (SECONDS - start)))
+        if ((left < 10)); then
+            STEP_RC=124 STEP_S=0
+            STEP_OUT="$tmp/empty"
+            : > "$STEP_OUT"
+            echo "=== $name: not run (time budget spent)" >> "$log"
+            return
+        fi
+        ((limit > left)) && limit=$left
+        STEP_OUT="$tmp/out.$RANDOM"
+        echo "=== $name (limit ${limit}s): $*" >> "$log"
+        local t0=$SECONDS
+        timeout -k 5 "$limit" "$@" > "$STEP_OUT" 2>&1
+        STEP_RC=$?
+        STEP_S=$((SECONDS - t0))
+        cat "$STEP_OUT" >> "$log"
+        echo "=== $name: exit $STEP_RC after ${STEP_S}s" >> "$log"
+    }
+    status_of() { # rc -> PASS / FAIL / TIME
+        case "$1" in 0) echo PASS ;; 124 | 137) echo TIME ;; *) echo FAIL ;; esac
+    }
+
+    {
+        echo "gpu-check --run on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        cat "$G/BUILD" 2> /dev/null
+    } >> "$log"
+
+    # 1. The card and the driver.
+    step "nvidia-smi" 30 nvidia-smi -L
+    local card
+    card="$(head -1 "$STEP_OUT")"
+    step "nvidia-smi query" 30 nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader
+    local driver
+    driver="$(head -1 "$STEP_OUT")"
+    row "card" "$(status_of "$STEP_RC")" "$STEP_S" "${card:-?} | ${driver:-?}"
+
+    # 2. Which libcuda / libnvrtc the loader finds (no F2I_NVRTC_PATH: what a user gets).
+    step "kernels info" 60 env -u F2I_NVRTC_PATH -u F2I_KERNEL_DIR "$G/f2idiff" kernels info --kernels "$G/kernels"
+    row "kernels info" "$(status_of "$STEP_RC")" "$STEP_S" \
+        "$(grep -E '^(libcuda|libnvrtc):' "$STEP_OUT" | sed 's/ (archs.*//' | tr '\n' ';' | cut -c1-150)"
+
+    # 3. The GPU tests. cuda_device first, with no kernel folder and an empty cache (NVRTC of
+    #    this machine compiles); the rest from the precompiled cubins.
+    local t
+    local tests=()
+    if [[ -x "$G/tests/cuda_device" ]]; then tests+=("$G/tests/cuda_device"); fi
+    for t in "$G"/tests/cuda_*; do
+        [[ -x "$t" && "$t" != "$G/tests/cuda_device" ]] && tests+=("$t")
+    done
+    if ((${#tests[@]} == 0)); then
+        row "tests" "FAIL" 0 "no cuda_* test executables in $G/tests"
+    fi
+    for t in "${tests[@]}"; do
+        local name
+        name="$(basename "$t")"
+        if [[ "$name" == cuda_device ]]; then
+            step "$name" 120 env -u F2I_KERNEL_DIR F2I_KERNEL_CACHE="$tmp/cache-$name" \
+                F2I_REQUIRE_GPU=1 F2I_SKIP_SIM=1 "$t"
+        else
+            step "$name" 240 env F2I_KERNEL_DIR="$root/$G/kernels" F2I_KERNEL_CACHE="$tmp/cache" \
+                F2I_REQUIRE_GPU=1 F2I_SKIP_SIM=1 "$t"
+        fi
+        local result skips st
+        result="$(grep -E '^test result:' "$STEP_OUT" | tail -1 | sed 's/^test result: //; s/; finished in.*//')"
+        skips="$(grep -c 'skipped:' "$STEP_OUT")"
+        st="$(status_of "$STEP_RC")"
+        if [[ "$st" == PASS && "$skips" != 0 ]]; then
+            st=FAIL
+            result="$result; $skips skipped (a skip is a failure here)"
+        fi
+        local failed
+        failed="$(grep -E '^test .* \.\.\. FAILED' "$STEP_OUT" | sed 's/^test //; s/ \.\.\. FAILED//' | head -5 | tr '\n' ' ')"
+        row "$name" "$st" "$STEP_S" "${result:-no result line}${failed:+ | failed: $failed}"
+    done
+
+    # 4. The CLI end to end: --device cuda vs --device cpu on the demo model.
+    local model=models/f2idiff-demo.f2i image=examples/coffee-lr.png
+    if [[ -f "$model" && -f "$image" ]]; then
+        mkdir -p "$tmp/cuda" "$tmp/cpu"
+        step "upscale --device cuda" 120 "$G/f2idiff" upscale "$image" -o "$tmp/cuda/coffee.png" \
+            -m "$model" --device cuda --kernels "$G/kernels"
+        row "upscale --device cuda" "$(status_of "$STEP_RC")" "$STEP_S" "$(tail -1 "$STEP_OUT" | cut -c1-120)"
+        step "upscale --device cpu" 180 "$G/f2idiff" upscale "$image" -o "$tmp/cpu/coffee.png" \
+            -m "$model" --device cpu
+        row "upscale --device cpu" "$(status_of "$STEP_RC")" "$STEP_S" "$(tail -1 "$STEP_OUT" | cut -c1-120)"
+        if [[ -f "$tmp/cuda/coffee.png" && -f "$tmp/cpu/coffee.png" ]]; then
+            cp "$tmp/cuda/coffee.png" "$out/coffee-sr-cuda.png"
+            step "eval cuda vs cpu" 60 "$G/f2idiff" eval --sr "$tmp/cuda" --hr "$tmp/cpu"
+            row "cuda vs cpu (PSNR/SSIM)" "$(status_of "$STEP_RC")" "$STEP_S" \
+                "$(grep -iE 'psnr|mean' "$STEP_OUT" | tail -1 | cut -c1-120)"
+        else
+            row "cuda vs cpu" "FAIL" 0 "an upscale wrote no image"
+        fi
+    else
+        row "upscale" "FAIL" 0 "$model or $image missing"
+    fi
+
+    # The table, last.
+    local total=$((SECONDS - start)) fails
+    fails="$(awk '$2 != "PASS"' "$table.rows" | wc -l)"
+    {
+        echo "gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ) | $(head -1 "$G/BUILD" 2> /dev/null) | ${card:-?} | driver ${driver:-?}"
+        printf '%-34s %-5s %6s  %s\n' "step" "ok" "s" "result"
+        cat "$table.rows"
+        echo "total ${total}s; $fails step(s) not passing"
+    } > "$table"
+    rm -f "$table.rows"
+    rm -rf "$tmp"
+    cat "$table" >> "$log"
+    echo
+    cat "$table"
+    ((fails == 0))
+}
+
+case "${1:-}" in
+    --build) build ;;
+    --run)
+        [[ $# -eq 2 ]] || usage
+        run "$2"
+        ;;
+    *) usage ;;
+esac

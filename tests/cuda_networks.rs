@@ -1,0 +1,163 @@
+//! The three networks and the single-tile pipeline through the CUDA backend, its kernels
+//! executed on the CPU execution harness, against the CPU backend (the oracle) on the same
+//! packs and inputs: relative L2 ≤ 1e-5 per network in f32 storage (≤ 1e-2 in f16), and the
+//! pipeline's u8 output within 2 levels (f32) / PSNR ≥ 40 dB (f16). The same body runs on a
+//! real GPU through `scripts/gpu-check.sh` (tests/cuda_device.rs).
+#![cfg(feature = "cuda-sim")]
+
+mod common;
+mod cuda_common;
+
+use common::load_safetensors;
+use cuda_common::{assert_close, sim_backend};
+use f2idiff::backend::Backend;
+use f2idiff::backend::cpu::CpuBackend;
+use f2idiff::backend::cuda::Precision;
+use f2idiff::convert::{LoraChoice, PackOptions, pack_folder};
+use f2idiff::engine::{Networks, run_planned};
+use f2idiff::pack::Pack;
+use f2idiff::pipeline::{ColorFix, UpscaleOptions, image, upscale};
+use f2idiff::tensor::DType;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+type Golden = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+fn pack(model: &str, lora: LoraChoice) -> (tempfile::TempDir, Arc<Pack>) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.f2i");
+    let opts = PackOptions {
+        dtype: DType::F32,
+        lora,
+        lora_alpha: None,
+    };
+    pack_folder(&Path::new("tests/data/engine").join(model), &out, &opts).unwrap();
+    (dir, Arc::new(Pack::open(&out).unwrap()))
+}
+
+/// A golden input without its batch dimension.
+fn input<'a>(g: &'a Golden, key: &str) -> (Vec<usize>, &'a [f32]) {
+    let (shape, v) = g.get(key).unwrap_or_else(|| panic!("golden lacks {key}"));
+    (shape[1..].to_vec(), v)
+}
+
+/// VAE encoder, VAE decoder, DINOv2 and U-Net outputs on the goldens' inputs.
+fn networks<B: Backend>(b: &B, pack: Arc<Pack>, lora_scale: f32, g: &Golden) -> Vec<Vec<f32>> {
+    let nets = Networks::load(b, pack, lora_scale).unwrap();
+    let (xs, x) = input(g, "vae.enc.input");
+    let enc = run_planned(b, |cx| {
+        let t = cx.input(&xs, x)?;
+        let z = nets.vae_encoder.forward(cx, &t)?;
+        cx.read(&z)
+    });
+    let (zs, z) = input(g, "vae.dec.input");
+    let dec = run_planned(b, |cx| {
+        let t = cx.input(&zs, z)?;
+        let y = nets.vae_decoder.forward(cx, &t)?;
+        cx.read(&y)
+    });
+    let (ps, px) = input(g, "dinov2.input");
+    let dino = run_planned(b, |cx| {
+        let t = cx.input(&ps, px)?;
+        let h = nets.dinov2.forward(cx, &t)?;
+        cx.read(&h)
+    });
+    let (ss, s) = input(g, "unet.sample");
+    let (cs, c) = input(g, "unet.context");
+    let t = g["unet.timestep"].1[0];
+    let unet = run_planned(b, |cx| {
+        let x = cx.input(&ss, s)?;
+        let ctx = cx.input(&cs, c)?;
+        let e = nets.unet.forward(cx, &x, t, &ctx)?;
+        cx.read(&e)
+    });
+    [enc, dec, dino, unet]
+        .into_iter()
+        .map(|r| r.unwrap().0)
+        .collect()
+}
+
+const NAMES: [&str; 4] = ["VAE encoder", "VAE decoder", "DINOv2", "U-Net"];
+
+fn compare_networks(model: &str, lora: LoraChoice, lora_scale: f32) {
+    let g = load_safetensors(&format!("tests/data/engine/{model}_expected.safetensors"));
+    let (_d, p) = pack(model, lora);
+    let cpu = CpuBackend::new(1).unwrap();
+    let want = networks(&cpu, p.clone(), lora_scale, &g);
+    for (precision, tol) in [(Precision::F32, 1e-5), (Precision::F16, 1e-2)] {
+        let sim = sim_backend(precision);
+        let got = networks(&sim, p.clone(), lora_scale, &g);
+        for ((name, got), want) in NAMES.iter().zip(&got).zip(&want) {
+            let what = format!("{model} {name} lora {lora_scale} {precision:?}");
+            assert_close(&what, got, want, tol);
+        }
+    }
+}
+
+#[test]
+fn sd_style_networks_with_runtime_lora() {
+    compare_networks("sd", LoraChoice::Runtime, 1.0);
+}
+
+#[test]
+fn eff_style_networks_with_registers_swiglu_and_runtime_lora() {
+    compare_networks("eff", LoraChoice::Runtime, 0.5);
+}
+
+fn read_png(path: &Path) -> (Vec<u8>, usize, usize) {
+    let img = ::image::open(path).unwrap().to_rgb8();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    (img.into_raw(), w, h)
+}
+
+/// The shipped path with the whole image as one tile.
+fn super_resolve<B: Backend>(b: &B, pack: Arc<Pack>, lr: &[f32], h: usize, w: usize) -> Vec<u8> {
+    let nets = Networks::load(b, pack, 1.0).unwrap();
+    let opts = UpscaleOptions {
+        tile: Some(0),
+        color_fix: ColorFix::Wavelet,
+        ..Default::default()
+    };
+    let out = upscale(&nets, b, lr, h, w, &opts, &mut |_, _| true).unwrap();
+    image::planar_to_rgb8(&out.data, out.width, out.height)
+}
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10()
+}
+
+#[test]
+fn single_tile_pipeline_matches_the_cpu() {
+    for (model, lr_png) in [
+        ("sd", "sd_coffee_wavelet.lr.png"),
+        ("eff", "eff_chelsea_wavelet.lr.png"),
+    ] {
+        let (_d, p) = pack(model, LoraChoice::Merge);
+        let (lr, w, h) = read_png(&Path::new("tests/data/pipeline").join(lr_png));
+        let lr01 = image::rgb8_to_planar(&lr, w, h);
+        let want = super_resolve(&CpuBackend::new(1).unwrap(), p.clone(), &lr01, h, w);
+        for precision in [Precision::F32, Precision::F16] {
+            let got = super_resolve(&sim_backend(precision), p.clone(), &lr01, h, w);
+            assert_eq!(got.len(), want.len());
+            let max = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (*a as i32 - *b as i32).abs())
+                .max()
+                .unwrap();
+            let db = psnr(&got, &want);
+            eprintln!("{model} pipeline {w}×{h} {precision:?}: max |Δ| {max} levels, PSNR {db:.1} dB");
+            match precision {
+                Precision::F32 => assert!(max <= 2, "{model} f32: max |Δ| {max}"),
+                Precision::F16 => assert!(db >= 40.0, "{model} f16: PSNR {db:.1} dB"),
+            }
+        }
+    }
+}
