@@ -48,26 +48,37 @@ python3 - "$log" <<'PY' || status=1
 import re, sys
 rows, errors, warnings = [], [], []
 file = arch = None
-cur = None
-empty = set()
+cur = props = None
 seen = {}
 for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
     line = line.rstrip("\n")
     m = re.match(r"### (\S+) (\S+)", line)
     if m:
         file, arch = m.groups()
+        cur = props = None
         seen[file] = 0
         continue
     m = re.search(r"Compiling entry function '([^']+)' for '([^']+)'", line)
     if m:
-        cur = {"kernel": m.group(1), "arch": m.group(2), "file": file, "regs": None,
-               "smem": 0, "stack": 0, "spill_st": 0, "spill_ld": 0}
+        cur = props = {"kernel": m.group(1), "arch": m.group(2), "file": file, "regs": None,
+                       "smem": 0, "stack": 0, "spill_st": 0, "spill_ld": 0}
         rows.append(cur)
         seen[file] += 1
         continue
+    m = re.search(r"Function properties for (\S+)", line)
+    if m:
+        # An entry's properties, or those of a non-inlined device function it calls (whose
+        # spills count as well): a row of its own.
+        if cur is None or m.group(1) != cur["kernel"]:
+            props = {"kernel": m.group(1) + " (device fn)", "arch": arch, "file": file,
+                     "regs": None, "smem": 0, "stack": 0, "spill_st": 0, "spill_ld": 0}
+            rows.append(props)
+        else:
+            props = cur
+        continue
     m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", line)
-    if m and cur:
-        cur["stack"], cur["spill_st"], cur["spill_ld"] = map(int, m.groups())
+    if m and props:
+        props["stack"], props["spill_st"], props["spill_ld"] = map(int, m.groups())
         continue
     m = re.search(r"Used (\d+) registers", line)
     if m and cur:
@@ -75,7 +86,7 @@ for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
         s = re.search(r"(\d+) bytes smem", line)
         cur["smem"] = int(s.group(1)) if s else 0
         continue
-    if "error" in line.lower() and not line.startswith("###"):
+    if ("error" in line.lower() or "fatal" in line.lower()) and not line.startswith("###"):
         errors.append(f"{file}: {line.strip()}")
     elif "warning" in line.lower():
         warnings.append(f"{file}: {line.strip()}")
@@ -94,13 +105,13 @@ for r in rows:
     regs = r["regs"] if r["regs"] is not None else "?"
     print(f"{r['kernel']:<34} {r['arch']:<6} {regs:>5} {r['smem']:>7} {r['stack']:>8} {spill:>14}{flag}")
 print("-" * 79)
-no_kernels = sorted({f.rsplit(".", 2)[0] for f, n in seen.items() if n == 0})
+no_kernels = sorted({f.rsplit(".", 3)[0] for f, n in seen.items() if n == 0})
 if no_kernels:
     print("modules with no kernels (header compile-checked only): " + ", ".join(no_kernels))
 for w in warnings:
     print("ptxas " + w)
 spills = [r for r in rows if r["spill_st"] or r["spill_ld"]]
-kernels = {r["kernel"] for r in rows}
+kernels = {r["kernel"] for r in rows if not r["kernel"].endswith("(device fn)")}
 archs = sorted({r["arch"] for r in rows})
 print(f"{len(kernels)} kernels x {len(archs)} architectures ({', '.join(archs)}): "
       f"{len(spills)} with spills, {len(errors)} errors, max {max([r['regs'] or 0 for r in rows] or [0])} registers")

@@ -124,7 +124,11 @@ fn missing_barrier_is_caught() {
     .unwrap();
     let y: Vec<f32> = download(&e, &yb, n);
     let poisoned = y.iter().filter(|v| v.to_bits() == 0xFFFF_FFFF).count();
-    assert_eq!(poisoned, n / 2, "thread t reads s[n-1-t] before it is written for t < n/2");
+    assert_eq!(
+        poisoned,
+        n / 2,
+        "thread t reads s[n-1-t] before it is written for t < n/2"
+    );
 }
 
 // (2) One element past the end: a guard-page fault turned into an error, not a crash; also
@@ -143,7 +147,10 @@ fn out_of_bounds_write_is_an_error() {
         OUT_OF_BOUNDS,
     );
     assert!(msg.contains("0 bytes past the end of allocation"), "{msg}");
-    assert!(msg.contains("thread (0,0,0)") && msg.contains("block (4,0,0)"), "{msg}");
+    assert!(
+        msg.contains("thread (0,0,0)") && msg.contains("block (4,0,0)"),
+        "{msg}"
+    );
     assert!(msg.contains("out-of-bounds write"), "{msg}");
 
     let n = 10usize; // 40 bytes: 8 bytes of slack before the guard page
@@ -204,10 +211,7 @@ fn divergent_barriers_are_reported() {
         DIVERGENT_BARRIER,
     );
     assert!(msg.contains("f2i_sim_syncwarp"), "{msg}");
-    let msg = device_error(
-        e.launch("selftest_partial_mask_f32", &g, &[y]),
-        UNSUPPORTED,
-    );
+    let msg = device_error(e.launch("selftest_partial_mask_f32", &g, &[y]), UNSUPPORTED);
     assert!(msg.contains("mask 0xffff"), "{msg}");
 }
 
@@ -261,7 +265,11 @@ fn warp_collectives_are_exact() {
                 .map(|l| 1u32 << l)
                 .sum();
             let live_mask = if live == 32 { !0 } else { (1u32 << live) - 1 };
-            assert_eq!(r[3].to_bits() & live_mask, want_ballot, "ballot of thread {i}");
+            assert_eq!(
+                r[3].to_bits() & live_mask,
+                want_ballot,
+                "ballot of thread {i}"
+            );
             if live == 32 {
                 assert_eq!(r[3].to_bits(), want_ballot, "ballot of thread {i}");
                 let sum: f32 = (0..32).map(v).sum();
@@ -345,7 +353,11 @@ fn races() {
         e.launch(
             "selftest_block_race_f32",
             &geom([64, 1, 1], [32, 1, 1], 0),
-            &[Arg::Ptr(e.ptr(&cell)), Arg::Ptr(e.ptr(&vb)), Arg::I32(atomic)],
+            &[
+                Arg::Ptr(e.ptr(&cell)),
+                Arg::Ptr(e.ptr(&vb)),
+                Arg::I32(atomic),
+            ],
         )
         .unwrap_or_else(|err| panic!("atomic={atomic}: {err}"));
         assert_eq!(download::<f32>(&e, &cell, 1)[0], total);
@@ -405,7 +417,11 @@ fn half_conversions_are_exact() {
             let mid = ((a + b) / 2.0) as f32;
             assert_eq!(mid as f64, (a + b) / 2.0, "midpoint exact in f32");
             let even = if lo & 1 == 0 { lo } else { hi };
-            assert_eq!(f2h(mid), even, "tie {mid:e} between {lo:#06x} and {hi:#06x}");
+            assert_eq!(
+                f2h(mid),
+                even,
+                "tie {mid:e} between {lo:#06x} and {hi:#06x}"
+            );
             // The f32 neighbours of the midpoint, towards each side.
             let toward_zero = f32::from_bits(mid.to_bits() - 1);
             let away = f32::from_bits(mid.to_bits() + 1);
@@ -422,7 +438,8 @@ fn half_conversions_are_exact() {
     assert_eq!(f2h(-0.0), 0x8000);
     assert_eq!(f2h(2f32.powi(-25)), 0); // tie between 0 and the smallest subnormal → 0
     assert_eq!(f2h(f32::from_bits(2f32.powi(-25).to_bits() + 1)), 1);
-    assert_eq!(f2h(3.0 * 2f32.powi(-26)), 2); // 1.5 · 2^-24: tie → even 2
+    assert_eq!(f2h(3.0 * 2f32.powi(-25)), 2); // 1.5 · 2^-24: tie → even 2
+    assert_eq!(f2h(3.0 * 2f32.powi(-26)), 1); // 0.75 · 2^-24 → 1
     assert_eq!(f2h(f32::MIN_POSITIVE), 0);
     assert_eq!(f2h(f32::from_bits(1)), 0);
     let nan = f2h(f32::NAN);
@@ -506,7 +523,11 @@ fn geometry_is_checked() {
     e.launch("selftest_fill_f32", &geom([1, 1, 1], [32, 32, 1], 0), &y)
         .unwrap();
     let msg = device_error(
-        e.launch("selftest_fill_f32", &geom([1, 1, 1], [32, 1, 1], 300 * 1024), &y),
+        e.launch(
+            "selftest_fill_f32",
+            &geom([1, 1, 1], [32, 1, 1], 300 * 1024),
+            &y,
+        ),
         BAD_GEOMETRY,
     );
     assert!(msg.contains("dynamic shared memory"), "{msg}");
@@ -514,7 +535,11 @@ fn geometry_is_checked() {
     // of dynamic shared memory (then up to 227 KiB in all).
     let big = [Arg::Ptr(e.ptr(&yb))];
     let msg = device_error(
-        e.launch("selftest_big_shared_f32", &geom([1, 1, 1], [32, 1, 1], 0), &big),
+        e.launch(
+            "selftest_big_shared_f32",
+            &geom([1, 1, 1], [32, 1, 1], 0),
+            &big,
+        ),
         BAD_GEOMETRY,
     );
     assert!(msg.contains("over the 49152-byte limit"), "{msg}");
@@ -532,7 +557,10 @@ fn geometry_is_checked() {
         ),
         BAD_GEOMETRY,
     );
-    device_error(e.launch("no_such_kernel_f32", &geom([1, 1, 1], [1, 1, 1], 0), &big), 1);
+    device_error(
+        e.launch("no_such_kernel_f32", &geom([1, 1, 1], [1, 1, 1], 0), &big),
+        1,
+    );
 }
 
 // f2i_sim_thread_slot is NULL at every thread's start; f2i_sim_at_thread_exit runs at return.
@@ -569,7 +597,11 @@ fn concurrent_launchers() {
                     e.launch(
                         "selftest_fill_f32",
                         &Launch::linear(n / 2, 128),
-                        &[Arg::Ptr(e.ptr(&yb)), Arg::I32((n / 2) as i32), Arg::F32(t as f32)],
+                        &[
+                            Arg::Ptr(e.ptr(&yb)),
+                            Arg::I32((n / 2) as i32),
+                            Arg::F32(t as f32),
+                        ],
                     )
                     .unwrap();
                     let y: Vec<f32> = download(&e, &yb, n);
@@ -600,9 +632,7 @@ fn speed() {
     e.launch("selftest_fill_f32", &g, &args).unwrap();
     let one = t.elapsed();
     let t = Instant::now();
-    checked()
-        .launch("selftest_fill_f32", &g, &args)
-        .unwrap();
+    checked().launch("selftest_fill_f32", &g, &args).unwrap();
     let two = t.elapsed();
 
     let (blocks, threads, rounds) = (8usize, 1024usize, 100i32);
@@ -627,9 +657,14 @@ fn speed() {
         switches,
         bar.as_secs_f64() * 1e3
     );
-    assert!(download::<f32>(&e, &bb, blocks * threads)
-        .iter()
-        .all(|&v| v == rounds as f32));
-    assert!(one.as_secs_f64() < 5.0, "a trivial 1M-thread launch took {one:?}");
+    assert!(
+        download::<f32>(&e, &bb, blocks * threads)
+            .iter()
+            .all(|&v| v == rounds as f32)
+    );
+    assert!(
+        one.as_secs_f64() < 5.0,
+        "a trivial 1M-thread launch took {one:?}"
+    );
     assert!(per_switch_ns < 2000.0, "{per_switch_ns} ns per switch");
 }

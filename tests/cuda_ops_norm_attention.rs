@@ -51,9 +51,10 @@ fn run_group_norm<B: Backend>(b: &B, (c, h, w): (usize, usize, usize), groups: u
 #[test]
 fn group_norm_plain_fused_and_in_place() {
     for (shape, groups) in [
-        ((12, 5, 7), 4),  // 3 channels × 35 values per group: most of a block idle
-        ((6, 1, 1), 3),   // 2 values per group
-        ((64, 9, 11), 2), // 3168 values per group: many strided passes per thread
+        ((12, 5, 7), 4),     // 3 channels × 35 values per group: most of a block idle
+        ((6, 1, 1), 3),      // 2 values per group
+        ((64, 9, 11), 2),    // 3168 values per group: many strided passes per thread
+        ((128, 16, 17), 32), // the VAE's 32 groups
     ] {
         check_backends!(
             format!("group_norm {shape:?} / {groups}"),
@@ -75,7 +76,7 @@ fn group_norm_in_place_equals_out_of_place() {
 
 #[test]
 fn layer_norm_rows_that_do_not_fill_a_block() {
-    for (rows, d) in [(1, 40), (9, 40), (5, 385), (3, 1)] {
+    for (rows, d) in [(1, 40), (9, 40), (5, 385), (3, 33)] {
         check_backends!(format!("layer_norm [{rows}, {d}]"), TOL_F32, TOL_F16, |b| {
             let x = offset_input(30 + rows as u64, rows * d);
             let n = norm(b, d, 0, 1e-5, 40 + d as u64);
@@ -124,6 +125,7 @@ fn attention_self_and_cross_odd_sizes() {
         (33, 65, 1, 64),
         (17, 7, 2, 128),
         (1, 77, 1, 40),
+        (257, 130, 2, 40), // 17 query blocks, 5 key tiles
     ] {
         check_backends!(
             format!("attention {tq}×{tk} {heads}×{hd}"),

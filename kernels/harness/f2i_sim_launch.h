@@ -21,7 +21,11 @@ struct f2i_sim_kernel {
 };
 
 // Launch flags.
-#define F2I_SIM_CHECK_SCHEDULES 1u  // run twice (forward, then reversed/seeded order), compare
+// Run twice from the same memory: schedule A (blocks in order, every barrier phase's threads
+// forward), then schedule B (blocks in reverse order, every phase's threads reversed when
+// seed == 0, else in a permutation drawn from the seed); the writable allocations the kernel's
+// pointer arguments point into must end up byte-identical.
+#define F2I_SIM_CHECK_SCHEDULES 1u
 
 // Status codes of f2i_sim_launch.
 #define F2I_SIM_OK 0

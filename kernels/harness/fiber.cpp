@@ -1,7 +1,8 @@
 // fiber.cpp — the context switch and stack pool declared in fiber.h.
 //
 // x86-64 (System V): f2i_fiber_switch_asm pushes rbp, rbx, r12–r15 and an 8-byte slot holding
-// MXCSR and the x87 control word, stores rsp into *from, loads `to`, and pops the same frame.
+// MXCSR and the x87 control word, stores rsp into *from, loads `to`, and pops the same frame
+// (reloading MXCSR / the control word only when they differ: they almost never do).
 // A new context is a hand-built frame of that shape whose return address is a small trampoline
 // that calls fn(arg) with fn in r13 and arg in r12. Everything else (caller-saved registers) is
 // already spilled by the compiler around the call, as for any function call.
@@ -33,9 +34,17 @@ __asm__(
     "  stmxcsr (%rsp)\n"
     "  fnstcw 4(%rsp)\n"
     "  movq %rsp, (%rdi)\n"
+    "  movl (%rsp), %eax\n"       // this context's MXCSR / x87 control word
+    "  movzwl 4(%rsp), %edx\n"
     "  movq %rsi, %rsp\n"
+    "  cmpl (%rsp), %eax\n"       // reload only what differs (ldmxcsr / fldcw are slow)
+    "  je 1f\n"
     "  ldmxcsr (%rsp)\n"
+    "1:\n"
+    "  cmpw 4(%rsp), %dx\n"
+    "  je 2f\n"
     "  fldcw 4(%rsp)\n"
+    "2:\n"
     "  addq $8, %rsp\n"
     "  popq %r15\n"
     "  popq %r14\n"

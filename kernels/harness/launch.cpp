@@ -8,6 +8,8 @@
 // two wrote differently. The memory compared is every writable allocation a pointer argument
 // of the kernel points into: other live allocations may belong to launches or copies of
 // concurrent callers (cargo runs tests on several threads), whose bytes may change meanwhile.
+// Not caught: races between blocks. Blocks run one at a time, so one block's read-modify-write
+// is never interleaved with another's; the schedules only reorder whole blocks.
 //
 // Launches are serialised by one mutex: the scheduler, the shared-memory arena and the
 // fault handler's jump target are process-wide.
@@ -62,11 +64,10 @@ std::string fault_message(const Fault& f) {
     else
       s += " — ";
     s += describe_address(f.addr);
-  } else if (scheduler_stack_guard(f.addr)) {
-    s += " — stack overflow of the simulated thread (64 KiB stacks)";
+  } else if (!scheduler_guard_name(f.addr).empty()) {
+    s += " — " + scheduler_guard_name(f.addr);
   } else {
-    s += " — not in or next to any harness allocation (bad pointer, or shared memory out of "
-         "range)";
+    s += " — not in or next to any harness allocation or shared memory (a bad pointer)";
   }
   return s;
 }

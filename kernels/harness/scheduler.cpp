@@ -24,6 +24,7 @@
 
 #include "fault.h"
 #include "fiber.h"
+#include "memory.h"
 
 thread_local f2i_dim3 threadIdx, blockIdx, blockDim, gridDim;
 
@@ -39,6 +40,9 @@ constexpr unsigned kMaxExits = 8;
 constexpr unsigned kMaxGatherBytes = 256;
 constexpr unsigned kMaxStatic = 64;
 constexpr size_t kSharedArenaBytes = 227 * 1024;
+// The arena rounded up to whole pages, and the guard size around it.
+size_t page() { return host_page_size(); }
+size_t arena_pages() { return (kSharedArenaBytes + page() - 1) / page() * page(); }
 
 struct ExitFn {
   void (*fn)(void*);
@@ -304,15 +308,14 @@ bool scheduler_prepare(const LaunchConfig& cfg, std::string* err) {
     return false;
   }
   if (!g.smem) {
-    const size_t page = 4096, bytes = (kSharedArenaBytes + page - 1) / page * page;
-    void* m = mmap(nullptr, bytes + 2 * page, PROT_NONE,
+    void* m = mmap(nullptr, arena_pages() + 2 * page(), PROT_NONE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED ||
-        mprotect(static_cast<char*>(m) + page, bytes, PROT_READ | PROT_WRITE) != 0) {
+        mprotect(static_cast<char*>(m) + page(), arena_pages(), PROT_READ | PROT_WRITE) != 0) {
       *err = "cannot map shared memory";
       return false;
     }
-    g.smem = static_cast<uint8_t*>(m) + page;
+    g.smem = static_cast<uint8_t*>(m) + page();
   }
   const unsigned bx = cfg.block.x, by = cfg.block.y;
   for (unsigned i = 0; i < g.n; ++i) {
@@ -395,7 +398,19 @@ std::string scheduler_where() {
   return block_where() + ", in the runtime";
 }
 
-bool scheduler_stack_guard(uintptr_t addr) { return g.stacks.guard_hit(addr) >= 0; }
+std::string scheduler_guard_name(uintptr_t addr) {
+  const long stack = g.stacks.guard_hit(addr);
+  if (stack >= 0)
+    return fmt("stack overflow of simulated thread #%ld (%zu KiB stacks)", stack,
+               StackPool::kStackBytes / 1024);
+  if (g.smem) {
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(g.smem), hi = lo + arena_pages();
+    if (addr < lo && addr >= lo - page()) return "below the start of shared memory";
+    if (addr >= hi && addr < hi + page())
+      return "beyond the end of shared memory (227 KiB arena)";
+  }
+  return std::string();
+}
 
 }  // namespace f2i_sim
 

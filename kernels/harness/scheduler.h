@@ -40,7 +40,8 @@ void scheduler_abandon();
 // "kernel K, block (x,y,z), thread (x,y,z)" for the thread running now ("…, in the runtime"
 // when no simulated thread is).
 std::string scheduler_where();
-// The stack pool's guard page containing addr (a simulated thread's stack overflow).
-bool scheduler_stack_guard(uintptr_t addr);
+// What the runtime's own guard page holding addr protects ("stack overflow of …", "below /
+// beyond the block's shared memory"), or an empty string.
+std::string scheduler_guard_name(uintptr_t addr);
 
 }  // namespace f2i_sim

@@ -46,8 +46,9 @@ impl Drop for SimBuffer {
 }
 
 /// Runs kernels on the harness. With `check_schedules` (the default) every launch runs under
-/// two thread schedules (forward, then reversed within every barrier phase and over blocks)
-/// and fails unless both write identical bytes.
+/// two thread schedules (forward; then blocks in reverse order and every barrier phase's threads
+/// in a permutation drawn from `seed`, or reversed when `seed` is 0) and fails unless both write
+/// identical bytes into the buffers its pointer arguments point into.
 pub struct SimExecutor {
     pub check_schedules: bool,
     pub seed: u64,

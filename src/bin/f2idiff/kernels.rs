@@ -63,6 +63,13 @@ mod imp {
 
     const PRECISIONS: [Precision; 2] = [Precision::F16, Precision::F32];
 
+    /// An error's message without its class prefix.
+    fn msg(e: &Error) -> String {
+        e.to_string()
+            .trim_start_matches("unsupported: ")
+            .to_string()
+    }
+
     fn parse_arch(a: &str) -> Result<String> {
         let a = a.trim();
         let digits = a.strip_prefix("sm_").unwrap_or(a);
@@ -183,7 +190,7 @@ mod imp {
                     v / 1000,
                     (v % 1000) / 10
                 ),
-                Err(e) => println!("libcuda: {lib}: {e}"),
+                Err(e) => println!("libcuda: {lib}: {}", msg(&e)),
             }
             match device::device_count() {
                 Ok(n) => {
@@ -197,11 +204,11 @@ mod imp {
                                 d.multiprocessors,
                                 d.total_memory as f64 / (1u64 << 30) as f64
                             ),
-                            Err(e) => println!("  cuda:{i}: {e}"),
+                            Err(e) => println!("  cuda:{i}: {}", msg(&e)),
                         }
                     }
                 }
-                Err(e) => println!("devices: none ({e})"),
+                Err(e) => println!("devices: none ({})", msg(&e)),
             }
         } else {
             println!("libcuda: not found (no NVIDIA driver on this machine's library path)");
@@ -224,7 +231,7 @@ mod imp {
                     n.version_string()
                 );
             }
-            Err(e) => println!("libnvrtc: not found: {e}"),
+            Err(e) => println!("libnvrtc: {}", msg(&e)),
         }
         if let Ok(p) = std::env::var("F2I_NVRTC_PATH") {
             println!("F2I_NVRTC_PATH={p}");
@@ -261,7 +268,7 @@ mod imp {
                         }
                     );
                 }
-                Err(e) => println!("kernel folder: {e}"),
+                Err(e) => println!("kernel folder: {}", msg(&e)),
             }
         }
         Ok(())

@@ -68,11 +68,73 @@ pub(crate) fn no_driver() -> Error {
     )
 }
 
+/// Every driver entry point this module calls. cudarc resolves each on first use and panics
+/// when one is missing, so they are all checked up front.
+const SYMBOLS: &[&str] = &[
+    "cuInit",
+    "cuDriverGetVersion",
+    "cuGetErrorName",
+    "cuDeviceGetCount",
+    "cuDeviceGet",
+    "cuDeviceGetName",
+    "cuDeviceTotalMem_v2",
+    "cuDeviceGetAttribute",
+    "cuDevicePrimaryCtxRetain",
+    "cuDevicePrimaryCtxRelease_v2",
+    "cuCtxSetCurrent",
+    "cuStreamCreate",
+    "cuStreamSynchronize",
+    "cuStreamDestroy_v2",
+    "cuMemAlloc_v2",
+    "cuMemFree_v2",
+    "cuMemcpyHtoDAsync_v2",
+    "cuMemcpyDtoHAsync_v2",
+    "cuModuleLoadData",
+    "cuModuleGetFunction",
+    "cuModuleUnload",
+    "cuFuncSetAttribute",
+    "cuLaunchKernel",
+];
+
+/// The driver library is there and has every entry point used (checked once).
+fn driver_complete() -> Result<()> {
+    static CHECKED: std::sync::OnceLock<std::result::Result<(), String>> =
+        std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            if !driver_present() {
+                return Err(no_driver().to_string());
+            }
+            let missing: Vec<&str> = std::panic::catch_unwind(|| {
+                // SAFETY: culib() opens the library is_culib_present found (it cannot panic
+                // after that succeeded, and a panic is caught anyway); symbols are only looked
+                // up, never called here.
+                let lib = unsafe { sys::culib() };
+                SYMBOLS
+                    .iter()
+                    .copied()
+                    // SAFETY: as above: a lookup only.
+                    .filter(|s| unsafe { lib.get::<*const c_void>(s.as_bytes()) }.is_err())
+                    .collect()
+            })
+            .map_err(|_| no_driver().to_string())?;
+            if missing.is_empty() {
+                return Ok(());
+            }
+            Err(format!(
+                "the CUDA driver library {} lacks {} (a driver older than CUDA 12.2, or a stub \
+                 library)",
+                driver_library().unwrap_or_else(|| "libcuda.so".into()),
+                missing.join(", ")
+            ))
+        })
+        .clone()
+        .map_err(|e| Error::Unsupported(e.trim_start_matches("unsupported: ").to_string()))
+}
+
 /// `cuInit` once the library is known to be there; `Unsupported` when there is no device.
 pub(crate) fn init() -> Result<()> {
-    if !driver_present() {
-        return Err(no_driver());
-    }
+    driver_complete()?;
     guarded("cuInit", || {
         // SAFETY: cuInit has no preconditions; repeated calls are allowed.
         let rc = unsafe { sys::cuInit(0) };
@@ -88,7 +150,7 @@ pub(crate) fn init() -> Result<()> {
 
 /// The driver's CUDA version (`cuDriverGetVersion`): 12020 for 12.2.
 pub fn driver_version() -> Result<i32> {
-    init()?;
+    driver_complete()?;
     guarded("cuDriverGetVersion", || {
         let mut v = 0;
         // SAFETY: valid out-pointer.
