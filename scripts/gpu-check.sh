@@ -78,6 +78,7 @@ PY
     {
         echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+dirty')"
         echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -m), features $features, kernels $arch"
+        echo "manifest_dir $root"
     } > "$G/BUILD"
     cat "$G/BUILD"
     du -sh "$G" | awk '{print "gpu-check --build: " $2 " is " $1 " (carry it to the GPU machine)"}'
@@ -97,6 +98,7 @@ run() {
     local start=$SECONDS
     local tmp
     tmp="$(mktemp -d)"
+    : > "$tmp/statuses"
 
     if [[ ! -x "$G/f2idiff" ]]; then
         echo "gpu-check: $G/f2idiff missing: run '$0 --build' first and carry $G" | tee -a "$log" >&2
@@ -104,7 +106,10 @@ run() {
     fi
 
     # row STEP STATUS SECONDS NOTE
-    row() { printf '%-34s %-5s %6s  %s\n' "$1" "$2" "$3" "$4" >> "$table.rows"; }
+    row() {
+        printf '%-34s %-5s %6s  %s\n' "$1" "$2" "$3" "$4" >> "$table.rows"
+        echo "$2" >> "$tmp/statuses"
+    }
     # step NAME LIMIT_S CMD...: runs CMD under timeout (clipped to what is left of the budget),
     # logs its output; sets STEP_RC, STEP_S and STEP_OUT (a file with the output).
     step() {
@@ -127,6 +132,7 @@ run() {
         STEP_S=$((SECONDS - t0))
         cat "$STEP_OUT" >> "$log"
         echo "=== $name: exit $STEP_RC after ${STEP_S}s" >> "$log"
+        echo "gpu-check: $name: exit $STEP_RC after ${STEP_S}s" >&2
     }
     status_of() { # rc -> PASS / FAIL / TIME
         case "$1" in 0) echo PASS ;; 124 | 137) echo TIME ;; *) echo FAIL ;; esac
@@ -136,6 +142,18 @@ run() {
         echo "gpu-check --run on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
         cat "$G/BUILD" 2> /dev/null
     } >> "$log"
+
+    # Test executables read their data from the source folder they were built in
+    # (CARGO_MANIFEST_DIR); point that path at this copy when it is elsewhere.
+    local built_in
+    built_in="$(sed -n 's/^manifest_dir //p' "$G/BUILD" 2> /dev/null)"
+    if [[ -n "$built_in" && "$built_in" != "$root" && ! -e "$built_in" ]]; then
+        if mkdir -p "$(dirname "$built_in")" 2> /dev/null && ln -s "$root" "$built_in" 2> /dev/null; then
+            echo "linked $built_in -> $root (the tests' CARGO_MANIFEST_DIR)" >> "$log"
+        else
+            echo "cannot link $built_in -> $root: tests reading data by absolute path may fail" >> "$log"
+        fi
+    fi
 
     # 1. The card and the driver.
     step "nvidia-smi" 30 nvidia-smi -L
@@ -150,6 +168,32 @@ run() {
     step "kernels info" 60 env -u F2I_NVRTC_PATH -u F2I_KERNEL_DIR "$G/f2idiff" kernels info --kernels "$G/kernels"
     row "kernels info" "$(status_of "$STEP_RC")" "$STEP_S" \
         "$(grep -E '^(libcuda|libnvrtc):' "$STEP_OUT" | sed 's/ (archs.*//' | tr '\n' ';' | cut -c1-150)"
+
+    # NVRTC not on the loader's path: look where CUDA toolkits and PyTorch's wheels keep it,
+    # so the NVRTC half of the tests still runs (and say so in the table).
+    if ! grep -q '^libnvrtc: /' "$STEP_OUT"; then
+        local found
+        found="$(
+            {
+                ls /usr/local/cuda*/lib64/libnvrtc.so.1[0-9] /usr/local/cuda*/targets/*/lib/libnvrtc.so.1[0-9] 2> /dev/null
+                python3 - 2> /dev/null << 'PY'
+import glob, os, site
+dirs = site.getsitepackages() + [site.getusersitepackages()]
+for d in dirs:
+    for f in sorted(glob.glob(os.path.join(d, "nvidia", "**", "libnvrtc.so.1[0-9]"), recursive=True)):
+        print(f)
+PY
+            } | head -1
+        )"
+        if [[ -n "$found" ]]; then
+            export F2I_NVRTC_PATH="$found"
+            export LD_LIBRARY_PATH="$(dirname "$found")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+            step "kernels info (F2I_NVRTC_PATH)" 60 "$G/f2idiff" kernels info
+            row "nvrtc fallback" "$(status_of "$STEP_RC")" "$STEP_S" "not on the loader path; using $found"
+        else
+            row "nvrtc" "FAIL" 0 "no libnvrtc found (loader path, /usr/local/cuda*, python wheels)"
+        fi
+    fi
 
     # 3. The GPU tests. cuda_device first, with no kernel folder and an empty cache (NVRTC of
     #    this machine compiles); the rest from the precompiled cubins.
@@ -207,9 +251,29 @@ run() {
         row "upscale" "FAIL" 0 "$model or $image missing"
     fi
 
+    # 5. With time left: compute-sanitizer memcheck over the op tests (out-of-bounds and
+    #    misaligned accesses on the hardware; a timeout here is reported, not failed).
+    if command -v compute-sanitizer > /dev/null; then
+        for t in "$G"/tests/cuda_ops_*; do
+            [[ -x "$t" ]] || continue
+            if ((budget - (SECONDS - start) < 60)); then
+                row "memcheck $(basename "$t")" "SKIP" 0 "no time left"
+                continue
+            fi
+            step "memcheck $(basename "$t")" 150 env F2I_KERNEL_DIR="$root/$G/kernels" \
+                F2I_KERNEL_CACHE="$tmp/cache" F2I_REQUIRE_GPU=1 F2I_SKIP_SIM=1 \
+                compute-sanitizer --tool memcheck --error-exitcode 86 "$t"
+            local st
+            st="$(status_of "$STEP_RC")"
+            [[ "$st" == TIME ]] && st=SKIP
+            row "memcheck $(basename "$t")" "$st" "$STEP_S" \
+                "$(grep -E 'ERROR SUMMARY|^test result:' "$STEP_OUT" | tail -2 | tr '\n' ' ' | cut -c1-120)"
+        done
+    fi
+
     # The table, last.
     local total=$((SECONDS - start)) fails
-    fails="$(awk '$2 != "PASS"' "$table.rows" | wc -l)"
+    fails="$(grep -cvE '^(PASS|SKIP)$' "$tmp/statuses")"
     {
         echo "gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ) | $(head -1 "$G/BUILD" 2> /dev/null) | ${card:-?} | driver ${driver:-?}"
         printf '%-34s %-5s %6s  %s\n' "step" "ok" "s" "result"

@@ -6,7 +6,7 @@ use crate::backend::cpu::CpuBackend;
 #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 use crate::backend::cuda::CudaBackend;
 use crate::backend::cuda::Precision;
-#[cfg(any())] // CUDA-DEVICE-PENDING
+#[cfg(feature = "cuda")]
 use crate::backend::cuda::device::DeviceExecutor;
 #[cfg(feature = "cuda-sim")]
 use crate::backend::cuda::sim::SimExecutor;
@@ -57,7 +57,7 @@ pub struct DeviceOptions {
 /// An opened backend.
 pub enum Opened {
     Cpu(CpuBackend),
-    #[cfg(any())] // CUDA-DEVICE-PENDING
+    #[cfg(feature = "cuda")]
     Cuda(CudaBackend<DeviceExecutor>),
     #[cfg(feature = "cuda-sim")]
     CudaSim(CudaBackend<SimExecutor>),
@@ -69,7 +69,7 @@ impl Opened {
         use crate::backend::Backend;
         match self {
             Opened::Cpu(b) => b.name(),
-            #[cfg(any())] // CUDA-DEVICE-PENDING
+            #[cfg(feature = "cuda")]
             Opened::Cuda(b) => b.name(),
             #[cfg(feature = "cuda-sim")]
             Opened::CudaSim(b) => b.name(),
@@ -85,19 +85,22 @@ pub fn open(device: Device, opts: &DeviceOptions) -> Result<(Opened, Option<Stri
         Device::Cuda(ordinal) => Ok((open_cuda(ordinal, opts)?, None)),
         Device::Auto => match open_cuda(0, opts) {
             Ok(b) => Ok((b, None)),
-            Err(e) => Ok((Opened::Cpu(CpuBackend::new(opts.threads)?), Some(e.to_string()))),
+            Err(e) => Ok((
+                Opened::Cpu(CpuBackend::new(opts.threads)?),
+                Some(e.to_string()),
+            )),
         },
         Device::CudaSim => open_sim(opts),
     }
 }
 
-#[cfg(any())] // CUDA-DEVICE-PENDING
+#[cfg(feature = "cuda")]
 fn open_cuda(ordinal: usize, opts: &DeviceOptions) -> Result<Opened> {
     let exec = DeviceExecutor::new(ordinal, opts.kernel_dir.clone())?;
     Ok(Opened::Cuda(CudaBackend::new(exec, opts.precision)))
 }
 
-#[cfg(not(any()))] // CUDA-DEVICE-PENDING
+#[cfg(not(feature = "cuda"))]
 fn open_cuda(ordinal: usize, _opts: &DeviceOptions) -> Result<Opened> {
     Err(Error::Unsupported(format!(
         "cuda:{ordinal}: this build of f2idiff has no CUDA backend (built without the `cuda` \
@@ -108,13 +111,15 @@ fn open_cuda(ordinal: usize, _opts: &DeviceOptions) -> Result<Opened> {
 #[cfg(feature = "cuda-sim")]
 fn open_sim(opts: &DeviceOptions) -> Result<(Opened, Option<String>)> {
     let exec = SimExecutor::from_env();
-    Ok((Opened::CudaSim(CudaBackend::new(exec, opts.precision)), None))
+    Ok((
+        Opened::CudaSim(CudaBackend::new(exec, opts.precision)),
+        None,
+    ))
 }
 
 #[cfg(not(feature = "cuda-sim"))]
 fn open_sim(_opts: &DeviceOptions) -> Result<(Opened, Option<String>)> {
     Err(Error::Unsupported(
-        "cuda-sim: this build has no CPU execution harness (build with --features cuda-sim)"
-            .into(),
+        "cuda-sim: this build has no CPU execution harness (build with --features cuda-sim)".into(),
     ))
 }

@@ -153,7 +153,9 @@ fn single_tile_pipeline_matches_the_cpu() {
                 .max()
                 .unwrap();
             let db = psnr(&got, &want);
-            eprintln!("{model} pipeline {w}×{h} {precision:?}: max |Δ| {max} levels, PSNR {db:.1} dB");
+            eprintln!(
+                "{model} pipeline {w}×{h} {precision:?}: max |Δ| {max} levels, PSNR {db:.1} dB"
+            );
             match precision {
                 Precision::F32 => assert!(max <= 2, "{model} f32: max |Δ| {max}"),
                 Precision::F16 => assert!(db >= 40.0, "{model} f16: PSNR {db:.1} dB"),

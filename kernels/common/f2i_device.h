@@ -141,7 +141,8 @@ F2I_FN float f2i_shfl(float v, int src_lane) {
 F2I_FN f2i_u32 f2i_ballot(bool p) {
   f2i_u32 mine = p ? 1u : 0u, all[32], r = 0;
   f2i_sim_warp_gather(F2I_FULL_MASK, &mine, all, sizeof(f2i_u32));
-  for (int i = 0; i < 32; ++i) r |= all[i] << i;
+  // Lanes a partial last warp lacks hold poison, not 1: count only exact 1s.
+  for (int i = 0; i < 32; ++i) r |= (all[i] == 1u ? 1u : 0u) << i;
   return r;
 }
 #endif

@@ -13,7 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(F2I_SIM_UCONTEXT)
 extern "C" void f2i_fiber_switch_asm(void** from_sp, void* to_sp);
 extern "C" void f2i_fiber_start_asm(void);
 
@@ -68,7 +68,7 @@ __asm__(
 
 namespace f2i_sim {
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(F2I_SIM_UCONTEXT)
 void fiber_switch(FiberContext* from, FiberContext* to) { f2i_fiber_switch_asm(&from->sp, to->sp); }
 
 void fiber_init(FiberContext* ctx, void* stack, size_t size, void (*fn)(void*), void* arg) {

@@ -4,19 +4,20 @@
 // Why our own switch: the scheduler switches once per thread per barrier / warp collective,
 // millions of times per test run, and ucontext's swapcontext makes a sigprocmask syscall each
 // time. On x86-64 the switch is a few instructions of assembly (callee-saved registers, stack
-// pointer, MXCSR and the x87 control word); other architectures fall back to ucontext.
+// pointer, MXCSR and the x87 control word); other architectures fall back to ucontext (also
+// forced with -DF2I_SIM_UCONTEXT, to test that path on x86-64).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
 
-#if !defined(__x86_64__)
+#if !defined(__x86_64__) || defined(F2I_SIM_UCONTEXT)
 #include <ucontext.h>
 #endif
 
 namespace f2i_sim {
 
 struct FiberContext {
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(F2I_SIM_UCONTEXT)
   void* sp = nullptr;  // saved stack pointer; the registers live on the stack below it
 #else
   ucontext_t uc;

@@ -4,7 +4,9 @@
 // f2i_sim_warp_gather, on which shuffles and votes are built) are barriers over a warp.
 //
 // Scheduling: a sweep resumes every runnable fiber, in the phase's order, until it blocks (at
-// the block barrier or a warp collective) or returns. The last lane to reach a warp collective
+// the block barrier or a warp collective) or returns; a blocking fiber switches straight to the
+// sweep's next runnable one (one context switch per hand-over, not two through the
+// scheduler), and the sweep's last returns to the scheduler. The last lane to reach a warp collective
 // performs it and releases its warp. When no fiber can run: all returned → the block is done;
 // all at the block barrier → the next phase starts (with a new order); anything else is a
 // deadlock — a barrier some thread can never reach — reported as F2I_SIM_ERR_DIVERGENT_BARRIER
@@ -66,6 +68,10 @@ struct Fiber {
 
 struct Warp {
   unsigned arrived, live;
+  // The last gather's 32 slots; each lane copies them out when it resumes (on its own, hot,
+  // stack). Not overwritten before every lane has: the next gather completes only after all
+  // lanes arrived at it.
+  alignas(16) unsigned char slots[32 * 256];
 };
 
 struct StaticArray {
@@ -82,6 +88,7 @@ struct State {
   FiberContext sched;
   Fiber* cur = nullptr;
   unsigned at_barrier = 0, done = 0;
+  unsigned sweep_pos = 0;  // position of the current sweep in `order`
   int status = F2I_SIM_OK;
   std::string msg;
   bool running = false;      // a block is in progress
@@ -131,8 +138,28 @@ inline Fiber* current(const char* what) {
   return f;
 }
 
-// Back to the scheduler; returns when the scheduler resumes this fiber.
-inline void yield(Fiber* f) { fiber_switch(&f->ctx, &g.sched); }
+// The next runnable fiber of the current sweep, or nullptr at the sweep's end.
+inline Fiber* next_runnable() {
+  while (g.sweep_pos < g.n) {
+    Fiber* f = &g.fibers[g.order[g.sweep_pos++]];
+    if (f->state == St::Runnable) return f;
+  }
+  return nullptr;
+}
+
+// Suspends f (which has set its state) and runs the sweep's next runnable fiber directly —
+// one switch instead of two through the scheduler — or returns to the scheduler at the sweep's
+// end. Returns when something resumes f.
+inline void yield(Fiber* f) {
+  Fiber* next = next_runnable();
+  if (next) {
+    threadIdx = next->tid;
+    g.cur = next;
+    fiber_switch(&f->ctx, &next->ctx);
+  } else {
+    fiber_switch(&f->ctx, &g.sched);
+  }
+}
 
 [[noreturn]] void fail_current(int status, const std::string& what) {
   Fiber* f = current("f2i_sim_fail");
@@ -142,8 +169,8 @@ inline void yield(Fiber* f) { fiber_switch(&f->ctx, &g.sched); }
     g.msg = block_where() + ", thread " + dim(f->tid) + ": " + what;
   }
   f->state = St::Failed;
-  yield(f);
-  abort();  // a failed fiber is never resumed
+  fiber_switch(&f->ctx, &g.sched);  // straight to the scheduler, which stops the block
+  abort();                          // a failed fiber is never resumed
 }
 
 void run_exits(Fiber* f) {
@@ -253,6 +280,25 @@ void abandon_fiber(Fiber* f) {
   g.cur = nullptr;
 }
 
+// memcpy of a lane's value (k = 1) or a warp's slots (k = 32): fixed sizes for the common
+// widths, so the compiler emits vector moves (its inline `rep movs` for a variable size costs
+// more than the whole rest of a shuffle).
+inline void copy_lanes(void* dst, const void* src, unsigned bytes, unsigned k) {
+  switch (bytes) {
+    case 4:
+      if (k == 32) memcpy(dst, src, 32 * 4); else memcpy(dst, src, 4);
+      return;
+    case 8:
+      if (k == 32) memcpy(dst, src, 32 * 8); else memcpy(dst, src, 8);
+      return;
+    case 16:
+      if (k == 32) memcpy(dst, src, 32 * 16); else memcpy(dst, src, 16);
+      return;
+    default:
+      memcpy(dst, src, size_t(bytes) * k);
+  }
+}
+
 void warp_collective(Op op, unsigned mask, const void* src, void* dst, unsigned bytes) {
   Fiber* f = current(op_name(op));
   const unsigned w = f->id >> 5;
@@ -272,7 +318,9 @@ void warp_collective(Op op, unsigned mask, const void* src, void* dst, unsigned 
   if (++wp.arrived < wp.live) {
     f->state = St::AtWarp;
     yield(f);
-    return;  // released (and, for a gather, served) by the last lane
+    // Released by the last lane, which filled the warp's slots.
+    if (op == Op::Gather) copy_lanes(dst, wp.slots, bytes, 32);
+    return;
   }
   wp.arrived = 0;
   Fiber* lanes = &g.fibers[w * 32];
@@ -283,10 +331,10 @@ void warp_collective(Op op, unsigned mask, const void* src, void* dst, unsigned 
                        w, f->id & 31u, op_name(op), bytes, l, op_name(lanes[l].op),
                        lanes[l].bytes));
   if (op == Op::Gather) {
-    alignas(16) unsigned char all[32 * kMaxGatherBytes];
-    for (unsigned l = 0; l < wp.live; ++l) memcpy(all + l * bytes, lanes[l].src, bytes);
-    memset(all + wp.live * bytes, 0xFF, (32 - wp.live) * bytes);
-    for (unsigned l = 0; l < wp.live; ++l) memcpy(lanes[l].dst, all, 32 * bytes);
+    unsigned char* all = wp.slots;
+    for (unsigned l = 0; l < wp.live; ++l) copy_lanes(all + l * bytes, lanes[l].src, bytes, 1);
+    if (wp.live < 32) memset(all + wp.live * bytes, 0xFF, (32 - wp.live) * bytes);
+    copy_lanes(dst, all, bytes, 32);
   }
   for (unsigned l = 0; l < wp.live; ++l) {
     lanes[l].op = Op::None;
@@ -357,19 +405,18 @@ int scheduler_run_block(f2i_dim3 b, Order order, std::string* err) {
   unsigned phase = 0;
   make_order(order, phase);
   for (;;) {
-    bool ran = false;
-    for (unsigned k = 0; k < n; ++k) {
-      Fiber* f = &g.fibers[g.order[k]];
-      if (f->state != St::Runnable) continue;
-      ran = true;
-      resume(f);
+    // One sweep: the fibers hand over to each other (yield) and the last one returns here.
+    g.sweep_pos = 0;
+    Fiber* first = next_runnable();
+    if (first) {
+      resume(first);
       if (g.status != F2I_SIM_OK) {
         *err = g.msg;
         scheduler_abandon();
         return g.status;
       }
+      continue;
     }
-    if (ran) continue;
     if (g.done == n) break;
     if (g.at_barrier == n) {
       for (unsigned i = 0; i < n; ++i) g.fibers[i].state = St::Runnable;
@@ -476,7 +523,8 @@ void f2i_sim_at_thread_exit(void (*fn)(void*), void* arg) {
 }
 
 void f2i_sim_fail(int status, const char* what) {
-  fail_current(status, what ? what : "f2i_sim_fail");
+  fail_current(status != F2I_SIM_OK ? status : F2I_SIM_ERR_UNSUPPORTED,
+               what ? what : "f2i_sim_fail");
 }
 
 }  // extern "C"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/f2i_device.h"
+#include "harness/f2i_sim_launch.h"  // status codes for f2i_sim_fail
 
 // Reverses each block's slice of x through shared memory: y[b·n + t] = x[b·n + n-1-t]. With
 // with_barrier = 0 the barrier between the writes and the reads is missing (the planted bug).
@@ -135,6 +136,16 @@ F2I_KERNEL void F2I_NAME(selftest_slots)(float* out, int n) {
   out[i] = *slot == nullptr ? 1.0f : 0.0f;
   *slot = (void*)(size_t)(i % 5);
   f2i_sim_at_thread_exit(selftest_exit_hook, out + n + i);
+  f2i_syncthreads();
+}
+
+// Every thread registers an exit hook (out[i] = 5), passes a barrier, then thread 0 ends the
+// launch with f2i_sim_fail: the hooks of the threads that never returned still run.
+static void selftest_mark_five(void* arg) { *static_cast<float*>(arg) = 5.0f; }
+F2I_KERNEL void F2I_NAME(selftest_fail_with_hooks)(float* out) {
+  f2i_sim_at_thread_exit(selftest_mark_five, out + threadIdx.x);
+  f2i_syncthreads();
+  if (threadIdx.x == 0) f2i_sim_fail(F2I_SIM_ERR_UNSUPPORTED, "planted failure");
   f2i_syncthreads();
 }
 

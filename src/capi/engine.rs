@@ -110,14 +110,16 @@ fn shared_nets(
 /// (device weights) belong to one engine.
 pub enum EngineNets {
     Cpu(CpuBackend, Arc<Nets>),
-    #[cfg(any())] // CUDA-DEVICE-PENDING
+    #[cfg(feature = "cuda")]
     Cuda(Box<CudaEngine>),
 }
 
-#[cfg(any())] // CUDA-DEVICE-PENDING
+#[cfg(feature = "cuda")]
 pub struct CudaEngine {
     pub backend: crate::backend::cuda::CudaBackend<crate::backend::cuda::device::DeviceExecutor>,
-    pub nets: Option<Networks<crate::backend::cuda::CudaBackend<crate::backend::cuda::device::DeviceExecutor>>>,
+    pub nets: Option<
+        Networks<crate::backend::cuda::CudaBackend<crate::backend::cuda::device::DeviceExecutor>>,
+    >,
 }
 
 /// The networks an engine currently runs, with the LoRA scale they were loaded at.
@@ -183,7 +185,7 @@ impl f2i_engine {
                 let nets = shared_nets(key.as_ref(), &pack, &backend, 1.0)?;
                 EngineNets::Cpu(backend, nets)
             }
-            #[cfg(any())] // CUDA-DEVICE-PENDING
+            #[cfg(feature = "cuda")]
             Opened::Cuda(backend) => {
                 let nets = Networks::load(&backend, pack.clone(), 1.0)?;
                 EngineNets::Cuda(Box::new(CudaEngine {
@@ -234,11 +236,15 @@ impl f2i_engine {
             EngineNets::Cpu(backend, nets) => {
                 *nets = shared_nets(self.key.as_ref(), &self.pack, backend, lora_scale)?;
             }
-            #[cfg(any())] // CUDA-DEVICE-PENDING
+            #[cfg(feature = "cuda")]
             EngineNets::Cuda(engine) => {
                 // Free the device weights of the old scale before uploading the new ones.
                 engine.nets = None;
-                engine.nets = Some(Networks::load(&engine.backend, self.pack.clone(), lora_scale)?);
+                engine.nets = Some(Networks::load(
+                    &engine.backend,
+                    self.pack.clone(),
+                    lora_scale,
+                )?);
             }
         }
         loaded.lora_scale = lora_scale;

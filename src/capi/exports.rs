@@ -66,7 +66,14 @@ pub unsafe extern "C" fn f2i_engine_create(
         let bytes = unsafe { CStr::from_ptr(model_path) }.to_bytes();
         let path = path_from_bytes(bytes)?;
         // SAFETY: NULL or readable per the contract.
-        let opts = unsafe { read_versioned(opts, default_options(), params::ENGINE_OPTIONS_V1_SIZE, "opts") }?;
+        let opts = unsafe {
+            read_versioned(
+                opts,
+                default_options(),
+                params::ENGINE_OPTIONS_V1_SIZE,
+                "opts",
+            )
+        }?;
         let engine = Box::new(f2i_engine::create(path, &opts)?);
         // SAFETY: as above.
         unsafe { out.write_unaligned(Box::into_raw(engine)) };
@@ -132,7 +139,14 @@ pub unsafe extern "C" fn f2i_output_size(
         let engine = unsafe { &*engine };
         let (w, h) = checked_input_size(in_width, in_height)?;
         // SAFETY: NULL or readable per the contract.
-        let p = unsafe { read_versioned(params, default_params(), size_of::<f2i_upscale_params>(), "params") }?;
+        let p = unsafe {
+            read_versioned(
+                params,
+                default_params(),
+                size_of::<f2i_upscale_params>(),
+                "params",
+            )
+        }?;
         let call = params::call(&p, engine.scale, w, h, engine.memory_budget)?;
         let (ow, oh) = params::output_size(&call, engine.scale, w, h);
         // SAFETY: non-null and writable per the contract; sides ≤ 65536 x 16 fit in u32.
@@ -177,7 +191,14 @@ pub unsafe extern "C" fn f2i_upscale(
         // SAFETY: NULL or readable per the contract.
         let input = unsafe { image::check(input, "input", MAX_INPUT_SIDE) }?;
         // SAFETY: NULL or readable per the contract.
-        let p = unsafe { read_versioned(params, default_params(), size_of::<f2i_upscale_params>(), "params") }?;
+        let p = unsafe {
+            read_versioned(
+                params,
+                default_params(),
+                size_of::<f2i_upscale_params>(),
+                "params",
+            )
+        }?;
         let call = params::call(
             &p,
             engine.scale,

@@ -4,8 +4,7 @@
 use super::status::{CResult, Failure};
 use super::types::{
     F2I_OVERLAP_DEFAULT, F2I_TILE_WHOLE_IMAGE, f2i_color_fix::*, f2i_device::*, f2i_engine_options,
-    f2i_precision::*,
-    f2i_upscale_params,
+    f2i_precision::*, f2i_upscale_params,
 };
 use crate::pipeline::{ColorFix, Rect, UpscaleOptions};
 use std::ffi::c_void;

@@ -53,10 +53,12 @@ pub unsafe fn run(
         EngineNets::Cpu(backend, nets) => {
             upscale(nets, backend, &rgb, h, w, &call.opts, &mut progress)?
         }
-        #[cfg(any())] // CUDA-DEVICE-PENDING
+        #[cfg(feature = "cuda")]
         EngineNets::Cuda(engine) => match &engine.nets {
             Some(nets) => upscale(nets, &engine.backend, &rgb, h, w, &call.opts, &mut progress)?,
-            None => return Err(Error::Device("the engine's networks failed to reload".into()).into()),
+            None => {
+                return Err(Error::Device("the engine's networks failed to reload".into()).into());
+            }
         },
     };
     drop(rgb);

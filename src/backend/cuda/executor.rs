@@ -43,7 +43,8 @@ pub trait Executor: Send + Sync + 'static {
 
     /// What this executor is, for messages ("cuda:0 NVIDIA H200 (sm_90)", "cuda-sim").
     fn describe(&self) -> String;
-    /// `bytes` of device memory (aligned to at least 256 bytes), contents undefined.
+    /// `bytes` of device memory (aligned to at least 16 bytes: 256 on a GPU, 16 on the
+    /// harness, whose buffers end at a guard page), contents undefined.
     fn alloc(&self, bytes: usize) -> Result<Self::Buffer>;
     fn ptr(&self, buf: &Self::Buffer) -> DevPtr;
     /// Marks `buf` as never written again (weights): the harness write-protects it.

@@ -15,10 +15,10 @@ pub mod precision;
 pub mod probe;
 pub mod sources;
 
-#[cfg(feature = "cuda-sim")]
-pub mod sim;
 #[cfg(feature = "cuda")]
 pub mod device;
+#[cfg(feature = "cuda-sim")]
+pub mod sim;
 
 pub use executor::{Arg, DevPtr, Executor, Launch};
 pub use memory::{CudaArena, CudaWeight};

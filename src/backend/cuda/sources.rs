@@ -11,7 +11,10 @@ pub const HEADERS: &[(&str, &str)] = &[
         "common/f2i_device.h",
         include_str!("../../../kernels/common/f2i_device.h"),
     ),
-    ("common/f2i_mma.h", include_str!("../../../kernels/common/f2i_mma.h")),
+    (
+        "common/f2i_mma.h",
+        include_str!("../../../kernels/common/f2i_mma.h"),
+    ),
 ];
 
 /// One `kernels/<name>.cu`.

@@ -125,7 +125,7 @@ fn run_all(args: &Args) -> Result<usize> {
     };
     let failed = match &opened {
         Opened::Cpu(b) => run_on(b, pack, args)?,
-        #[cfg(any())] // CUDA-DEVICE-PENDING
+        #[cfg(feature = "cuda")]
         Opened::Cuda(b) => run_on(b, pack, args)?,
         #[cfg(feature = "cuda-sim")]
         Opened::CudaSim(b) => run_on(b, pack, args)?,

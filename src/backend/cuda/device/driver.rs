@@ -323,6 +323,11 @@ struct Kernels {
 pub struct DeviceExecutor {
     ctx: Arc<Context>,
     stream: sys::CUstream,
+    /// Boxed: the executor stays small inside enums of backends.
+    s: Box<State>,
+}
+
+struct State {
     info: DeviceInfo,
     kernel_dir: Option<PathBuf>,
     kernels: Mutex<Kernels>,
@@ -366,21 +371,23 @@ impl DeviceExecutor {
             Ok(DeviceExecutor {
                 ctx,
                 stream,
-                info,
-                kernel_dir,
-                kernels: Mutex::new(Kernels::default()),
-                sync_each_launch: std::env::var("F2I_CUDA_SYNC").is_ok_and(|v| v.trim() == "1"),
+                s: Box::new(State {
+                    info,
+                    kernel_dir,
+                    kernels: Mutex::new(Kernels::default()),
+                    sync_each_launch: std::env::var("F2I_CUDA_SYNC").is_ok_and(|v| v.trim() == "1"),
+                }),
             })
         })
     }
 
     pub fn info(&self) -> &DeviceInfo {
-        &self.info
+        &self.s.info
     }
 
     /// The architecture kernels are compiled for (`sm_90`).
     pub fn arch(&self) -> String {
-        self.info.arch()
+        self.s.info.arch()
     }
 
     /// Loads every module for `precision` now (instead of at each module's first launch), so
@@ -397,7 +404,8 @@ impl DeviceExecutor {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Kernels>> {
-        self.kernels
+        self.s
+            .kernels
             .lock()
             .map_err(|_| Error::Device("CUDA kernel table poisoned by a panic".into()))
     }
@@ -406,17 +414,17 @@ impl DeviceExecutor {
     fn cubin(&self, module: &Module, precision: Precision) -> Result<Vec<u8>> {
         let arch = self.arch();
         let file = cubin_file_name(module.name, precision, &arch);
-        if let Some(dir) = &self.kernel_dir {
+        if let Some(dir) = &self.s.kernel_dir {
             let path = dir.join(&file);
             if path.is_file() {
                 return std::fs::read(&path).map_err(|source| Error::Io { path, source });
             }
         }
-        let compiler = nvrtc::Nvrtc::global().map_err(|e| match &self.kernel_dir {
+        let compiler = nvrtc::Nvrtc::global().map_err(|e| match &self.s.kernel_dir {
             Some(d) => Error::Unsupported(format!(
                 "{} has no {file} for {} and {e}",
                 d.display(),
-                self.info.name
+                self.s.info.name
             )),
             None => e,
         })?;
@@ -446,7 +454,7 @@ impl DeviceExecutor {
             &format!(
                 "cuModuleLoadData({}) for {}",
                 cubin_file_name(module.name, precision, &self.arch()),
-                self.info.name
+                self.s.info.name
             ),
             unsafe { sys::cuModuleLoadData(&mut handle, image.as_ptr() as *const c_void) },
         )?;
@@ -498,7 +506,7 @@ impl Drop for DeviceExecutor {
             // and are destroyed exactly once, after the stream's work has finished.
             unsafe {
                 sys::cuStreamSynchronize(self.stream);
-                if let Ok(k) = self.kernels.get_mut() {
+                if let Ok(k) = self.s.kernels.get_mut() {
                     for (_, m) in k.modules.drain() {
                         sys::cuModuleUnload(m);
                     }
@@ -516,8 +524,8 @@ impl Executor for DeviceExecutor {
     fn describe(&self) -> String {
         format!(
             "cuda:{} {} ({})",
-            self.info.ordinal,
-            self.info.name,
+            self.s.info.ordinal,
+            self.s.info.name,
             self.arch()
         )
     }
@@ -656,7 +664,7 @@ impl Executor for DeviceExecutor {
                     )
                 },
             )?;
-            if self.sync_each_launch {
+            if self.s.sync_each_launch {
                 // SAFETY: `stream` is live.
                 check(&format!("{kernel} (F2I_CUDA_SYNC=1)"), unsafe {
                     sys::cuStreamSynchronize(self.stream)

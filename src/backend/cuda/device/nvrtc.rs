@@ -71,13 +71,33 @@ impl std::fmt::Debug for Nvrtc {
     }
 }
 
-/// The library names tried, in order (after `$F2I_NVRTC_PATH`).
+/// The library names tried, in order (after `$F2I_NVRTC_PATH`): the loader's search path
+/// first, then the usual toolkit folders (`$CUDA_HOME`, `$CUDA_PATH`, `/usr/local/cuda`), which
+/// are often not on it.
 pub fn candidates() -> Vec<String> {
     let mut names: Vec<String> = ["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     names.extend((0..=9).rev().map(|minor| format!("libnvrtc.so.12.{minor}")));
+    let mut roots: Vec<String> = ["CUDA_HOME", "CUDA_PATH"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .collect();
+    roots.push("/usr/local/cuda".into());
+    let target = format!("targets/{}-linux/lib", std::env::consts::ARCH);
+    let mut paths = Vec::new();
+    for root in &roots {
+        for lib in ["lib64", target.as_str()] {
+            for name in ["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12"] {
+                let p = format!("{root}/{lib}/{name}");
+                if std::path::Path::new(&p).exists() && !paths.contains(&p) {
+                    paths.push(p);
+                }
+            }
+        }
+    }
+    names.extend(paths);
     names
 }
 
