@@ -214,7 +214,7 @@ PY
                 F2I_REQUIRE_GPU=1 F2I_SKIP_SIM=1 "$t"
         else
             step "$name" 240 env F2I_KERNEL_DIR="$root/$G/kernels" F2I_KERNEL_CACHE="$tmp/cache" \
-                F2I_REQUIRE_GPU=1 F2I_SKIP_SIM=1 "$t"
+                F2I_REQUIRE_GPU=1 F2I_SKIP_SIM=1 F2IDIFF_BIN="$root/$G/f2idiff" "$t"
         fi
         local result skips st
         result="$(grep -E '^test result:' "$STEP_OUT" | tail -1 | sed 's/^test result: //; s/; finished in.*//')"
@@ -235,10 +235,12 @@ PY
         mkdir -p "$tmp/cuda" "$tmp/cpu"
         step "upscale --device cuda" 120 "$G/f2idiff" upscale "$image" -o "$tmp/cuda/coffee.png" \
             -m "$model" --device cuda --kernels "$G/kernels"
-        row "upscale --device cuda" "$(status_of "$STEP_RC")" "$STEP_S" "$(tail -1 "$STEP_OUT" | cut -c1-120)"
+        row "upscale --device cuda" "$(status_of "$STEP_RC")" "$STEP_S" \
+            "$({ grep -m1 -iE '^(device|error)' "$STEP_OUT" || tail -1 "$STEP_OUT"; } | cut -c1-120)"
         step "upscale --device cpu" 180 "$G/f2idiff" upscale "$image" -o "$tmp/cpu/coffee.png" \
             -m "$model" --device cpu
-        row "upscale --device cpu" "$(status_of "$STEP_RC")" "$STEP_S" "$(tail -1 "$STEP_OUT" | cut -c1-120)"
+        row "upscale --device cpu" "$(status_of "$STEP_RC")" "$STEP_S" \
+            "$({ grep -m1 -iE '^(device|error)' "$STEP_OUT" || tail -1 "$STEP_OUT"; } | cut -c1-120)"
         if [[ -f "$tmp/cuda/coffee.png" && -f "$tmp/cpu/coffee.png" ]]; then
             cp "$tmp/cuda/coffee.png" "$out/coffee-sr-cuda.png"
             step "eval cuda vs cpu" 60 "$G/f2idiff" eval --sr "$tmp/cuda" --hr "$tmp/cpu"

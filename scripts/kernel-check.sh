@@ -19,7 +19,7 @@ echo "kernel-check: NVRTC $NVRTC"
 echo "kernel-check: $("$PTXAS" --version | tail -1)"
 
 rm -rf "$out"
-if ! cargo run --release --locked --quiet --bin f2idiff -- kernels build --arch "$archs" --ptx -o "$out"; then
+if ! cargo run --locked --quiet --features "${KERNEL_CHECK_FEATURES:-cuda-sim}" --bin f2idiff -- kernels build --arch "$archs" --ptx -o "$out"; then
     echo "kernel-check: FAILED: NVRTC compilation (see above)" >&2
     exit 1
 fi

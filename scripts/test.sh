@@ -39,10 +39,10 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     exit 1
   }
 fi
-echo "== CUDA kernels: NVRTC + ptxas for sm_87 and sm_90, no spills"
-./scripts/kernel-check.sh
 echo "== cargo test --features cuda-sim (CUDA kernels on the CPU execution harness)"
 cargo test --locked --features cuda-sim
+echo "== CUDA kernels: NVRTC + ptxas for sm_87 and sm_90, no spills (reuses the test build)"
+./scripts/kernel-check.sh
 echo "== aarch64 (Jetson CPU) under qemu-user"
 ./scripts/test-aarch64.sh
 echo "== all checks passed"

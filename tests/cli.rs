@@ -128,13 +128,21 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
     if skipped() {
         return;
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_f2idiff"))
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // A pipe whose read end is closed before the child starts, so its first write always
+    // meets a closed pipe (closing it after spawning raced with a fast child).
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a writable array of two ints, as pipe(2) requires.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: pipe(2) returned two fresh descriptors that nothing else owns.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    let child = Command::new(env!("CARGO_BIN_EXE_f2idiff"))
         .args(["info", "models/f2idiff-demo.f2i"])
-        .stdout(Stdio::piped())
+        .stdout(Stdio::from(write))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    drop(child.stdout.take()); // close the read end before the child writes
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "stderr: {err}");

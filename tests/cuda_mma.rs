@@ -9,7 +9,7 @@
 //!   5. a 16×8-tile GEMM built from cp.async + ldmatrix + mma matches a scalar reference.
 #![cfg(feature = "cuda-sim")]
 
-use f2idiff::backend::cuda::Precision;
+use f2idiff::backend::cuda::{Executor, Precision};
 use f2idiff::backend::cuda::probe::{self, MmaProblem};
 use f2idiff::backend::cuda::sim::SimExecutor;
 use std::collections::HashSet;
@@ -252,6 +252,31 @@ fn tiled_gemm_from_the_wrappers_matches_scalar_reference() {
 #[test]
 fn probe_run_all_passes_on_the_harness() {
     let lines = probe::run_all(&exec(), Precision::F16, true).expect("probe launches");
+    report(lines);
+}
+
+/// The fragment-layout probe on the real hardware: the same kernels and expected tables; the
+/// harness's emulation is right only if the GPU agrees. Skips (and says so) without a GPU;
+/// fails under `F2I_REQUIRE_GPU=1`.
+#[cfg(feature = "cuda")]
+#[test]
+fn probe_run_all_passes_on_a_gpu() {
+    use f2idiff::backend::cuda::device::DeviceExecutor;
+    let exec = match DeviceExecutor::new(0, None) {
+        Ok(e) => e,
+        Err(e) if std::env::var("F2I_REQUIRE_GPU").is_ok_and(|v| v.trim() == "1") => {
+            panic!("F2I_REQUIRE_GPU=1 but no usable GPU: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: no GPU ({e})");
+            return;
+        }
+    };
+    eprintln!("probe on {}", exec.describe());
+    report(probe::run_all(&exec, Precision::F16, false).expect("probe launches"));
+}
+
+fn report(lines: Vec<std::result::Result<String, String>>) {
     let mut failed = Vec::new();
     for l in &lines {
         match l {

@@ -139,14 +139,7 @@ pub unsafe extern "C" fn f2i_output_size(
         let engine = unsafe { &*engine };
         let (w, h) = checked_input_size(in_width, in_height)?;
         // SAFETY: NULL or readable per the contract.
-        let p = unsafe {
-            read_versioned(
-                params,
-                default_params(),
-                size_of::<f2i_upscale_params>(),
-                "params",
-            )
-        }?;
+        let p = unsafe { params::read_params(params) }?;
         let call = params::call(&p, engine.scale, w, h, engine.memory_budget)?;
         let (ow, oh) = params::output_size(&call, engine.scale, w, h);
         // SAFETY: non-null and writable per the contract; sides ≤ 65536 x 16 fit in u32.
@@ -191,14 +184,7 @@ pub unsafe extern "C" fn f2i_upscale(
         // SAFETY: NULL or readable per the contract.
         let input = unsafe { image::check(input, "input", MAX_INPUT_SIDE) }?;
         // SAFETY: NULL or readable per the contract.
-        let p = unsafe {
-            read_versioned(
-                params,
-                default_params(),
-                size_of::<f2i_upscale_params>(),
-                "params",
-            )
-        }?;
+        let p = unsafe { params::read_params(params) }?;
         let call = params::call(
             &p,
             engine.scale,

@@ -73,6 +73,15 @@ pub unsafe fn read_versioned<T: Copy>(
     Ok(out)
 }
 
+/// The caller's `f2i_upscale_params` (NULL: the defaults).
+///
+/// # Safety
+/// As [`read_versioned`].
+pub unsafe fn read_params(p: *const f2i_upscale_params) -> CResult<f2i_upscale_params> {
+    // SAFETY: the caller's contract is read_versioned's.
+    unsafe { read_versioned(p, default_params(), size_of::<f2i_upscale_params>(), "params") }
+}
+
 /// One call's settings, checked against the model.
 pub struct Call {
     pub opts: UpscaleOptions,

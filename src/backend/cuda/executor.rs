@@ -15,6 +15,18 @@ pub enum Arg {
     F32(f32),
 }
 
+impl Arg {
+    /// The value in an 8-byte slot, low bytes first: what a kernel parameter pointer of
+    /// `kernelParams` points at (both executors pass arguments this way).
+    pub fn slot(&self) -> u64 {
+        match *self {
+            Arg::Ptr(p) => p,
+            Arg::I32(v) => v as u32 as u64,
+            Arg::F32(v) => v.to_bits() as u64,
+        }
+    }
+}
+
 /// Launch geometry: blocks, threads per block, dynamic shared memory in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Launch {

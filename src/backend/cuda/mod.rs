@@ -30,9 +30,32 @@ use crate::tensor::decode_f32;
 use memory::WeightStore;
 use std::sync::Mutex;
 
+/// Which kernel family an op uses where both exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// Tensor-core kernels (f16 storage only; ops without one, and f32 storage, use the
+    /// simple kernels).
+    #[default]
+    TensorCore,
+    /// The simple part-1 kernels everywhere: the fallback and the second opinion.
+    Simple,
+}
+
+impl std::str::FromStr for Kernels {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "tensor-core" => Ok(Kernels::TensorCore),
+            "simple" => Ok(Kernels::Simple),
+            _ => Err(format!("unknown kernel family `{s}` (expected tensor-core or simple)")),
+        }
+    }
+}
+
 pub struct CudaBackend<E: Executor> {
     exec: E,
     precision: Precision,
+    kernels: Kernels,
     weights: Mutex<WeightStore>,
 }
 
@@ -41,6 +64,7 @@ impl<E: Executor> CudaBackend<E> {
         CudaBackend {
             exec,
             precision,
+            kernels: Kernels::default(),
             weights: Mutex::new(WeightStore::default()),
         }
     }
@@ -51,6 +75,21 @@ impl<E: Executor> CudaBackend<E> {
 
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// Chooses the kernel family (default: tensor cores where a kernel exists).
+    pub fn with_kernels(mut self, kernels: Kernels) -> Self {
+        self.kernels = kernels;
+        self
+    }
+
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
+    }
+
+    /// Whether ops should take their tensor-core kernel: f16 storage and not forced simple.
+    pub(crate) fn tensor_cores(&self) -> bool {
+        self.kernels == Kernels::TensorCore && self.precision == Precision::F16
     }
 
     /// Bytes of weights uploaded to the device so far.

@@ -141,14 +141,7 @@ impl Executor for SimExecutor {
         let name = CString::new(kernel)
             .map_err(|_| Error::InvalidArgument(format!("bad kernel name {kernel:?}")))?;
         // Argument values live in `slots`; `params` points at each, like kernelParams.
-        let mut slots: Vec<u64> = args
-            .iter()
-            .map(|a| match *a {
-                Arg::Ptr(p) => p,
-                Arg::I32(v) => v as u32 as u64,
-                Arg::F32(v) => v.to_bits() as u64,
-            })
-            .collect();
+        let mut slots: Vec<u64> = args.iter().map(Arg::slot).collect();
         let mut params: Vec<*mut c_void> = slots
             .iter_mut()
             .map(|s| s as *mut u64 as *mut c_void)

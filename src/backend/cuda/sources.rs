@@ -40,7 +40,9 @@ pub const MODULES: &[Module] = &[
     module!("conv"),
     module!("linear"),
     module!("attention"),
+    module!("attention_tc"),
     module!("probe"),
+    module!("peak"),
 ];
 
 impl Module {

@@ -627,14 +627,7 @@ impl Executor for DeviceExecutor {
             };
             // Argument values live in `slots`; `params` points at each (kernelParams), exactly
             // as the harness executor passes them.
-            let mut slots: Vec<u64> = args
-                .iter()
-                .map(|a| match *a {
-                    Arg::Ptr(p) => p,
-                    Arg::I32(v) => v as u32 as u64,
-                    Arg::F32(v) => v.to_bits() as u64,
-                })
-                .collect();
+            let mut slots: Vec<u64> = args.iter().map(Arg::slot).collect();
             let mut params: Vec<*mut c_void> = slots
                 .iter_mut()
                 .map(|s| s as *mut u64 as *mut c_void)

@@ -1,7 +1,9 @@
-//! `attention` → `kernels/attention.cu`: flash-style (online softmax over key tiles streamed
-//! through shared memory), so no scratch and memory linear in tokens.
+//! `attention` → `kernels/attention_tc.cu` on tensor cores (f16 storage, head_dim ≤ 128, unless
+//! [`crate::backend::cuda::Kernels::Simple`]), else `kernels/attention.cu`: both flash-style
+//! (online softmax over key tiles streamed through shared memory), so no scratch and memory
+//! linear in tokens.
 
-use super::Arena;
+use super::{Arena, attention_tc};
 use crate::backend::cuda::{Arg, CudaBackend, Executor, Launch, disjoint, int};
 use crate::backend::{Rows, View};
 use crate::error::{Error, Result};
@@ -90,6 +92,12 @@ pub fn attention<E: Executor>(
     if tq == 0 || width == 0 {
         return Ok(());
     }
+    if heads > 65_535 {
+        return Err(Error::Unsupported(format!("{op}: more than 65535 heads")));
+    }
+    if b.tensor_cores() && attention_tc::supports(head_dim) {
+        return attention_tc::launch(b, a, q, k, v, tq, tk, heads, head_dim, scale, out);
+    }
     let variant = VARIANTS
         .iter()
         .find(|k| head_dim <= k.max_head_dim)
@@ -101,9 +109,6 @@ pub fn attention<E: Executor>(
         })?;
     let rows = WARPS * variant.rows_per_warp;
     let floats = rows * head_dim + TILE * KV_STRIDE + rows * TILE;
-    if heads > 65_535 {
-        return Err(Error::Unsupported(format!("{op}: more than 65535 heads")));
-    }
     let geometry = Launch {
         grid: [
             u32::try_from(tq.div_ceil(rows)).unwrap_or(u32::MAX),

@@ -2,6 +2,7 @@
 //! geometry and the arguments of its kernel in `kernels/<family>.cu`. One file per kernel file.
 
 pub mod attention;
+pub mod attention_tc;
 pub mod conv;
 pub mod elementwise;
 pub mod linear;
