@@ -50,49 +50,66 @@
 #define CONV_TC_LDS 40      // halves per shared-memory row (32 + 8 padding: 80 bytes)
 #define CONV_TC_PACK 32     // tile edge of the input transpose
 
+// Loops over register arrays (accumulators, fragments, loader state) must unroll, or the arrays
+// go to local memory (ptxas reports a stack frame).
+#ifdef F2I_DEVICE_BUILD
+#define CONV_TC_UNROLL _Pragma("unroll")
+#else
+#define CONV_TC_UNROLL
+#endif
+
 #ifdef F2I_ACT_F16
 // ---------------------------------------------------------------------------------------------
-// One K tile of A and B into one stage. Thread t loads the 16-byte chunk t % 4 (k offset
-// 8·(t % 4) in the tile) of rows t/4 + (THREADS/4)·q of sA and of sB. `ci`, `kx`, `ky` are the
-// thread's k (k0 + 8·(t % 4)) decoded, advanced tile by tile (tiles are issued in order), so
-// no division runs in the loop; ky == kh means k ≥ K.
+// The K-tile loader. Thread t loads the 16-byte chunk t % 4 (k offset 8·(t % 4) in the tile) of
+// rows t/4 + (THREADS/4)·q of sA and of sB. `ci`, `kx`, `ky` are the thread's k (k0 + 8·(t % 4))
+// decoded and advanced tile by tile (tiles are issued in order), so no division runs in the
+// loop; ky == kh means k ≥ K.
 template <int ROWS_A, int ROWS_B, int THREADS>
 struct ConvTcLoader {
   static constexpr int QA = ROWS_A * 4 / THREADS;  // chunks per thread and tile
   static constexpr int QB = ROWS_B * 4 / THREADS;
   const f2i_half* a_row[QA];  // weight row of each A chunk (nullptr: channel ≥ c_out)
-  int iy0[QB], ix0[QB];       // each B row's receptive-field corner (iy0 = −1 << 28: no pixel)
+  int iy0[QB], ix0[QB];       // each B row's receptive-field corner (iy0 = −2^28: no pixel)
   int ci, kx, ky;             // this thread's k, decoded
   int chunk;                  // t % 4
+};
 
-  F2I_FN void load(f2i_half* sA, f2i_half* sB, const f2i_half* xt, const f2i_half* wt,
-                   int k_tile0, int c_pad, int h, int w, int kh, int kw, int t) {
-    const int k = k_tile0 + 8 * chunk;
-    const bool k_ok = ky < kh;
-    for (int q = 0; q < QA; ++q) {
-      const int row = t / 4 + (THREADS / 4) * q;
-      const bool ok = k_ok && a_row[q] != nullptr;
-      f2i_cp_async_16_zfill(sA + row * CONV_TC_LDS + 8 * chunk, ok ? a_row[q] + k : wt,
-                            ok ? 16 : 0);
-    }
-    for (int q = 0; q < QB; ++q) {
-      const int row = t / 4 + (THREADS / 4) * q;
-      const int iy = iy0[q] + ky, ix = ix0[q] + kx;
-      const bool ok = k_ok && iy >= 0 && iy < h && ix >= 0 && ix < w;
-      f2i_cp_async_16_zfill(sB + row * CONV_TC_LDS + 8 * chunk,
-                            ok ? xt + (iy * w + ix) * c_pad + ci : xt, ok ? 16 : 0);
-    }
-    // The next tile: k += BK.
-    ci += CONV_TC_BK;
-    while (ci >= c_pad) {
-      ci -= c_pad;
-      if (++kx == kw) {
-        kx = 0;
-        ++ky;
-      }
+// k += step for a decoded k (ci, kx, ky); c_pad ≥ 8, so at most step / 8 turns of the loop.
+template <typename L>
+F2I_FN void conv_tc_advance(L& ld, int step, int c_pad, int kw) {
+  ld.ci += step;
+  while (ld.ci >= c_pad) {
+    ld.ci -= c_pad;
+    if (++ld.kx == kw) {
+      ld.kx = 0;
+      ++ld.ky;
     }
   }
-};
+}
+
+template <int ROWS_A, int ROWS_B, int THREADS>
+F2I_FN void conv_tc_load(ConvTcLoader<ROWS_A, ROWS_B, THREADS>& ld, f2i_half* sA, f2i_half* sB,
+                         const f2i_half* xt, const f2i_half* wt, int k_tile0, int c_pad, int h,
+                         int w, int kh, int kw, int t) {
+  const int k = k_tile0 + 8 * ld.chunk;
+  const bool k_ok = ld.ky < kh;
+  CONV_TC_UNROLL
+  for (int q = 0; q < ld.QA; ++q) {
+    const int row = t / 4 + (THREADS / 4) * q;
+    const bool ok = k_ok && ld.a_row[q] != nullptr;
+    f2i_cp_async_16_zfill(sA + row * CONV_TC_LDS + 8 * ld.chunk, ok ? ld.a_row[q] + k : wt,
+                          ok ? 16 : 0);
+  }
+  CONV_TC_UNROLL
+  for (int q = 0; q < ld.QB; ++q) {
+    const int row = t / 4 + (THREADS / 4) * q;
+    const int iy = ld.iy0[q] + ld.ky, ix = ld.ix0[q] + ld.kx;
+    const bool ok = k_ok && iy >= 0 && iy < h && ix >= 0 && ix < w;
+    f2i_cp_async_16_zfill(sB + row * CONV_TC_LDS + 8 * ld.chunk,
+                          ok ? xt + (iy * w + ix) * c_pad + ld.ci : xt, ok ? 16 : 0);
+  }
+  conv_tc_advance(ld, CONV_TC_BK, c_pad, kw);  // the next tile
+}
 
 template <int WARPS_M, int WARPS_N, int MI, int NJ, int STAGES>
 F2I_FN void conv_tc_body(f2i_half* smem, const f2i_half* F2I_RESTRICT xt,
@@ -116,37 +133,36 @@ F2I_FN void conv_tc_body(f2i_half* smem, const f2i_half* F2I_RESTRICT xt,
 
   ConvTcLoader<BM, BN, THREADS> ld;
   ld.chunk = t & 3;
+  CONV_TC_UNROLL
   for (int q = 0; q < ld.QA; ++q) {
     const int co = co0 + t / 4 + (THREADS / 4) * q;
     ld.a_row[q] = co < c_out ? wt + co * K : nullptr;
   }
+  CONV_TC_UNROLL
   for (int q = 0; q < ld.QB; ++q) {
     const int p = p0 + t / 4 + (THREADS / 4) * q;
     const int oy = p < pixels ? p / wo : 0;
     ld.iy0[q] = p < pixels ? oy * stride - pad_top : -(1 << 28);
     ld.ix0[q] = (p - oy * wo) * stride - pad_left;
   }
-  {  // k = 8·chunk decoded (c_pad ≥ 8, so at most 3 steps)
-    ld.ci = 8 * ld.chunk;
-    ld.kx = 0;
-    ld.ky = 0;
-    while (ld.ci >= c_pad) {
-      ld.ci -= c_pad;
-      if (++ld.kx == kw) {
-        ld.kx = 0;
-        ++ld.ky;
-      }
-    }
-  }
+  ld.ci = 0;
+  ld.kx = 0;
+  ld.ky = 0;
+  conv_tc_advance(ld, 8 * ld.chunk, c_pad, kw);  // k = 8·chunk
 
   float acc[MI][2 * NJ][4];
+  CONV_TC_UNROLL
   for (int i = 0; i < MI; ++i)
+    CONV_TC_UNROLL
     for (int j = 0; j < 2 * NJ; ++j)
+      CONV_TC_UNROLL
       for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
 
+  CONV_TC_UNROLL
   for (int s = 0; s < STAGES - 1; ++s) {
     if (s < k_tiles)
-      ld.load(sA + s * STAGE_A, sB + s * STAGE_B, xt, wt, s * CONV_TC_BK, c_pad, h, w, kh, kw, t);
+      conv_tc_load(ld, sA + s * STAGE_A, sB + s * STAGE_B, xt, wt, s * CONV_TC_BK, c_pad, h, w, kh,
+                   kw, t);
     f2i_cp_async_commit();
   }
 
@@ -161,15 +177,18 @@ F2I_FN void conv_tc_body(f2i_half* smem, const f2i_half* F2I_RESTRICT xt,
     {
       const int next = kt + STAGES - 1, s = next % STAGES;
       if (next < k_tiles)
-        ld.load(sA + s * STAGE_A, sB + s * STAGE_B, xt, wt, next * CONV_TC_BK, c_pad, h, w, kh,
-                kw, t);
+        conv_tc_load(ld, sA + s * STAGE_A, sB + s * STAGE_B, xt, wt, next * CONV_TC_BK, c_pad, h,
+                     w, kh, kw, t);
       f2i_cp_async_commit();
     }
     const f2i_half* a_s = sA + (kt % STAGES) * STAGE_A + a_off;
     const f2i_half* b_s = sB + (kt % STAGES) * STAGE_B + b_off;
+    CONV_TC_UNROLL
     for (int kk = 0; kk < CONV_TC_BK; kk += 16) {
       f2i_u32 af[MI][4], bf[2 * NJ][2];
+      CONV_TC_UNROLL
       for (int i = 0; i < MI; ++i) f2i_ldmatrix_x4(af[i], a_s + i * 16 * CONV_TC_LDS + kk);
+      CONV_TC_UNROLL
       for (int j = 0; j < NJ; ++j) {
         f2i_u32 r[4];
         f2i_ldmatrix_x4(r, b_s + j * 16 * CONV_TC_LDS + kk);
@@ -178,19 +197,25 @@ F2I_FN void conv_tc_body(f2i_half* smem, const f2i_half* F2I_RESTRICT xt,
         bf[2 * j + 1][0] = r[2];
         bf[2 * j + 1][1] = r[3];
       }
+      CONV_TC_UNROLL
       for (int i = 0; i < MI; ++i)
+        CONV_TC_UNROLL
         for (int j = 0; j < 2 * NJ; ++j) f2i_mma_m16n8k16_f32_f16(acc[i][j], af[i], bf[j], acc[i][j]);
     }
   }
 
   // Epilogue: c0,c1 = (row g, cols 2t, 2t+1), c2,c3 = (row g + 8, same cols) of each m16n8 tile.
   const int g = lane >> 2, tq = lane & 3;
+  CONV_TC_UNROLL
   for (int i = 0; i < MI; ++i) {
+    CONV_TC_UNROLL
     for (int half = 0; half < 2; ++half) {
       const int co = co0 + wm * MI * 16 + i * 16 + g + 8 * half;
       if (co >= c_out) continue;
       const float b = bias ? f2i_half_to_float(bias[co]) : 0.0f;
+      CONV_TC_UNROLL
       for (int j = 0; j < 2 * NJ; ++j) {
+        CONV_TC_UNROLL
         for (int e = 0; e < 2; ++e) {
           const int p = p0 + wn * NJ * 16 + j * 8 + 2 * tq + e;
           if (p >= pixels) continue;
@@ -203,14 +228,14 @@ F2I_FN void conv_tc_body(f2i_half* smem, const f2i_half* F2I_RESTRICT xt,
     }
   }
 }
-#define CONV_TC_F16_ONLY(body) body
+#define CONV_TC_F16_ONLY(...) __VA_ARGS__
 #else
 // f32 storage has no tensor-core path: the stubs only exist so both builds declare the same
 // kernels. Launching one is a bug in the caller.
 #ifdef F2I_DEVICE_BUILD
-#define CONV_TC_F16_ONLY(body) asm volatile("trap;");
+#define CONV_TC_F16_ONLY(...) asm volatile("trap;");
 #else
-#define CONV_TC_F16_ONLY(body) \
+#define CONV_TC_F16_ONLY(...) \
   f2i_mma_host_fail(F2I_SIM_ERR_UNSUPPORTED, "conv_tc: f16 storage only");
 #endif
 #endif

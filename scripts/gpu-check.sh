@@ -71,9 +71,33 @@ PY
     F2I_NVRTC_PATH="$NVRTC" LD_LIBRARY_PATH="$NVRTC_LIB_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
         "$G/f2idiff" kernels build --arch "$arch" -o "$G/kernels" > "$G/kernels-build.log"
 
+    # ---- benches (issue #12 "Measure"; scripts/bench-compare.sh, benches/cuda_kernels.rs) ----
+    # The per-kernel criterion bench, and the pinned diffusers/peft wheels the PyTorch baseline
+    # needs there (the GPU machine has torch and transformers but not these, and no network).
+    echo "gpu-check --build: cuda_kernels bench, diffusers/peft wheels" >&2
+    mkdir -p "$G/benches" "$G/wheels"
+    cargo bench --locked --features "$features" --bench cuda_kernels --no-run \
+        --message-format=json > "$G/cargo-bench.json"
+    python3 - "$G/cargo-bench.json" "$G/benches" << 'PY'
+import json, shutil, sys, os
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and "bench" in m["target"]["kind"]:
+        shutil.copy2(m["executable"], os.path.join(sys.argv[2], m["target"]["name"]))
+        print(f"  {m['target']['name']}", file=sys.stderr)
+PY
+    if ! python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+        diffusers==0.42.1 peft==0.21.2 -d "$G/wheels" >&2; then
+        echo "gpu-check --build: WARNING: wheels not downloaded: the PyTorch baseline will fail there" >&2
+    fi
+    # ---- end benches ----
+
     # Debug info is dead weight on the way to the GPU machine (64 MiB for everything).
     if command -v strip > /dev/null; then
-        strip --strip-debug "$G/f2idiff" "$G"/tests/* 2> /dev/null || true
+        strip --strip-debug "$G/f2idiff" "$G"/tests/* "$G"/benches/* 2> /dev/null || true
     fi
     {
         echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+dirty')"
@@ -252,6 +276,38 @@ PY
     else
         row "upscale" "FAIL" 0 "$model or $image missing"
     fi
+
+    # ---- benches (issue #12 "Measure") -------------------------------------------------------
+    # The tensor-core peak; f2idiff bench and the PyTorch eager baseline on the same card, one
+    # after the other (scripts/bench-compare.sh: every stage at full size, f16, median of 5
+    # after a warm-up); the per-kernel criterion benches with their share of the peak. JSON of
+    # both engines lands in OUT_DIR.
+    step "bench peak" 60 env F2I_KERNEL_DIR="$root/$G/kernels" "$G/f2idiff" bench --device cuda \
+        --stage peak --runs 10
+    row "bench peak (mma.sync)" "$(status_of "$STEP_RC")" "$STEP_S" \
+        "$({ grep -m1 -oE '[0-9.]+ TFLOP/s' "$STEP_OUT" || tail -1 "$STEP_OUT"; } | cut -c1-120)"
+    local pydir="$tmp/pylib"
+    if compgen -G "$G/wheels/diffusers-*.whl" > /dev/null; then
+        step "install diffusers/peft wheels" 60 python3 -m pip install -q --no-index --no-deps \
+            --target "$pydir" "$G"/wheels/*.whl
+        [[ $STEP_RC == 0 ]] || row "diffusers/peft wheels" "FAIL" "$STEP_S" "$(tail -1 "$STEP_OUT" | cut -c1-120)"
+    else
+        row "diffusers/peft wheels" "FAIL" 0 "no wheels in $G/wheels (run --build with network)"
+    fi
+    step "bench f2idiff vs pytorch" 300 env F2I_KERNEL_DIR="$root/$G/kernels" F2IDIFF="$G/f2idiff" \
+        PYTHON=python3 PYTHONPATH="$pydir${PYTHONPATH:+:$PYTHONPATH}" BENCH_OUT="$out" \
+        bash scripts/bench-compare.sh --device cuda --precision f16 --runs 5 --warmup 1
+    row "bench f2idiff vs pytorch (f16)" "$(status_of "$STEP_RC")" "$STEP_S" \
+        "$({ grep -E '^tile ' "$STEP_OUT" | awk '{print "tile " $4 " ms vs PyTorch " $5 " ms, ratio " $6}'; } | head -1)"
+    if [[ -x "$G/benches/cuda_kernels" ]]; then
+        step "bench cuda_kernels" 150 env F2I_KERNEL_DIR="$root/$G/kernels" \
+            "$G/benches/cuda_kernels" --bench
+        row "bench cuda_kernels" "$(status_of "$STEP_RC")" "$STEP_S" \
+            "$(grep -c '^share:' "$STEP_OUT") kernels timed; $(grep -m1 -oE 'peak [0-9.]+ TFLOP/s' "$STEP_OUT")"
+    else
+        row "bench cuda_kernels" "FAIL" 0 "$G/benches/cuda_kernels missing"
+    fi
+    # ---- end benches ---------------------------------------------------------------------------
 
     # 5. With time left: compute-sanitizer memcheck over the op tests (out-of-bounds and
     #    misaligned accesses on the hardware; a timeout here is reported, not failed).

@@ -5,11 +5,11 @@
 use crate::backend::cpu::CpuBackend;
 #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 use crate::backend::cuda::CudaBackend;
-use crate::backend::cuda::Precision;
 #[cfg(feature = "cuda")]
 use crate::backend::cuda::device::DeviceExecutor;
 #[cfg(feature = "cuda-sim")]
 use crate::backend::cuda::sim::SimExecutor;
+use crate::backend::cuda::{Kernels, Precision};
 use crate::error::{Error, Result};
 use std::path::PathBuf;
 
@@ -52,6 +52,8 @@ pub struct DeviceOptions {
     pub precision: Precision,
     /// Precompiled cubins (`f2idiff kernels build`); `None`: NVRTC at first use, cached.
     pub kernel_dir: Option<PathBuf>,
+    /// CUDA kernel family: tensor cores where they exist (default), or the simple kernels.
+    pub kernels: Kernels,
 }
 
 /// An opened backend.
@@ -97,7 +99,9 @@ pub fn open(device: Device, opts: &DeviceOptions) -> Result<(Opened, Option<Stri
 #[cfg(feature = "cuda")]
 fn open_cuda(ordinal: usize, opts: &DeviceOptions) -> Result<Opened> {
     let exec = DeviceExecutor::new(ordinal, opts.kernel_dir.clone())?;
-    Ok(Opened::Cuda(CudaBackend::new(exec, opts.precision)))
+    Ok(Opened::Cuda(
+        CudaBackend::new(exec, opts.precision).with_kernels(opts.kernels),
+    ))
 }
 
 #[cfg(not(feature = "cuda"))]

@@ -7,6 +7,7 @@
 
 pub mod arena;
 pub mod backend;
+pub mod bench;
 pub mod capi;
 pub mod config;
 pub mod convert;

@@ -143,6 +143,10 @@ static inline void f2i_cp_async_host(void* smem, const void* gmem, unsigned byte
   if (src_bytes) f2i_mma_check_align(gmem, bytes, "cp.async: global address null or misaligned");
   f2i_cp_async_queue* q = f2i_mma_thread_queue();
   q->pending.push_back(f2i_cp_async_copy{smem, gmem, src_bytes, bytes, q->committed});
+  // Schedule A completes copies at the latest legal moment (the wait that retires them),
+  // schedule B at the earliest (issue): a kernel that reads a stage before waiting, or lets a
+  // prefetch overwrite a stage another warp still reads, gets different bytes in the two.
+  if (f2i_sim_schedule() == 1) f2i_cp_async_retire(q, ~0u);
 }
 #endif
 

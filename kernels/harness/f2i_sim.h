@@ -45,6 +45,11 @@ void** f2i_sim_thread_slot(void);
 // so pending state can be completed, checked and freed. When a launch fails before the thread
 // returns, it runs during the launch's clean-up instead (f2i_sim_fail is then ignored).
 void f2i_sim_at_thread_exit(void (*fn)(void*), void* arg);
+// Which schedule the launch is running: 0 = A (forward), 1 = B (reversed / permuted). Host
+// emulations of asynchronous operations use it to complete them at different legal moments in
+// the two schedules (f2i_mma.h: cp.async copies land at the wait in A, at issue in B), so a
+// kernel that depends on when they land shows as a schedule mismatch.
+unsigned f2i_sim_schedule(void);
 // Ends the launch with `status` (an F2I_SIM_ERR_* of f2i_sim_launch.h) and a message naming
 // kernel, block and thread followed by `what`: for misuse a host emulation detects.
 __attribute__((noreturn)) void f2i_sim_fail(int status, const char* what);

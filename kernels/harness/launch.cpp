@@ -85,8 +85,12 @@ int run_blocks(const LaunchConfig& cfg, bool reverse_blocks, Order order, std::s
   return F2I_SIM_OK;
 }
 
+// The schedule now running (launches are serialised by the launch mutex).
+unsigned g_schedule = 0;
+
 // One schedule of the launch, with memory faults turned into F2I_SIM_ERR_OUT_OF_BOUNDS.
 int run_schedule(const LaunchConfig& cfg, bool reverse_blocks, Order order, std::string* msg) {
+  g_schedule = reverse_blocks ? 1 : 0;
   sigjmp_buf env;
   if (sigsetjmp(env, 1) != 0) {
     fault_disarm();
@@ -154,6 +158,8 @@ std::string geometry_error(const unsigned grid[3], const unsigned block[3], size
 }  // namespace f2i_sim
 
 using namespace f2i_sim;
+
+extern "C" unsigned f2i_sim_schedule(void) { return g_schedule; }
 
 extern "C" int f2i_sim_launch(const char* kernel, const unsigned grid[3],
                               const unsigned block[3], size_t dynamic_shared_bytes,

@@ -274,7 +274,14 @@ impl Backend for FlopCounter {
     ) -> Result<()> {
         Ok(())
     }
-    fn transpose(&self, _a: &mut (), _x: View, _rows: usize, _cols: usize, _out: View) -> Result<()> {
+    fn transpose(
+        &self,
+        _a: &mut (),
+        _x: View,
+        _rows: usize,
+        _cols: usize,
+        _out: View,
+    ) -> Result<()> {
         Ok(())
     }
     fn copy(&self, _a: &mut (), _src: View, _dst: View) -> Result<()> {

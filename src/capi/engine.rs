@@ -177,6 +177,7 @@ impl f2i_engine {
             threads: opts.num_threads as usize,
             precision,
             kernel_dir: std::env::var_os("F2I_KERNEL_DIR").map(PathBuf::from),
+            kernels: Default::default(),
         };
         let (opened, _) = device::open(device, &dev_opts)?;
         let device = opened.describe();

@@ -79,7 +79,14 @@ pub unsafe fn read_versioned<T: Copy>(
 /// As [`read_versioned`].
 pub unsafe fn read_params(p: *const f2i_upscale_params) -> CResult<f2i_upscale_params> {
     // SAFETY: the caller's contract is read_versioned's.
-    unsafe { read_versioned(p, default_params(), size_of::<f2i_upscale_params>(), "params") }
+    unsafe {
+        read_versioned(
+            p,
+            default_params(),
+            size_of::<f2i_upscale_params>(),
+            "params",
+        )
+    }
 }
 
 /// One call's settings, checked against the model.

@@ -47,7 +47,9 @@ impl std::str::FromStr for Kernels {
         match s {
             "tensor-core" => Ok(Kernels::TensorCore),
             "simple" => Ok(Kernels::Simple),
-            _ => Err(format!("unknown kernel family `{s}` (expected tensor-core or simple)")),
+            _ => Err(format!(
+                "unknown kernel family `{s}` (expected tensor-core or simple)"
+            )),
         }
     }
 }
@@ -223,7 +225,7 @@ impl<E: Executor> Backend for CudaBackend<E> {
     }
 
     fn conv2d_scratch(&self, p: &Conv2d, h: usize, w: usize) -> usize {
-        ops::conv::scratch_len(p, h, w)
+        ops::conv::scratch_len(p, h, w, self.tensor_cores())
     }
 
     fn conv2d(

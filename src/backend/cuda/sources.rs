@@ -38,6 +38,7 @@ pub const MODULES: &[Module] = &[
     module!("resize"),
     module!("norm"),
     module!("conv"),
+    module!("conv_tc"),
     module!("linear"),
     module!("attention"),
     module!("attention_tc"),

@@ -1,6 +1,7 @@
 //! The `f2idiff` command line: `upscale` images, `eval` them against ground truth, `pack` a
 //! model folder into one `.f2i` file, `info` about a pack. Failures print one line per failure on stderr and exit non-zero.
 
+mod bench;
 mod eval;
 mod kernels;
 mod pack;
@@ -44,12 +45,15 @@ enum Command {
         lora_alpha: Option<f64>,
     },
     /// Super-resolve an image (or every image in a folder).
-    Upscale(upscale::Args),
+    Upscale(Box<upscale::Args>),
     /// PSNR and SSIM on the Y channel of SR images against HR images (BasicSR's conventions).
     Eval(eval::Args),
     /// Precompile the CUDA kernels (`kernels build`), or show the CUDA driver, NVRTC and
     /// devices found (`kernels info`).
     Kernels(kernels::Args),
+    /// Time the networks at full size with random weights (median ms, GFLOP/s, arena), or the
+    /// GPU's tensor-core peak (`--stage peak`).
+    Bench(bench::Args),
     /// Describe a pack: configs, tensors, bytes per module and dtype, LoRA, provenance.
     Info {
         pack: PathBuf,
@@ -112,6 +116,7 @@ fn main() -> ExitCode {
         Command::Upscale(args) => return upscale::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Kernels(args) => kernels::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -69,6 +69,10 @@ pub struct Args {
     /// Storage precision on CUDA (the CPU always computes in f32).
     #[arg(long, default_value = "f16", value_parser = ["f16", "f32"])]
     precision: String,
+    /// CUDA kernels: tensor-core (default; f16 only, where one exists) or simple (the part-1
+    /// kernels everywhere: the fallback and second opinion).
+    #[arg(long, default_value = "tensor-core", value_parser = ["tensor-core", "simple"])]
+    cuda_kernels: String,
     /// Precompiled CUDA kernels (`f2idiff kernels build -o DIR`); default: compiled with NVRTC
     /// at first use and cached.
     #[arg(long)]
@@ -112,6 +116,7 @@ fn run_all(args: &Args) -> Result<usize> {
         threads: args.threads,
         precision: args.precision.parse().unwrap_or(Precision::F16),
         kernel_dir: args.kernels.clone(),
+        kernels: args.cuda_kernels.parse().unwrap_or_default(),
     };
     let model = match &args.model {
         Some(m) => m.clone(),

@@ -1,4 +1,4 @@
-//! `attention` → `kernels/attention_tc.cu` on tensor cores (f16 storage, head_dim ≤ 128, unless
+//! `attention` → `kernels/attention_tc.cu` on tensor cores (f16 storage, head_dim ≤ 512, unless
 //! [`crate::backend::cuda::Kernels::Simple`]), else `kernels/attention.cu`: both flash-style
 //! (online softmax over key tiles streamed through shared memory), so no scratch and memory
 //! linear in tokens.

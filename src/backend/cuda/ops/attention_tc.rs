@@ -1,32 +1,53 @@
 //! `attention` on tensor cores → `kernels/attention_tc.cu` (FlashAttention-2 style: Q in
 //! registers, K/V tiles through shared memory by cp.async, P·V from registers). Called by
-//! [`super::attention::attention`] after its checks, for f16 storage and head_dim ≤ 128.
+//! [`super::attention::attention`] after its checks, for f16 storage and head_dim ≤ 512.
 
 use super::Arena;
 use crate::backend::cuda::{Arg, CudaBackend, DevPtr, Executor, Launch, int};
 use crate::backend::{Rows, View};
 use crate::error::{Error, Result};
 
-/// Warps per block, query rows per block and keys per tile (`ATC_WARPS`, `ATC_BM`, `ATC_BN`).
-const WARPS: usize = 4;
-const ROWS: usize = 64;
-const KEYS: usize = 64;
+/// A kernel of `kernels/attention_tc.cu`: the widest head it takes, query rows and threads per
+/// block, and its dynamic shared memory in bytes.
+struct Variant {
+    name: &'static str,
+    max_head_dim: usize,
+    rows: usize,
+    threads: usize,
+    shared_bytes: usize,
+}
 
-/// Head-dim classes: kernel `attention_tc_{n}` serves head_dim ≤ n.
-const VARIANTS: [(usize, &str); 3] = [
-    (32, "attention_tc_32"),
-    (64, "attention_tc_64"),
-    (128, "attention_tc_128"),
+/// K and V tiles, two stages each, rows of `hd_max + 8` halves (`ATC_BN` = 64 keys).
+const fn narrow(name: &'static str, hd_max: usize) -> Variant {
+    Variant {
+        name,
+        max_head_dim: hd_max,
+        rows: 64,
+        threads: 128,
+        shared_bytes: 4 * 64 * (hd_max + 8) * 2,
+    }
+}
+
+const VARIANTS: [Variant; 4] = [
+    narrow("attention_tc_32", 32),
+    narrow("attention_tc_64", 64),
+    narrow("attention_tc_128", 128),
+    // 8 warps = 2 row groups × 4 column groups of 128 dims; 32-key tiles of 520-half rows and
+    // the partial scores (2·4·4·32·4 f32).
+    Variant {
+        name: "attention_tc_wide",
+        max_head_dim: 512,
+        rows: 32,
+        threads: 256,
+        shared_bytes: 4 * 32 * 520 * 2 + 2 * 4 * 4 * 32 * 4 * 4,
+    },
 ];
 
 /// The widest head the tensor-core kernels take.
-pub const MAX_HEAD_DIM: usize = 128;
+pub const MAX_HEAD_DIM: usize = 512;
 
-/// The kernel and its dynamic shared memory (K and V tiles, two stages each, rows of
-/// `hd_max + 8` halves) for `head_dim`, or `None` above [`MAX_HEAD_DIM`].
-fn variant(head_dim: usize) -> Option<(&'static str, usize)> {
-    let &(hd_max, name) = VARIANTS.iter().find(|(n, _)| head_dim <= *n)?;
-    Some((name, 4 * KEYS * (hd_max + 8) * 2))
+fn variant(head_dim: usize) -> Option<&'static Variant> {
+    VARIANTS.iter().find(|v| head_dim <= v.max_head_dim)
 }
 
 /// Whether `head_dim` has a tensor-core kernel.
@@ -50,7 +71,7 @@ pub(crate) fn launch<E: Executor>(
     scale: f32,
     out: View,
 ) -> Result<()> {
-    let (name, shared_bytes) = variant(head_dim).ok_or_else(|| {
+    let kernel = variant(head_dim).ok_or_else(|| {
         Error::Unsupported(format!(
             "attention_tc: head_dim {head_dim} above {MAX_HEAD_DIM}"
         ))
@@ -71,15 +92,15 @@ pub(crate) fn launch<E: Executor>(
         && aligned(vp, v.row_stride);
     let geometry = Launch {
         grid: [
-            u32::try_from(tq.div_ceil(ROWS)).unwrap_or(u32::MAX),
+            u32::try_from(tq.div_ceil(kernel.rows)).unwrap_or(u32::MAX),
             heads as u32,
             1,
         ],
-        block: [(32 * WARPS) as u32, 1, 1],
-        shared_bytes: shared_bytes as u32,
+        block: [kernel.threads as u32, 1, 1],
+        shared_bytes: kernel.shared_bytes as u32,
     };
     b.run(
-        name,
+        kernel.name,
         geometry,
         &[
             Arg::Ptr(qp),

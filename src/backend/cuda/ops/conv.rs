@@ -1,8 +1,10 @@
-//! `conv2d` → `kernels/conv.cu`: an implicit GEMM over 64 × 64 tiles of (output channels ×
-//! output pixels) that gathers its im2col slices straight from the input, so it needs no
-//! scratch.
+//! `conv2d` → `kernels/conv_tc.cu` on tensor cores (f16 storage, [`Kernels::TensorCore`]: see
+//! `conv_tc.rs`), else `kernels/conv.cu`: an implicit GEMM in f32 FMA over 64 × 64 tiles of
+//! (output channels × output pixels) that gathers its im2col slices straight from the input.
+//!
+//! [`Kernels::TensorCore`]: crate::backend::cuda::Kernels::TensorCore
 
-use super::Arena;
+use super::{Arena, conv_tc};
 use crate::backend::cuda::{Arg, CudaBackend, CudaWeight, DevPtr, Executor, Launch, disjoint, int};
 use crate::backend::{Conv2d, View};
 use crate::error::{Error, Result};
@@ -12,12 +14,20 @@ const TILE_M: usize = 64;
 const TILE_N: usize = 64;
 const THREADS: u32 = 256;
 
-/// The kernel gathers its input tiles itself: no scratch.
-pub fn scratch_len(_p: &Conv2d, _h: usize, _w: usize) -> usize {
-    0
+/// The simple kernel gathers its input tiles itself; the tensor-core path packs the input and
+/// the weight into the scratch. Sized for the latter whatever the precision, as the planner
+/// asks before a backend's storage matters.
+/// Scratch in elements: the tensor-core path's packed operands, or none for the simple kernel.
+pub fn scratch_len(p: &Conv2d, h: usize, w: usize, tensor_cores: bool) -> usize {
+    if tensor_cores {
+        conv_tc::scratch_len(p, h, w)
+    } else {
+        0
+    }
 }
 
-/// `out[c_out, ho, wo]` (+)= conv(`x[c_in, h, w]`) + `bias`; `scratch` is unused.
+/// `out[c_out, ho, wo]` (+)= conv(`x[c_in, h, w]`) + `bias`; `scratch` holds the tensor-core
+/// path's packed operands (a smaller one selects the simple kernel).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d<E: Executor>(
     b: &CudaBackend<E>,
@@ -63,6 +73,10 @@ pub fn conv2d<E: Executor>(
         Some(bias) => b.weight(bias)?,
         None => 0,
     };
+    if b.tensor_cores() && conv_tc::supported(p, h, w, scratch) {
+        let bias = bias.map(|_| bias_ptr);
+        return conv_tc::conv2d(b, a, p, x, h, w, weight, bias, out, scratch, accumulate);
+    }
     let geometry = Launch {
         grid: [
             grid_dim(pixels.div_ceil(TILE_N), GRID_X_MAX)?,

@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod attention_tc;
 pub mod conv;
+pub mod conv_tc;
 pub mod elementwise;
 pub mod linear;
 pub mod norm;
