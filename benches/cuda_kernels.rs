@@ -260,7 +260,7 @@ mod gpu {
         let l = peak::PeakLaunch {
             blocks: 8 * sms,
             threads: 128,
-            iters: 2048,
+            iters: 32768,
         };
         let peak_tflops = match peak::measure(probe.executor(), &l, 10) {
             Ok(r) => r.tflops,

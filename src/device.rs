@@ -116,7 +116,7 @@ fn open_cuda(ordinal: usize, _opts: &DeviceOptions) -> Result<Opened> {
 fn open_sim(opts: &DeviceOptions) -> Result<(Opened, Option<String>)> {
     let exec = SimExecutor::from_env();
     Ok((
-        Opened::CudaSim(CudaBackend::new(exec, opts.precision)),
+        Opened::CudaSim(CudaBackend::new(exec, opts.precision).with_kernels(opts.kernels)),
         None,
     ))
 }

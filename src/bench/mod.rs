@@ -568,6 +568,30 @@ mod tests {
         assert!((small - (tile - gflop(Stage::Dino, &[]) + proj)).abs() < 1e-6 * tile);
     }
 
+    /// A real (small) run on the CPU: every timed run recorded, the counted MACs, a finite
+    /// output, an arena, and the parameters DINOv2-S has (22.1 M).
+    #[test]
+    fn a_stage_runs_on_the_cpu() {
+        let b = crate::backend::cpu::CpuBackend::new(1).unwrap();
+        let spec = Spec::new(Stage::Dino, &[Preset::Dinov2S], Some(28)).unwrap();
+        let o = RunOptions {
+            runs: 2,
+            warmup: 1,
+            seed: 3,
+        };
+        let r = run(&b, 4, &spec, &o).unwrap();
+        assert_eq!(r.runs_ms.len(), 2);
+        assert!(r.finite && r.arena_bytes > 0 && r.median_ms > 0.0);
+        assert_eq!(r.macs, count(&spec).unwrap());
+        assert!(
+            (r.params as f64 / 1e6 - 22.1).abs() < 0.1,
+            "{} params",
+            r.params
+        );
+        assert_eq!(r.json()["stage"], "dino");
+        assert!(r.row().starts_with("dino     dinov2-s"));
+    }
+
     #[test]
     fn sizes_are_checked_and_presets_override_by_network() {
         assert!(Spec::new(Stage::Unet, &[], Some(96)).is_err());

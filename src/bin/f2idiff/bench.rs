@@ -4,7 +4,10 @@
 //! per stage — and `--stage peak`, the tensor-core `mma.sync` peak (`kernels/peak.cu`) each
 //! kernel's rate is a share of. Library side: `f2idiff::bench`.
 
+#[cfg(feature = "cuda")]
 use f2idiff::backend::Backend;
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+use f2idiff::backend::cuda::Kernels;
 use f2idiff::backend::cuda::Precision;
 use f2idiff::bench::{self, HEADER, Preset, Report, RunOptions, Spec, Stage};
 use f2idiff::device::{self, Device, DeviceOptions, Opened};
@@ -91,7 +94,7 @@ pub fn run(args: &Args) -> Result<()> {
         threads: args.threads,
         precision: args.precision.parse().unwrap_or(Precision::F16),
         kernel_dir: args.kernels.clone(),
-        ..DeviceOptions::default()
+        kernels: args.cuda_kernels.parse().unwrap_or_default(),
     };
     let device: Device = args.device.parse()?;
     if device == Device::Cpu && wants.contains(&Want::Peak) {
@@ -107,13 +110,9 @@ pub fn run(args: &Args) -> Result<()> {
         seed: args.seed,
     };
     if !args.json {
-        match opened {
-            Opened::Cpu(_) => println!("device: {}", opened.describe()),
-            _ => println!(
-                "device: {}, {} kernels",
-                opened.describe(),
-                args.cuda_kernels
-            ),
+        match kernels_used(&opened) {
+            None => println!("device: {}", opened.describe()),
+            Some(k) => println!("device: {}, {k} kernels", opened.describe()),
         }
         println!(
             "FLOPs = 2 × MACs of every conv, linear and attention product (counted from the \
@@ -143,8 +142,8 @@ pub fn run(args: &Args) -> Result<()> {
                 };
                 if args.json {
                     let mut j = r.json();
-                    if !matches!(opened, Opened::Cpu(_)) {
-                        j["cuda_kernels"] = args.cuda_kernels.clone().into();
+                    if let Some(k) = kernels_used(&opened) {
+                        j["cuda_kernels"] = k.into();
                     }
                     println!("{j}");
                 } else {
@@ -174,11 +173,28 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// The CUDA kernel family the opened backend uses (what ran, not what was asked for).
+fn kernels_used(opened: &Opened) -> Option<&'static str> {
+    #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+    let name = |k: Kernels| match k {
+        Kernels::TensorCore => "tensor-core",
+        Kernels::Simple => "simple",
+    };
+    match opened {
+        Opened::Cpu(_) => None,
+        #[cfg(feature = "cuda")]
+        Opened::Cuda(b) => Some(name(b.kernels())),
+        #[cfg(feature = "cuda-sim")]
+        Opened::CudaSim(b) => Some(name(b.kernels())),
+    }
+}
+
 const PEAK_ON_CPU: &str = "--stage peak measures the GPU's tensor cores: use --device cuda (or \
                            cuda-sim to check the kernel)";
 
 /// Runs the peak probe; returns the line to print and the TFLOP/s (none on the harness, whose
 /// time means nothing).
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
 fn peak(opened: &Opened, runs: usize) -> Result<(String, Option<f64>)> {
     match opened {
         Opened::Cpu(_) => Err(Error::Unsupported(PEAK_ON_CPU.into())),
@@ -188,7 +204,7 @@ fn peak(opened: &Opened, runs: usize) -> Result<(String, Option<f64>)> {
             let l = bench::peak::PeakLaunch {
                 blocks: 8 * sms,
                 threads: 128,
-                iters: 2048,
+                iters: 32768,
             };
             let r = bench::peak::measure(b.executor(), &l, runs)?;
             let line = serde_json::json!({
