@@ -9,10 +9,10 @@
 
 mod cuda_common;
 
-use cuda_common::{TOL_F16, assert_close, random, sim_backend};
+use cuda_common::{TOL_F16, assert_close, random, run_fused_qkv, sim_backend};
+use f2idiff::backend::Backend;
 use f2idiff::backend::cpu::CpuBackend;
 use f2idiff::backend::cuda::{Kernels, Precision};
-use f2idiff::backend::{Backend, Rows, View};
 use f2idiff::engine::run_planned;
 
 /// Seeded q, k, v: q and k in [-1.5, 1.5]·`spread` (scores of a few units, so the running max
@@ -124,60 +124,6 @@ fn large_scores_keep_the_running_max_exact() {
         &want,
         TOL_F16,
     );
-}
-
-/// Self-attention over `t` tokens whose q, k, v are column blocks of one fused `[t, rs]` matrix
-/// through the `Backend` directly: `rs` a multiple of 8 takes the cp.async path, an odd one
-/// the plain loads.
-fn run_fused_qkv<B: Backend>(b: &B, t: usize, heads: usize, hd: usize, rs: usize) -> Vec<f32> {
-    let width = heads * hd;
-    assert!(rs >= 3 * width);
-    let fused = random(50 + t as u64, t * rs, 1.5);
-    let m_len = (t - 1) * rs + width;
-    let scratch_len = b.attention_scratch(t, t, heads, hd);
-    let out = View {
-        offset: t * rs,
-        len: t * width,
-    };
-    let scratch = View {
-        offset: out.end(),
-        len: scratch_len,
-    };
-    let mut arena = b.alloc_arena(scratch.end()).unwrap();
-    b.write(
-        &mut arena,
-        View {
-            offset: 0,
-            len: t * rs,
-        },
-        &fused,
-    )
-    .unwrap();
-    let block = |i: usize| Rows {
-        view: View {
-            offset: i * width,
-            len: m_len,
-        },
-        row_stride: rs,
-    };
-    let scale = 1.0 / (hd as f32).sqrt();
-    b.attention(
-        &mut arena,
-        block(0),
-        block(1),
-        block(2),
-        t,
-        t,
-        heads,
-        hd,
-        scale,
-        out,
-        scratch,
-    )
-    .unwrap();
-    let mut got = vec![0.0; out.len];
-    b.read(&arena, out, &mut got).unwrap();
-    got
 }
 
 #[test]

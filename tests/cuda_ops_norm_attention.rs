@@ -8,9 +8,9 @@
 
 mod cuda_common;
 
-use cuda_common::{TOL_F16, TOL_F32, random, sim_backend};
+use cuda_common::{TOL_F16, TOL_F32, random, run_fused_qkv, sim_backend};
 use f2idiff::backend::cuda::Precision;
-use f2idiff::backend::{Backend, HostData, Rows, View};
+use f2idiff::backend::{Backend, HostData};
 use f2idiff::engine::{plan, run_planned};
 use f2idiff::exec::{Norm, upload};
 
@@ -149,59 +149,6 @@ fn attention_wide_heads() {
     }
 }
 
-/// Self-attention over `t` tokens whose q, k, v are column blocks of one fused
-/// `[t, 3·width + 5]` matrix (row stride above 3·width), through the `Backend` directly.
-fn run_fused_qkv<B: Backend>(b: &B, t: usize, heads: usize, hd: usize) -> Vec<f32> {
-    let width = heads * hd;
-    let rs = 3 * width + 5;
-    let fused = random(50 + t as u64, t * rs, 1.5);
-    let m_len = (t - 1) * rs + width;
-    let scratch_len = b.attention_scratch(t, t, heads, hd);
-    let out = View {
-        offset: t * rs,
-        len: t * width,
-    };
-    let scratch = View {
-        offset: out.end(),
-        len: scratch_len,
-    };
-    let mut arena = b.alloc_arena(scratch.end()).unwrap();
-    b.write(
-        &mut arena,
-        View {
-            offset: 0,
-            len: t * rs,
-        },
-        &fused,
-    )
-    .unwrap();
-    let block = |i: usize| Rows {
-        view: View {
-            offset: i * width,
-            len: m_len,
-        },
-        row_stride: rs,
-    };
-    let scale = 1.0 / (hd as f32).sqrt();
-    b.attention(
-        &mut arena,
-        block(0),
-        block(1),
-        block(2),
-        t,
-        t,
-        heads,
-        hd,
-        scale,
-        out,
-        scratch,
-    )
-    .unwrap();
-    let mut got = vec![0.0; out.len];
-    b.read(&arena, out, &mut got).unwrap();
-    got
-}
-
 #[test]
 fn attention_on_column_blocks_of_a_fused_qkv() {
     for (t, heads, hd) in [(7, 2, 24), (40, 3, 8)] {
@@ -209,7 +156,7 @@ fn attention_on_column_blocks_of_a_fused_qkv() {
             format!("attention fused qkv t {t} {heads}×{hd}"),
             TOL_F32,
             TOL_F16,
-            |b| { run_fused_qkv(b, t, heads, hd) }
+            |b| { run_fused_qkv(b, t, heads, hd, 3 * heads * hd + 5) }
         );
     }
 }

@@ -138,3 +138,63 @@ macro_rules! check_backends {
         }
     }};
 }
+
+/// Self-attention over `t` tokens whose q, k, v are column blocks of one fused `[t, rs]` matrix
+/// through the `Backend` directly: `rs` a multiple of 8 takes the cp.async path, an odd one
+/// the plain loads.
+pub fn run_fused_qkv<B: f2idiff::backend::Backend>(
+    b: &B,
+    t: usize,
+    heads: usize,
+    hd: usize,
+    rs: usize,
+) -> Vec<f32> {
+    let width = heads * hd;
+    assert!(rs >= 3 * width);
+    let fused = random(50 + t as u64, t * rs, 1.5);
+    let m_len = (t - 1) * rs + width;
+    let scratch_len = b.attention_scratch(t, t, heads, hd);
+    let out = f2idiff::backend::View {
+        offset: t * rs,
+        len: t * width,
+    };
+    let scratch = f2idiff::backend::View {
+        offset: out.end(),
+        len: scratch_len,
+    };
+    let mut arena = b.alloc_arena(scratch.end()).unwrap();
+    b.write(
+        &mut arena,
+        f2idiff::backend::View {
+            offset: 0,
+            len: t * rs,
+        },
+        &fused,
+    )
+    .unwrap();
+    let block = |i: usize| f2idiff::backend::Rows {
+        view: f2idiff::backend::View {
+            offset: i * width,
+            len: m_len,
+        },
+        row_stride: rs,
+    };
+    let scale = 1.0 / (hd as f32).sqrt();
+    b.attention(
+        &mut arena,
+        block(0),
+        block(1),
+        block(2),
+        t,
+        t,
+        heads,
+        hd,
+        scale,
+        out,
+        scratch,
+    )
+    .unwrap();
+    let mut got = vec![0.0; out.len];
+    b.read(&arena, out, &mut got).unwrap();
+    got
+}
