@@ -105,6 +105,10 @@ PY
         echo "manifest_dir $root"
     } > "$G/BUILD"
     cat "$G/BUILD"
+    # The working tree (~27 MB) and .gpu/ must fit 64 MiB together: the executables travel
+    # compressed (about a third of their size) and --run unpacks them.
+    tar -czf "$G/bin.tar.gz" -C "$G" f2idiff tests benches
+    rm -rf "$G/f2idiff" "$G/tests" "$G/benches"
     du -sh "$G" | awk '{print "gpu-check --build: " $2 " is " $1 " (carry it to the GPU machine)"}'
 }
 
@@ -124,6 +128,9 @@ run() {
     tmp="$(mktemp -d)"
     : > "$tmp/statuses"
 
+    if [[ ! -x "$G/f2idiff" && -f "$G/bin.tar.gz" ]]; then
+        tar -xzf "$G/bin.tar.gz" -C "$G"
+    fi
     if [[ ! -x "$G/f2idiff" ]]; then
         echo "gpu-check: $G/f2idiff missing: run '$0 --build' first and carry $G" | tee -a "$log" >&2
         exit 1

@@ -9,7 +9,7 @@
 
 mod cuda_common;
 
-use cuda_common::{TOL_F16, assert_close, random, run_fused_qkv, sim_backend};
+use cuda_common::{TOL_F16, assert_close, random, run_fused_qkv, sim_backend, skip_sim};
 use f2idiff::backend::Backend;
 use f2idiff::backend::cpu::CpuBackend;
 use f2idiff::backend::cuda::{Kernels, Precision};
@@ -49,16 +49,21 @@ fn cpu() -> CpuBackend {
 }
 
 /// The CPU oracle against the tensor-core kernel (the default kernels, f16 storage).
+/// On the harness (unless `F2I_SKIP_SIM=1`) and on a GPU when one is present.
 fn check(shape: (usize, usize, usize, usize), spread: f32) {
     let want = run_attention(&cpu(), shape, spread);
-    let got = run_attention(&sim_backend(Precision::F16), shape, spread);
     let (tq, tk, heads, hd) = shape;
-    assert_close(
-        &format!("attention_tc {tq}×{tk} {heads}×{hd}"),
-        &got,
-        &want,
-        TOL_F16,
-    );
+    if !skip_sim() {
+        let got = run_attention(&sim_backend(Precision::F16), shape, spread);
+        let what = format!("attention_tc {tq}×{tk} {heads}×{hd}");
+        assert_close(&what, &got, &want, TOL_F16);
+    }
+    #[cfg(feature = "cuda")]
+    if let Some(gpu) = cuda_common::gpu_backend(Precision::F16) {
+        let got = run_attention(&gpu, shape, spread);
+        let what = format!("attention_tc {tq}×{tk} {heads}×{hd} (gpu)");
+        assert_close(&what, &got, &want, TOL_F16);
+    }
 }
 
 #[test]
@@ -136,13 +141,16 @@ fn column_blocks_of_a_fused_qkv() {
     ] {
         let rs = 3 * heads * hd + extra;
         let want = run_fused_qkv(&cpu(), t, heads, hd, rs);
-        let got = run_fused_qkv(&sim_backend(Precision::F16), t, heads, hd, rs);
-        assert_close(
-            &format!("attention_tc fused qkv t {t} {heads}×{hd} rs {rs}"),
-            &got,
-            &want,
-            TOL_F16,
-        );
+        let what = format!("attention_tc fused qkv t {t} {heads}×{hd} rs {rs}");
+        if !skip_sim() {
+            let got = run_fused_qkv(&sim_backend(Precision::F16), t, heads, hd, rs);
+            assert_close(&what, &got, &want, TOL_F16);
+        }
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = cuda_common::gpu_backend(Precision::F16) {
+            let got = run_fused_qkv(&gpu, t, heads, hd, rs);
+            assert_close(&format!("{what} (gpu)"), &got, &want, TOL_F16);
+        }
     }
 }
 
