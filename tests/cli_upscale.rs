@@ -305,3 +305,65 @@ fn eval_prints_basicsr_psnr_and_ssim() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("astronaut.png"), "{}", stderr(&o));
 }
+
+/// `--lora-scale` on a pack made with `--lora runtime`: 1 gives the merged pack's image (within
+/// a level: merged at pack time vs at load), 0 a different one (the base model); a merged pack
+/// refuses any scale but 1 with one error line and no file.
+#[test]
+fn lora_scale_for_runtime_packs() {
+    if skipped() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let merged = model(tmp.path());
+    let runtime = tmp.path().join("runtime.f2i");
+    let o = f2idiff(&[
+        "pack",
+        "tests/data/engine/sd",
+        "-o",
+        runtime.to_str().unwrap(),
+        "--lora",
+        "runtime",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = |m: &str, scale: &str, name: &str| {
+        let out = tmp.path().join(name);
+        let o = f2idiff(&[
+            "upscale",
+            LR,
+            "-o",
+            out.to_str().unwrap(),
+            "-m",
+            m,
+            "--tile",
+            "0",
+            "--device",
+            "cpu",
+            "--lora-scale",
+            scale,
+        ]);
+        (o, out)
+    };
+    let pixels = |p: &Path| ::image::open(p).unwrap().to_rgb8().into_raw();
+    let (o, merged_png) = run(&merged, "1", "merged.png");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, full) = run(runtime.to_str().unwrap(), "1", "full.png");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, base) = run(runtime.to_str().unwrap(), "0", "base.png");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let max = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+    assert!(max(&pixels(&full), &pixels(&merged_png)) <= 1);
+    assert!(
+        max(&pixels(&base), &pixels(&full)) > 0,
+        "scale 0 changed nothing"
+    );
+    let (o, refused) = run(&merged, "0.5", "refused.png");
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--lora-scale 0.5") && err.contains("merged"),
+        "{err}"
+    );
+    assert!(!refused.exists());
+}

@@ -5,7 +5,7 @@ use f2idiff::backend::Backend;
 use f2idiff::backend::cuda::Precision;
 use f2idiff::device::{self, Device, DeviceOptions, Opened};
 use f2idiff::engine::Networks;
-use f2idiff::pack::Pack;
+use f2idiff::pack::{LoraMode, Pack};
 use f2idiff::pipeline::{ColorFix, Rect, UpscaleOptions, upscale};
 use f2idiff::{Error, Result, imageio};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -80,6 +80,10 @@ pub struct Args {
     /// CPU threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Strength of runtime LoRA (packs made with `f2idiff pack --lora runtime`): 0 = the base
+    /// model, 1 = as trained. A pack with merged LoRA accepts only 1.
+    #[arg(long, default_value_t = 1.0)]
+    lora_scale: f32,
 }
 
 fn parse_roi(s: &str) -> std::result::Result<Rect, String> {
@@ -149,7 +153,20 @@ fn run_on<B: Backend>(backend: &B, pack: Arc<Pack>, args: &Args) -> Result<usize
             "scale {s}: this model upscales ×{model_scale}"
         )));
     }
-    let nets = Networks::load(backend, pack, 1.0)?;
+    if !args.lora_scale.is_finite() {
+        return Err(Error::InvalidArgument(format!(
+            "--lora-scale {}: must be finite",
+            args.lora_scale
+        )));
+    }
+    if args.lora_scale != 1.0 && pack.header().lora.mode != LoraMode::Runtime {
+        return Err(Error::InvalidArgument(format!(
+            "--lora-scale {}: this pack has its LoRA merged (repack with --lora runtime to \
+             choose the strength)",
+            args.lora_scale
+        )));
+    }
+    let nets = Networks::load(backend, pack, args.lora_scale)?;
     let opts = UpscaleOptions {
         tile: args.tile,
         overlap: args.overlap.unwrap_or(16 * model_scale as usize),
