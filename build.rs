@@ -45,22 +45,18 @@ fn header(dir: &Path) {
     }
 }
 
+/// The library's parser of kernel declarations, so the harness table and NVRTC see the same
+/// kernels.
+#[cfg(feature = "cuda-sim")]
+#[path = "src/backend/cuda/kernel_names.rs"]
+mod kernel_names;
+
 #[cfg(feature = "cuda-sim")]
 mod harness {
     use std::fmt::Write as _;
     use std::path::{Path, PathBuf};
 
-    /// Kernel names a `.cu` declares: `F2I_KERNEL void F2I_NAME(op)(` → `op`.
-    fn ops(source: &str) -> Vec<String> {
-        let marker = "F2I_KERNEL void F2I_NAME(";
-        source
-            .match_indices(marker)
-            .filter_map(|(i, _)| {
-                let rest = &source[i + marker.len()..];
-                rest.find(')').map(|end| rest[..end].to_string())
-            })
-            .collect()
-    }
+    use super::kernel_names::declared_ops;
 
     fn cu_files(dir: &Path) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -76,6 +72,7 @@ mod harness {
         let kernels = dir.join("kernels");
         let harness = kernels.join("harness");
         println!("cargo:rerun-if-changed={}", kernels.display());
+        println!("cargo:rerun-if-changed=src/backend/cuda/kernel_names.rs");
         let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
         // Product kernels, and the harness's own self-test kernels (planted bugs).
@@ -102,7 +99,7 @@ mod harness {
                 )
                 .unwrap();
                 unit.push_str("static const f2i_sim_kernel kTable[] = {\n");
-                let names = ops(&text);
+                let names = declared_ops(&text);
                 for op in &names {
                     writeln!(unit, "  F2I_SIM_ENTRY({op}_{suffix}),").unwrap();
                 }

@@ -17,6 +17,17 @@ use std::sync::Arc;
 
 pub use cpu::kernels::conv::Conv2d;
 
+/// The length check every backend's `read`/`write`/`copy` makes.
+pub(crate) fn same_len(a: usize, b: usize) -> Result<()> {
+    if a == b {
+        Ok(())
+    } else {
+        Err(crate::error::Error::InvalidArgument(format!(
+            "length mismatch: {a} vs {b}"
+        )))
+    }
+}
+
 /// A contiguous run of `len` arena elements starting at `offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct View {

@@ -8,7 +8,7 @@ mod weight;
 
 pub use weight::CpuWeight;
 
-use super::{Backend, Conv2d, Glu, HostData, Rows, View};
+use super::{Backend, Conv2d, Glu, HostData, Rows, View, same_len};
 use crate::error::{Error, Result};
 use kernels::{activation, antialias, attention, conv, embed, linear, norm, resize};
 use views::{get, get_mut, split};
@@ -491,15 +491,5 @@ impl Backend for CpuBackend {
         same_len(dim, out.len)?;
         embed::timestep_embedding(t, dim, flip_sin_to_cos, freq_shift, get_mut(a, out)?);
         Ok(())
-    }
-}
-
-fn same_len(a: usize, b: usize) -> Result<()> {
-    if a == b {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "length mismatch: {a} vs {b}"
-        )))
     }
 }

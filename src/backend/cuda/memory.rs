@@ -6,6 +6,7 @@ use super::executor::{DevPtr, Executor};
 use super::precision::Precision;
 use crate::backend::View;
 use crate::error::{Error, Result};
+use crate::tensor::encode_f32;
 use std::any::Any;
 use std::sync::{Arc, OnceLock};
 
@@ -90,7 +91,7 @@ impl Default for WeightStore {
 impl WeightStore {
     pub fn stage(&mut self, precision: Precision, values: &[f32]) -> Result<CudaWeight> {
         let offset = self.staging.len().next_multiple_of(WEIGHT_ALIGN);
-        let bytes = precision.encode(values);
+        let bytes = encode_f32(precision.dtype(), values);
         let end = offset + bytes.len();
         self.staging
             .try_reserve(end - self.staging.len())

@@ -9,6 +9,7 @@
 //! statistics and the x0 step are f32 arithmetic; the colour fix runs on the host in f32.
 
 pub mod executor;
+mod kernel_names;
 mod memory;
 mod ops;
 pub mod precision;
@@ -24,9 +25,9 @@ pub use executor::{Arg, DevPtr, Executor, Launch};
 pub use memory::{CudaArena, CudaWeight};
 pub use precision::Precision;
 
-use super::{Backend, Conv2d, Glu, HostData, Rows, View};
+use super::{Backend, Conv2d, Glu, HostData, Rows, View, same_len};
 use crate::error::{Error, Result};
-use crate::tensor::decode_f32;
+use crate::tensor::{decode_f32, encode_f32};
 use memory::WeightStore;
 use std::sync::Mutex;
 
@@ -145,15 +146,6 @@ pub(crate) fn disjoint(outs: &[View], ins: &[View]) -> Result<()> {
     Ok(())
 }
 
-fn same_len(a: usize, b: usize) -> Result<()> {
-    if a != b {
-        return Err(Error::InvalidArgument(format!(
-            "length mismatch: {a} vs {b}"
-        )));
-    }
-    Ok(())
-}
-
 impl<E: Executor> Backend for CudaBackend<E> {
     type Arena = CudaArena<E::Buffer>;
     type Weight = CudaWeight;
@@ -208,7 +200,8 @@ impl<E: Executor> Backend for CudaBackend<E> {
     fn write(&self, a: &mut Self::Arena, dst: View, src: &[f32]) -> Result<()> {
         same_len(dst.len, src.len())?;
         let ptr = a.ptr(dst)?;
-        self.exec.copy_to_device(ptr, &self.precision.encode(src))
+        self.exec
+            .copy_to_device(ptr, &encode_f32(self.precision.dtype(), src))
     }
 
     fn read(&self, a: &Self::Arena, src: View, dst: &mut [f32]) -> Result<()> {
@@ -216,7 +209,7 @@ impl<E: Executor> Backend for CudaBackend<E> {
         let ptr = a.ptr(src)?;
         let mut bytes = vec![0u8; src.len * self.precision.bytes()];
         self.exec.copy_to_host(ptr, &mut bytes)?;
-        self.precision.decode(&bytes, dst);
+        dst.copy_from_slice(&decode_f32(self.precision.dtype(), &bytes));
         Ok(())
     }
 

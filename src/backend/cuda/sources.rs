@@ -2,6 +2,7 @@
 //! `f2idiff kernels build` ahead of time), and the same files build the CPU execution harness.
 //! Each module is compiled twice, with and without `F2I_ACT_F16` (f16 / f32 storage).
 
+use super::kernel_names::declared_ops;
 use super::precision::Precision;
 use sha2::{Digest, Sha256};
 
@@ -49,16 +50,7 @@ pub const MODULES: &[Module] = &[
 impl Module {
     /// Kernel names declared in this module (`F2I_KERNEL void F2I_NAME(op)(`), without suffix.
     pub fn ops(&self) -> Vec<&'static str> {
-        let marker = "F2I_KERNEL void F2I_NAME(";
-        let mut out = Vec::new();
-        let mut rest = self.source;
-        while let Some(i) = rest.find(marker) {
-            rest = &rest[i + marker.len()..];
-            if let Some(end) = rest.find(')') {
-                out.push(&rest[..end]);
-            }
-        }
-        out
+        declared_ops(self.source)
     }
 
     /// Full kernel names for `precision` (`silu_f16`).
