@@ -46,6 +46,7 @@ fn main() {
         dinov2: Dinov2::load(&l, &configs.dinov2).unwrap(),
         cond_proj: None,
         configs,
+        lora: f2idiff::engine::LoraState::InPack,
     };
     println!(
         "weights generated in {:.1} s, {} threads",

@@ -59,11 +59,25 @@
 #endif
 
 #ifdef F2I_ACT_F16
+// The GEMM's operands and epilogue, as the kernels received them.
+struct ConvTcArgs {
+  const f2i_half* xt;   // B, segment 1: packed input [h·w, c_pad]
+  const f2i_half* wt;   // A, segment 1: packed weight [c_out, kh·kw·c_pad]
+  const f2i_half* bias; // [c_out] or null
+  f2i_half* out;        // out[co·ld_c + p·ld_p]
+  const f2i_half* xt2;  // B, segment 2: [ho·wo, k2] at the output pixel (LoRA's x·Aᵀ), or null
+  const f2i_half* wt2;  // A, segment 2: [c_out, k2] (LoRA's B), or null
+  int k2;               // depth of segment 2 (a multiple of 8; 0: none)
+  int c_pad, h, w, c_out, ho, wo, kh, kw, stride, pad_top, pad_left, ld_c, ld_p;
+  float alpha;          // out = alpha·acc + bias (+ out)
+  int accumulate;
+};
+
 // ---------------------------------------------------------------------------------------------
 // The K-tile loader. Thread t loads the 16-byte chunk t % 4 (k offset 8·(t % 4) in the tile) of
 // rows t/4 + (THREADS/4)·q of sA and of sB. `ci`, `kx`, `ky` are the thread's k (k0 + 8·(t % 4))
-// decoded and advanced tile by tile (tiles are issued in order), so no division runs in the
-// loop; ky == kh means k ≥ K.
+// decoded and advanced tile by tile (segment-1 tiles are issued in order), so no division runs
+// in the loop; ky == kh means k ≥ K.
 template <int ROWS_A, int ROWS_B, int THREADS>
 struct ConvTcLoader {
   static constexpr int QA = ROWS_A * 4 / THREADS;  // chunks per thread and tile
@@ -87,36 +101,56 @@ F2I_FN void conv_tc_advance(L& ld, int step, int c_pad, int kw) {
   }
 }
 
+// Segment 1 (the convolution): tile k_tile0 of A = wt and of B = the receptive fields in xt.
 template <int ROWS_A, int ROWS_B, int THREADS>
 F2I_FN void conv_tc_load(ConvTcLoader<ROWS_A, ROWS_B, THREADS>& ld, f2i_half* sA, f2i_half* sB,
-                         const f2i_half* xt, const f2i_half* wt, int k_tile0, int c_pad, int h,
-                         int w, int kh, int kw, int t) {
+                         const ConvTcArgs& g, int k_tile0, int t) {
   const int k = k_tile0 + 8 * ld.chunk;
-  const bool k_ok = ld.ky < kh;
+  const bool k_ok = ld.ky < g.kh;
   CONV_TC_UNROLL
   for (int q = 0; q < ld.QA; ++q) {
     const int row = t / 4 + (THREADS / 4) * q;
     const bool ok = k_ok && ld.a_row[q] != nullptr;
-    f2i_cp_async_16_zfill(sA + row * CONV_TC_LDS + 8 * ld.chunk, ok ? ld.a_row[q] + k : wt,
+    f2i_cp_async_16_zfill(sA + row * CONV_TC_LDS + 8 * ld.chunk, ok ? ld.a_row[q] + k : g.wt,
                           ok ? 16 : 0);
   }
   CONV_TC_UNROLL
   for (int q = 0; q < ld.QB; ++q) {
     const int row = t / 4 + (THREADS / 4) * q;
     const int iy = ld.iy0[q] + ld.ky, ix = ld.ix0[q] + ld.kx;
-    const bool ok = k_ok && iy >= 0 && iy < h && ix >= 0 && ix < w;
+    const bool ok = k_ok && iy >= 0 && iy < g.h && ix >= 0 && ix < g.w;
     f2i_cp_async_16_zfill(sB + row * CONV_TC_LDS + 8 * ld.chunk,
-                          ok ? xt + (iy * w + ix) * c_pad + ld.ci : xt, ok ? 16 : 0);
+                          ok ? g.xt + (iy * g.w + ix) * g.c_pad + ld.ci : g.xt, ok ? 16 : 0);
   }
-  conv_tc_advance(ld, CONV_TC_BK, c_pad, kw);  // the next tile
+  conv_tc_advance(ld, CONV_TC_BK, g.c_pad, g.kw);  // the next tile
+}
+
+// Segment 2 (LoRA's up projection): tile k_tile0 of A = wt2 [c_out, k2] and B = xt2 [pixels,
+// k2], both plain row-major, at the block's own channels and output pixels.
+template <int ROWS_A, int ROWS_B, int THREADS>
+F2I_FN void conv_tc_load2(f2i_half* sA, f2i_half* sB, const ConvTcArgs& g, int k_tile0, int co0,
+                          int p0, int pixels, int t) {
+  const int chunk = t & 3;
+  const int k = k_tile0 + 8 * chunk;
+  const bool k_ok = k < g.k2;
+  CONV_TC_UNROLL
+  for (int q = 0; q < ROWS_A * 4 / THREADS; ++q) {
+    const int row = t / 4 + (THREADS / 4) * q, co = co0 + row;
+    const bool ok = k_ok && co < g.c_out;
+    f2i_cp_async_16_zfill(sA + row * CONV_TC_LDS + 8 * chunk, ok ? g.wt2 + co * g.k2 + k : g.wt2,
+                          ok ? 16 : 0);
+  }
+  CONV_TC_UNROLL
+  for (int q = 0; q < ROWS_B * 4 / THREADS; ++q) {
+    const int row = t / 4 + (THREADS / 4) * q, p = p0 + row;
+    const bool ok = k_ok && p < pixels;
+    f2i_cp_async_16_zfill(sB + row * CONV_TC_LDS + 8 * chunk, ok ? g.xt2 + p * g.k2 + k : g.xt2,
+                          ok ? 16 : 0);
+  }
 }
 
 template <int WARPS_M, int WARPS_N, int MI, int NJ, int STAGES>
-F2I_FN void conv_tc_body(f2i_half* smem, const f2i_half* F2I_RESTRICT xt,
-                         const f2i_half* F2I_RESTRICT wt, const f2i_half* F2I_RESTRICT bias,
-                         f2i_half* F2I_RESTRICT out, int c_pad, int h, int w, int c_out, int ho,
-                         int wo, int kh, int kw, int stride, int pad_top, int pad_left,
-                         int accumulate) {
+F2I_FN void conv_tc_body(f2i_half* smem, const ConvTcArgs& g) {
   constexpr int THREADS = 32 * WARPS_M * WARPS_N;
   constexpr int BM = WARPS_M * MI * 16, BN = WARPS_N * NJ * 16;
   constexpr int STAGE_A = BM * CONV_TC_LDS, STAGE_B = BN * CONV_TC_LDS;
@@ -127,28 +161,29 @@ F2I_FN void conv_tc_body(f2i_half* smem, const f2i_half* F2I_RESTRICT xt,
   const int t = (int)threadIdx.x, lane = t & 31, warp = t >> 5;
   const int wm = warp % WARPS_M, wn = warp / WARPS_M;
   const int p0 = (int)blockIdx.x * BN, co0 = (int)blockIdx.y * BM;
-  const int pixels = ho * wo;
-  const int K = kh * kw * c_pad;
-  const int k_tiles = (K + CONV_TC_BK - 1) / CONV_TC_BK;
+  const int pixels = g.ho * g.wo;
+  const int K = g.kh * g.kw * g.c_pad;
+  const int k_tiles1 = (K + CONV_TC_BK - 1) / CONV_TC_BK;
+  const int k_tiles = k_tiles1 + (g.k2 + CONV_TC_BK - 1) / CONV_TC_BK;
 
   ConvTcLoader<BM, BN, THREADS> ld;
   ld.chunk = t & 3;
   CONV_TC_UNROLL
   for (int q = 0; q < ld.QA; ++q) {
     const int co = co0 + t / 4 + (THREADS / 4) * q;
-    ld.a_row[q] = co < c_out ? wt + co * K : nullptr;
+    ld.a_row[q] = co < g.c_out ? g.wt + co * K : nullptr;
   }
   CONV_TC_UNROLL
   for (int q = 0; q < ld.QB; ++q) {
     const int p = p0 + t / 4 + (THREADS / 4) * q;
-    const int oy = p < pixels ? p / wo : 0;
-    ld.iy0[q] = p < pixels ? oy * stride - pad_top : -(1 << 28);
-    ld.ix0[q] = (p - oy * wo) * stride - pad_left;
+    const int oy = p < pixels ? p / g.wo : 0;
+    ld.iy0[q] = p < pixels ? oy * g.stride - g.pad_top : -(1 << 28);
+    ld.ix0[q] = (p - oy * g.wo) * g.stride - g.pad_left;
   }
   ld.ci = 0;
   ld.kx = 0;
   ld.ky = 0;
-  conv_tc_advance(ld, 8 * ld.chunk, c_pad, kw);  // k = 8·chunk
+  conv_tc_advance(ld, 8 * ld.chunk, g.c_pad, g.kw);  // k = 8·chunk
 
   float acc[MI][2 * NJ][4];
   CONV_TC_UNROLL
@@ -158,11 +193,18 @@ F2I_FN void conv_tc_body(f2i_half* smem, const f2i_half* F2I_RESTRICT xt,
       CONV_TC_UNROLL
       for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
 
+  // Issues K tile `kt` (of either segment) into stage `s`.
+  auto issue = [&](int kt, int s) {
+    if (kt < k_tiles1)
+      conv_tc_load(ld, sA + s * STAGE_A, sB + s * STAGE_B, g, kt * CONV_TC_BK, t);
+    else if (kt < k_tiles)
+      conv_tc_load2<BM, BN, THREADS>(sA + s * STAGE_A, sB + s * STAGE_B, g,
+                                     (kt - k_tiles1) * CONV_TC_BK, co0, p0, pixels, t);
+  };
+
   CONV_TC_UNROLL
   for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < k_tiles)
-      conv_tc_load(ld, sA + s * STAGE_A, sB + s * STAGE_B, xt, wt, s * CONV_TC_BK, c_pad, h, w, kh,
-                   kw, t);
+    issue(s, s);
     f2i_cp_async_commit();
   }
 
@@ -175,10 +217,8 @@ F2I_FN void conv_tc_body(f2i_half* smem, const f2i_half* F2I_RESTRICT xt,
     f2i_cp_async_wait<STAGES - 2>();
     f2i_syncthreads();
     {
-      const int next = kt + STAGES - 1, s = next % STAGES;
-      if (next < k_tiles)
-        conv_tc_load(ld, sA + s * STAGE_A, sB + s * STAGE_B, xt, wt, next * CONV_TC_BK, c_pad, h,
-                     w, kh, kw, t);
+      const int next = kt + STAGES - 1;
+      issue(next, next % STAGES);
       f2i_cp_async_commit();
     }
     const f2i_half* a_s = sA + (kt % STAGES) * STAGE_A + a_off;
@@ -205,23 +245,23 @@ F2I_FN void conv_tc_body(f2i_half* smem, const f2i_half* F2I_RESTRICT xt,
   }
 
   // Epilogue: c0,c1 = (row g, cols 2t, 2t+1), c2,c3 = (row g + 8, same cols) of each m16n8 tile.
-  const int g = lane >> 2, tq = lane & 3;
+  const int gr = lane >> 2, tq = lane & 3;
   CONV_TC_UNROLL
   for (int i = 0; i < MI; ++i) {
     CONV_TC_UNROLL
     for (int half = 0; half < 2; ++half) {
-      const int co = co0 + wm * MI * 16 + i * 16 + g + 8 * half;
-      if (co >= c_out) continue;
-      const float b = bias ? f2i_half_to_float(bias[co]) : 0.0f;
+      const int co = co0 + wm * MI * 16 + i * 16 + gr + 8 * half;
+      if (co >= g.c_out) continue;
+      const float b = g.bias ? f2i_half_to_float(g.bias[co]) : 0.0f;
       CONV_TC_UNROLL
       for (int j = 0; j < 2 * NJ; ++j) {
         CONV_TC_UNROLL
         for (int e = 0; e < 2; ++e) {
           const int p = p0 + wn * NJ * 16 + j * 8 + 2 * tq + e;
           if (p >= pixels) continue;
-          f2i_half* o = out + co * pixels + p;
-          float v = acc[i][j][2 * half + e] + b;
-          if (accumulate) v += f2i_half_to_float(*o);
+          f2i_half* o = g.out + co * g.ld_c + p * g.ld_p;
+          float v = g.alpha * acc[i][j][2 * half + e] + b;
+          if (g.accumulate) v += f2i_half_to_float(*o);
           *o = f2i_float_to_half(v);
         }
       }
@@ -260,33 +300,28 @@ F2I_KERNEL void F2I_NAME(conv_tc_pack_input)(const act_t* F2I_RESTRICT x, act_t*
   })
 }
 
-// W [c_out, c_in, taps] → wt [c_out, taps, c_pad], one thread per element of wt (1-D grid).
-F2I_KERNEL void F2I_NAME(conv_tc_pack_weight)(const act_t* F2I_RESTRICT w, act_t* F2I_RESTRICT wt, int c_out, int c_in, int c_pad, int taps) {
-  CONV_TC_F16_ONLY({
-    const int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
-    if (i < c_out * taps * c_pad) {
-      const int ci = i % c_pad, r = i / c_pad;
-      const int tap = r % taps, co = r / taps;
-      f2i_half v;
-      v.bits = ci < c_in ? w[(co * c_in + ci) * taps + tap].bits : (f2i_u16)0;
-      wt[i] = v;
-    }
-  })
-}
+#define CONV_TC_PARAMS                                                                            \
+  const act_t *F2I_RESTRICT xt, const act_t *F2I_RESTRICT wt, const act_t *F2I_RESTRICT bias,   \
+      act_t *F2I_RESTRICT out, const act_t *F2I_RESTRICT xt2, const act_t *F2I_RESTRICT wt2,     \
+      int k2, int c_pad, int h, int w, int c_out, int ho, int wo, int kh, int kw, int stride,    \
+      int pad_top, int pad_left, int ld_c, int ld_p, float alpha, int accumulate
+#define CONV_TC_ARGS                                                                              \
+  ConvTcArgs g = {xt,  wt, bias,   out,     xt2,      wt2,  k2,   c_pad, h,     w,          c_out, \
+                  ho,  wo, kh,     kw,      stride,   pad_top, pad_left, ld_c, ld_p, alpha, accumulate};
 
-F2I_KERNEL void F2I_NAME(conv_tc_64x64)(const act_t* F2I_RESTRICT xt, const act_t* F2I_RESTRICT wt, const act_t* F2I_RESTRICT bias, act_t* F2I_RESTRICT out, int c_pad, int h, int w, int c_out, int ho, int wo, int kh, int kw, int stride, int pad_top, int pad_left, int accumulate) {
+F2I_KERNEL void F2I_NAME(conv_tc_64x64)(CONV_TC_PARAMS) {
   CONV_TC_F16_ONLY({
     F2I_SHARED(f2i_half, smem, 3 * (64 + 64) * CONV_TC_LDS);
-    conv_tc_body<2, 2, 2, 2, 3>(smem, xt, wt, bias, out, c_pad, h, w, c_out, ho, wo, kh, kw,
-                                stride, pad_top, pad_left, accumulate);
+    CONV_TC_ARGS
+    conv_tc_body<2, 2, 2, 2, 3>(smem, g);
   })
 }
 
-// Dynamic shared memory: 4 · (128 + 128) · 40 · 2 = 81920 bytes (ops/conv_tc.rs).
-F2I_KERNEL void F2I_NAME(conv_tc_128x128)(const act_t* F2I_RESTRICT xt, const act_t* F2I_RESTRICT wt, const act_t* F2I_RESTRICT bias, act_t* F2I_RESTRICT out, int c_pad, int h, int w, int c_out, int ho, int wo, int kh, int kw, int stride, int pad_top, int pad_left, int accumulate) {
+// Dynamic shared memory: 4 · (128 + 128) · 40 · 2 = 81920 bytes (ops/gemm_tc.rs).
+F2I_KERNEL void F2I_NAME(conv_tc_128x128)(CONV_TC_PARAMS) {
   CONV_TC_F16_ONLY({
     F2I_DYNAMIC_SHARED(f2i_half, smem);
-    conv_tc_body<2, 4, 4, 2, 4>(smem, xt, wt, bias, out, c_pad, h, w, c_out, ho, wo, kh, kw,
-                                stride, pad_top, pad_left, accumulate);
+    CONV_TC_ARGS
+    conv_tc_body<2, 4, 4, 2, 4>(smem, g);
   })
 }

@@ -3,14 +3,26 @@
 use crate::arena::Plan;
 use crate::backend::Backend;
 use crate::config::ModelConfigs;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exec::Exec;
 use crate::model::dinov2::{CondProj, Dinov2};
 use crate::model::unet::UNet;
 use crate::model::vae::{VaeDecoder, VaeEncoder};
 use crate::model::{Loader, PackWeights};
-use crate::pack::Pack;
+use crate::pack::{LoraMode, Pack};
+use std::cell::Cell;
 use std::sync::Arc;
+
+/// How the networks apply a pack's LoRA.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LoraState {
+    /// The pack's LoRA is merged into its weights (or it has none).
+    InPack,
+    /// A runtime-LoRA pack, merged at load at this scale (backends without runtime LoRA).
+    MergedAt(f32),
+    /// A runtime-LoRA pack, applied per call at [`crate::exec::Exec::set_lora_scale`]'s scale.
+    PerCall,
+}
 
 /// VAE encoder and decoder, U-Net, DINOv2 and `cond_proj`, with weights from one pack.
 pub struct Networks<B: Backend> {
@@ -20,40 +32,86 @@ pub struct Networks<B: Backend> {
     pub dinov2: Dinov2<B>,
     pub cond_proj: Option<CondProj<B>>,
     pub configs: ModelConfigs,
+    pub lora: LoraState,
 }
 
 impl<B: Backend> Networks<B> {
     /// Loads every network. `lora_scale` scales runtime-LoRA deltas (packs made with
-    /// `--lora runtime`); merged packs ignore it.
+    /// `--lora runtime`) merged at load; merged packs ignore it, and so do backends that apply
+    /// runtime LoRA per call ([`LoraState::PerCall`]: the scale is the run's, see
+    /// [`Networks::lora_scale_for`]).
     pub fn load(backend: &B, pack: Arc<Pack>, lora_scale: f32) -> Result<Self> {
+        let lora = match pack.header().lora.mode {
+            LoraMode::Runtime if backend.runtime_lora() => LoraState::PerCall,
+            LoraMode::Runtime => LoraState::MergedAt(lora_scale),
+            _ => LoraState::InPack,
+        };
+        let unmerged = lora == LoraState::PerCall;
         let src = |prefix: &str| PackWeights {
             pack: pack.clone(),
             prefix: prefix.into(),
             lora_scale,
+            unmerged,
+            lora_used: Cell::new(0),
         };
         let configs = pack.configs().clone();
-        let (vae, unet, dino) = (src("vae."), src("unet."), src("dinov2."));
+        let (vae, unet, dino, proj) =
+            (src("vae."), src("unet."), src("dinov2."), src("cond_proj."));
         let cond_proj = match pack.header().cond_proj {
-            Some(cp) => {
-                let w = src("cond_proj.");
-                Some(CondProj::load(
-                    &Loader::new(backend, &w),
-                    cp.in_features,
-                    cp.out_features,
-                )?)
-            }
+            Some(cp) => Some(CondProj::load(
+                &Loader::new(backend, &proj),
+                cp.in_features,
+                cp.out_features,
+            )?),
             None => None,
         };
         let mut dinov2 = Dinov2::load(&Loader::new(backend, &dino), &configs.dinov2)?;
         dinov2.interpolate_offset = configs.pipeline.dino_interpolate_offset;
-        Ok(Networks {
+        let nets = Networks {
             vae_encoder: VaeEncoder::load(&Loader::new(backend, &vae), &configs.vae)?,
             vae_decoder: VaeDecoder::load(&Loader::new(backend, &vae), &configs.vae)?,
             unet: UNet::load(&Loader::new(backend, &unet), &configs.unet)?,
             dinov2,
             cond_proj,
             configs,
-        })
+            lora,
+        };
+        if unmerged {
+            // Every pair in the pack must sit on a convolution or linear map that applies it
+            // (a pair on any other parameter would be silently dropped).
+            let pairs = pack
+                .entries()
+                .iter()
+                .filter(|e| e.name.ends_with(".lora_A.weight"))
+                .count();
+            let used: usize = [&vae, &unet, &dino, &proj]
+                .iter()
+                .map(|s| s.lora_used.get())
+                .sum();
+            if used < pairs {
+                return Err(Error::InvalidArgument(format!(
+                    "{}: {} of {pairs} runtime-LoRA pairs sit on parameters that are not \
+                     convolution or linear weights",
+                    pack.path().display(),
+                    pairs - used
+                )));
+            }
+        }
+        Ok(nets)
+    }
+
+    /// The LoRA scale a run applies for a requested `scale`: the request itself when LoRA is
+    /// applied per call, nothing to do for merged LoRA; networks merged at another scale must
+    /// be reloaded first (an error).
+    pub fn lora_scale_for(&self, scale: f32) -> Result<f32> {
+        match self.lora {
+            LoraState::PerCall => Ok(scale),
+            LoraState::InPack => Ok(1.0),
+            LoraState::MergedAt(s) if s == scale => Ok(1.0),
+            LoraState::MergedAt(s) => Err(Error::InvalidArgument(format!(
+                "networks merged their LoRA at scale {s}; reload them for scale {scale}"
+            ))),
+        }
     }
 }
 

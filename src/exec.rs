@@ -8,7 +8,7 @@
 //! and return it (`silu_`, `add_`, …) work in place and cost no buffer at all.
 
 use crate::arena::{Event, Plan};
-use crate::backend::{Backend, Conv2d, Glu, HostData, Rows, View};
+use crate::backend::{Backend, Conv2d, Glu, HostData, LoraArgs, Rows, View};
 use crate::error::{Error, Result};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -19,17 +19,39 @@ pub struct Param<B: Backend> {
     pub shape: Vec<usize>,
 }
 
+/// A runtime-LoRA pair beside a base weight (packs made with `--lora runtime`, on backends
+/// that apply LoRA per call): PEFT's `lora_A` `[r, in, k…]` and `lora_B` `[out, r, 1…]` with
+/// `alpha / r` in `b`, scaled by [`Exec::lora_scale`] when the op runs.
+pub struct Lora<B: Backend> {
+    pub a: Param<B>,
+    pub b: Param<B>,
+    pub rank: usize,
+}
+
+impl<B: Backend> Lora<B> {
+    fn args(&self, scale: f32) -> LoraArgs<'_, B::Weight> {
+        LoraArgs {
+            a: &self.a.w,
+            b: &self.b.w,
+            rank: self.rank,
+            scale,
+        }
+    }
+}
+
 /// `nn.Conv2d` with its geometry.
 pub struct Conv<B: Backend> {
     pub p: Conv2d,
     pub w: Param<B>,
     pub b: Option<Param<B>>,
+    pub lora: Option<Lora<B>>,
 }
 
 /// `nn.Linear` (`w` is `[out, in]`).
 pub struct Linear<B: Backend> {
     pub w: Param<B>,
     pub b: Option<Param<B>>,
+    pub lora: Option<Lora<B>>,
 }
 
 impl<B: Backend> Linear<B> {
@@ -135,6 +157,8 @@ pub struct Exec<'a, B: Backend> {
     backend: &'a B,
     mode: Mode<'a, B>,
     tracker: Rc<RefCell<Tracker>>,
+    /// Scale of runtime-LoRA pairs ([`Lora`]) in this run.
+    lora_scale: f32,
 }
 
 impl<'a, B: Backend> Exec<'a, B> {
@@ -147,6 +171,7 @@ impl<'a, B: Backend> Exec<'a, B> {
                 recording: true,
                 ..Tracker::default()
             })),
+            lora_scale: 1.0,
         }
     }
 
@@ -156,7 +181,14 @@ impl<'a, B: Backend> Exec<'a, B> {
             backend,
             mode: Mode::Run { arena, plan },
             tracker: Rc::default(),
+            lora_scale: 1.0,
         }
+    }
+
+    /// Scales the runtime-LoRA pairs of the ops that follow (1 = as trained, 0 = the base
+    /// model); merged LoRA is not affected.
+    pub fn set_lora_scale(&mut self, scale: f32) {
+        self.lora_scale = scale;
     }
 
     pub fn backend(&self) -> &B {
@@ -263,20 +295,21 @@ impl<'a, B: Backend> Exec<'a, B> {
                 conv.p, x.shape, out.shape
             )));
         }
-        let scratch = self.scratch(self.backend.conv2d_scratch(&conv.p, h, w))?;
-        let (xv, ov, sv) = (x.view, out.view, scratch.view);
+        let bias = conv.b.as_ref().map(|p| &p.w);
+        let (xv, ov) = (x.view, out.view);
+        let Some(lora) = &conv.lora else {
+            let scratch = self.scratch(self.backend.conv2d_scratch(&conv.p, h, w))?;
+            let sv = scratch.view;
+            return self.launch(|b, a| {
+                b.conv2d(a, &conv.p, xv, h, w, &conv.w.w, bias, ov, sv, accumulate)
+            });
+        };
+        let len = self.backend.conv2d_lora_scratch(&conv.p, lora.rank, h, w);
+        let scratch = self.scratch(len)?;
+        let (sv, args) = (scratch.view, lora.args(self.lora_scale));
         self.launch(|b, a| {
-            b.conv2d(
-                a,
-                &conv.p,
-                xv,
-                h,
-                w,
-                &conv.w.w,
-                conv.b.as_ref().map(|p| &p.w),
-                ov,
-                sv,
-                accumulate,
+            b.conv2d_lora(
+                a, &conv.p, xv, h, w, &conv.w.w, bias, &args, ov, sv, accumulate,
             )
         })
     }
@@ -304,18 +337,16 @@ impl<'a, B: Backend> Exec<'a, B> {
             )));
         }
         let (xv, ov) = (x.view, out.view);
-        let (n_in, n_out) = (l.n_in(), l.n_out());
+        let (n_in, n_out, bias) = (l.n_in(), l.n_out(), l.b.as_ref().map(|p| &p.w));
+        let Some(lora) = &l.lora else {
+            return self
+                .launch(|b, a| b.linear(a, xv, rows, n_in, &l.w.w, n_out, bias, ov, accumulate));
+        };
+        let scratch = self.scratch(self.backend.linear_lora_scratch(rows, lora.rank))?;
+        let (sv, args) = (scratch.view, lora.args(self.lora_scale));
         self.launch(|b, a| {
-            b.linear(
-                a,
-                xv,
-                rows,
-                n_in,
-                &l.w.w,
-                n_out,
-                l.b.as_ref().map(|p| &p.w),
-                ov,
-                accumulate,
+            b.linear_lora(
+                a, xv, rows, n_in, &l.w.w, n_out, bias, &args, ov, sv, accumulate,
             )
         })
     }

@@ -15,7 +15,7 @@ use f2idiff::backend::Backend;
 use f2idiff::backend::cpu::CpuBackend;
 use f2idiff::backend::cuda::Precision;
 use f2idiff::convert::{LoraChoice, PackOptions, pack_folder};
-use f2idiff::engine::{Networks, run_planned};
+use f2idiff::engine::{LoraState, Networks, run_planned};
 use f2idiff::pack::Pack;
 use f2idiff::pipeline::{ColorFix, UpscaleOptions, image, upscale};
 use f2idiff::tensor::DType;
@@ -43,23 +43,27 @@ fn input<'a>(g: &'a Golden, key: &str) -> (Vec<usize>, &'a [f32]) {
     (shape[1..].to_vec(), v)
 }
 
-/// VAE encoder, VAE decoder, DINOv2 and U-Net outputs on the goldens' inputs.
-fn networks<B: Backend>(b: &B, pack: Arc<Pack>, lora_scale: f32, g: &Golden) -> Vec<Vec<f32>> {
-    let nets = Networks::load(b, pack, lora_scale).unwrap();
+/// VAE encoder, VAE decoder, DINOv2 and U-Net outputs on the goldens' inputs, runtime LoRA at
+/// `lora_scale` (per call where `nets` apply it per call).
+fn networks<B: Backend>(b: &B, nets: &Networks<B>, lora_scale: f32, g: &Golden) -> Vec<Vec<f32>> {
+    let scale = nets.lora_scale_for(lora_scale).unwrap();
     let (xs, x) = input(g, "vae.enc.input");
     let enc = run_planned(b, |cx| {
+        cx.set_lora_scale(scale);
         let t = cx.input(&xs, x)?;
         let z = nets.vae_encoder.forward(cx, &t)?;
         cx.read(&z)
     });
     let (zs, z) = input(g, "vae.dec.input");
     let dec = run_planned(b, |cx| {
+        cx.set_lora_scale(scale);
         let t = cx.input(&zs, z)?;
         let y = nets.vae_decoder.forward(cx, &t)?;
         cx.read(&y)
     });
     let (ps, px) = input(g, "dinov2.input");
     let dino = run_planned(b, |cx| {
+        cx.set_lora_scale(scale);
         let t = cx.input(&ps, px)?;
         let h = nets.dinov2.forward(cx, &t)?;
         cx.read(&h)
@@ -68,6 +72,7 @@ fn networks<B: Backend>(b: &B, pack: Arc<Pack>, lora_scale: f32, g: &Golden) -> 
     let (cs, c) = input(g, "unet.context");
     let t = g["unet.timestep"].1[0];
     let unet = run_planned(b, |cx| {
+        cx.set_lora_scale(scale);
         let x = cx.input(&ss, s)?;
         let ctx = cx.input(&cs, c)?;
         let e = nets.unet.forward(cx, &x, t, &ctx)?;
@@ -81,45 +86,63 @@ fn networks<B: Backend>(b: &B, pack: Arc<Pack>, lora_scale: f32, g: &Golden) -> 
 
 const NAMES: [&str; 4] = ["VAE encoder", "VAE decoder", "DINOv2", "U-Net"];
 
-fn compare_networks(model: &str, lora: LoraChoice, lora_scale: f32) {
+/// The CUDA backend's networks against the CPU's at each of `lora_scales`. With runtime LoRA the
+/// CPU merges the pairs at load (one load per scale) while the CUDA backend keeps them beside the
+/// base weights and applies the scale per call: one load serves every scale.
+fn compare_networks(model: &str, lora: LoraChoice, lora_scales: &[f32]) {
     let g = load_safetensors(&format!("tests/data/engine/{model}_expected.safetensors"));
     let (_d, p) = pack(model, lora);
     let cpu = CpuBackend::new(1).unwrap();
-    let want = networks(&cpu, p.clone(), lora_scale, &g);
-    let check = |on: &str, precision: Precision, got: Vec<Vec<f32>>| {
+    let want: Vec<_> = lora_scales
+        .iter()
+        .map(|&s| networks(&cpu, &Networks::load(&cpu, p.clone(), s).unwrap(), s, &g))
+        .collect();
+    let compare = |on: &str, precision: Precision, got: Vec<Vec<Vec<f32>>>| {
         let tol = match precision {
             Precision::F32 => 1e-5,
             Precision::F16 => 1e-2,
         };
-        for ((name, got), want) in NAMES.iter().zip(&got).zip(&want) {
-            let what = format!("{model} {name} lora {lora_scale} {on} {precision:?}");
-            assert_close(&what, got, want, tol);
+        for ((s, got), want) in lora_scales.iter().zip(&got).zip(&want) {
+            for ((name, got), want) in NAMES.iter().zip(got).zip(want) {
+                let what = format!("{model} {name} lora {s} {on} {precision:?}");
+                assert_close(&what, got, want, tol);
+            }
         }
+    };
+    let per_call = |b: &dyn Fn(f32, &Golden) -> Vec<Vec<f32>>| {
+        lora_scales.iter().map(|&s| b(s, &g)).collect::<Vec<_>>()
     };
     for precision in [Precision::F32, Precision::F16] {
         if !skip_sim() {
             let sim = sim_backend(precision);
-            check(
-                "cuda-sim",
-                precision,
-                networks(&sim, p.clone(), lora_scale, &g),
+            let nets = Networks::load(&sim, p.clone(), 1.0).unwrap();
+            assert_eq!(
+                nets.lora,
+                LoraState::PerCall,
+                "{model}: LoRA kept beside the weights"
             );
+            let got = per_call(&|s, g| networks(&sim, &nets, s, g));
+            compare("cuda-sim", precision, got);
         }
         #[cfg(feature = "cuda")]
         if let Some(gpu) = cuda_common::gpu_backend(precision) {
-            check("gpu", precision, networks(&gpu, p.clone(), lora_scale, &g));
+            let nets = Networks::load(&gpu, p.clone(), 1.0).unwrap();
+            let got = per_call(&|s, g| networks(&gpu, &nets, s, g));
+            compare("gpu", precision, got);
         }
     }
 }
 
 #[test]
 fn sd_style_networks_with_runtime_lora() {
-    compare_networks("sd", LoraChoice::Runtime, 1.0);
+    compare_networks("sd", LoraChoice::Runtime, &[1.0]);
 }
 
+/// Two scales on one load of the CUDA networks (runtime LoRA per call), against the CPU merged
+/// at each scale.
 #[test]
-fn eff_style_networks_with_registers_swiglu_and_runtime_lora() {
-    compare_networks("eff", LoraChoice::Runtime, 0.5);
+fn eff_style_networks_with_registers_swiglu_and_runtime_lora_per_call() {
+    compare_networks("eff", LoraChoice::Runtime, &[0.5, 1.7]);
 }
 
 fn read_png(path: &Path) -> (Vec<u8>, usize, usize) {

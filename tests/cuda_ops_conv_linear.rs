@@ -63,6 +63,7 @@ fn run_conv<B: Backend>(b: &B, c: &ConvCase, seed: u64) -> Vec<f32> {
             let v = random(seed + 3, p.c_out, 0.5);
             upload(b, &[p.c_out], HostData::F32(v)).unwrap()
         }),
+        lora: None,
     };
     let (got, _) = run_planned(b, |cx| {
         let x = cx.input(&[p.c_in, c.h, c.w], &x)?;
@@ -169,6 +170,7 @@ fn run_linear<B: Backend>(
             let v = random(seed + 3, n_out, 0.5);
             upload(b, &[n_out], HostData::F32(v)).unwrap()
         }),
+        lora: None,
     };
     let (got, _) = run_planned(b, |cx| {
         let x = cx.input(&[rows, n_in], &x)?;

@@ -10,12 +10,14 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod lora;
 
 use crate::error::Result;
 use crate::pack::Pack;
 use std::sync::Arc;
 
 pub use cpu::kernels::conv::Conv2d;
+pub use lora::LoraArgs;
 
 /// The length check every backend's `read`/`write`/`copy` makes.
 pub(crate) fn same_len(a: usize, b: usize) -> Result<()> {
@@ -152,6 +154,70 @@ pub trait Backend {
         out: View,
         accumulate: bool,
     ) -> Result<()>;
+    /// Whether runtime-LoRA packs should keep their LoRA pairs beside the base weights and
+    /// apply them per call ([`Backend::conv2d_lora`], [`Backend::linear_lora`]: the scale can
+    /// change between calls with no reload) rather than merge them at load (the CPU backend:
+    /// a merged weight costs nothing per call).
+    fn runtime_lora(&self) -> bool {
+        false
+    }
+    /// Uploads a runtime-LoRA pair, `a` = `lora_A` `[r, in, k…]` and `b` = `lora_B` `[out, r,
+    /// 1…]`, in whatever layout the backend's LoRA ops read.
+    fn upload_lora(
+        &self,
+        a: (&[usize], HostData),
+        b: (&[usize], HostData),
+    ) -> Result<(Self::Weight, Self::Weight)> {
+        Ok((self.upload(a.0, a.1)?, self.upload(b.0, b.1)?))
+    }
+    /// Floats of scratch `conv2d_lora` needs.
+    fn conv2d_lora_scratch(&self, p: &Conv2d, rank: usize, h: usize, w: usize) -> usize {
+        lora::conv2d_scratch(self, p, rank, h, w)
+    }
+    /// `out (+)= conv(x) + bias + s · conv₁ₓ₁(conv(x, A), B)` (see [`lora`]).
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_lora(
+        &self,
+        a: &mut Self::Arena,
+        p: &Conv2d,
+        x: View,
+        h: usize,
+        w: usize,
+        weight: &Self::Weight,
+        bias: Option<&Self::Weight>,
+        lora: &LoraArgs<Self::Weight>,
+        out: View,
+        scratch: View,
+        accumulate: bool,
+    ) -> Result<()> {
+        lora::conv2d(
+            self, a, p, x, h, w, weight, bias, lora, out, scratch, accumulate,
+        )
+    }
+    /// Floats of scratch `linear_lora` needs.
+    fn linear_lora_scratch(&self, rows: usize, rank: usize) -> usize {
+        rows * rank
+    }
+    /// `out (+)= x·wᵀ + bias + s · (x·Aᵀ)·Bᵀ` (see [`lora`]).
+    #[allow(clippy::too_many_arguments)]
+    fn linear_lora(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        rows: usize,
+        n_in: usize,
+        w: &Self::Weight,
+        n_out: usize,
+        bias: Option<&Self::Weight>,
+        lora: &LoraArgs<Self::Weight>,
+        out: View,
+        scratch: View,
+        accumulate: bool,
+    ) -> Result<()> {
+        lora::linear(
+            self, a, x, rows, n_in, w, n_out, bias, lora, out, scratch, accumulate,
+        )
+    }
     /// Floats of scratch `attention` needs.
     fn attention_scratch(&self, tq: usize, tk: usize, heads: usize, head_dim: usize) -> usize;
     /// Multi-head scaled dot-product attention, `softmax(q kᵀ · scale) v` per head; memory

@@ -324,6 +324,7 @@ fn load<B: Backend>(
                 dinov2: Dinov2::load(&l.at("dinov2"), dino)?,
                 cond_proj,
                 configs: c.clone(),
+                lora: crate::engine::LoraState::InPack,
             }))
         }
     })

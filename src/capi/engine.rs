@@ -8,6 +8,8 @@ use super::types::{f2i_device::*, f2i_engine_options, f2i_precision::*};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::cuda::Precision;
 use crate::device::{self, Device, DeviceOptions, Opened};
+#[cfg(feature = "cuda")]
+use crate::engine::LoraState;
 use crate::engine::Networks;
 use crate::pack::{LoraMode, Pack};
 use std::path::{Path, PathBuf};
@@ -237,6 +239,14 @@ impl f2i_engine {
             EngineNets::Cpu(backend, nets) => {
                 *nets = shared_nets(self.key.as_ref(), &self.pack, backend, lora_scale)?;
             }
+            // Runtime LoRA applied per call (the tensor-core LoRA kernels): the scale is an
+            // argument of the run, nothing to reload.
+            #[cfg(feature = "cuda")]
+            EngineNets::Cuda(engine)
+                if engine
+                    .nets
+                    .as_ref()
+                    .is_some_and(|n| n.lora == LoraState::PerCall) => {}
             #[cfg(feature = "cuda")]
             EngineNets::Cuda(engine) => {
                 // Free the device weights of the old scale before uploading the new ones.

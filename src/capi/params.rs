@@ -141,6 +141,7 @@ pub fn call(
             color_fix,
             roi,
             memory_budget: budget,
+            lora_scale: p.lora_scale,
         },
         lora_scale: p.lora_scale,
         progress: p.progress,

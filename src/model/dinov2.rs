@@ -231,11 +231,9 @@ pub struct CondProj<B: Backend> {
 
 impl<B: Backend> CondProj<B> {
     pub fn load(l: &Loader<B>, n_in: usize, n_out: usize) -> Result<Self> {
-        let proj = Linear {
-            w: l.param("weight", &[n_out, n_in])?,
-            b: Some(l.param("bias", &[n_out])?),
-        };
-        Ok(CondProj { proj })
+        Ok(CondProj {
+            proj: l.linear_here(n_in, n_out, true)?,
+        })
     }
 
     pub fn forward(&self, cx: &mut Exec<B>, tokens: &Tensor) -> Result<Tensor> {

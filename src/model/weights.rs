@@ -3,26 +3,80 @@
 
 use crate::backend::{Backend, Conv2d, HostData};
 use crate::error::{Error, Result};
-use crate::exec::{Conv, Linear, Norm, Param, upload};
-use crate::pack::{LoraMode, Pack};
+use crate::exec::{Conv, Linear, Lora, Norm, Param, upload};
+use crate::pack::{LoraMode, Pack, TensorRef};
 use crate::tensor::decode_f32;
+use std::cell::Cell;
 use std::sync::Arc;
+
+/// A runtime-LoRA pair kept beside its base weight: shapes and values of `lora_A` and
+/// `lora_B`.
+pub struct LoraData {
+    pub a: (Vec<usize>, HostData),
+    pub b: (Vec<usize>, HostData),
+    pub rank: usize,
+}
 
 /// Parameters by reference `state_dict` name (without module prefix).
 pub trait WeightSource {
     /// The values of `name`, which must have exactly `shape`.
     fn get(&self, name: &str, shape: &[usize]) -> Result<HostData>;
+    /// The runtime-LoRA pair of weight `name` when the source keeps LoRA unmerged (then
+    /// [`WeightSource::get`] gives the base weight alone).
+    fn lora(&self, _name: &str) -> Result<Option<LoraData>> {
+        Ok(None)
+    }
 }
 
 /// One network's parameters in a pack (`prefix` = "vae.", "unet.", "dinov2.", "cond_proj.").
 pub struct PackWeights {
     pub pack: Arc<Pack>,
     pub prefix: String,
-    /// Multiplies runtime-LoRA deltas (`W + lora_scale · B·A`); ignored for merged packs.
+    /// Multiplies runtime-LoRA deltas (`W + lora_scale · B·A`) merged at load; ignored for
+    /// merged packs and when `unmerged`.
     pub lora_scale: f32,
+    /// Keep runtime-LoRA pairs beside their base weights ([`WeightSource::lora`]) instead of
+    /// merging them.
+    pub unmerged: bool,
+    /// Runtime-LoRA pairs handed out by [`WeightSource::lora`].
+    pub lora_used: Cell<usize>,
+}
+
+impl PackWeights {
+    /// `lora_A` and `lora_B` of base tensor `full` (prefixed), in a runtime-LoRA pack.
+    fn pair(&self, full: &str) -> Option<(TensorRef<'_>, TensorRef<'_>)> {
+        let module = full.strip_suffix(".weight")?;
+        if self.pack.header().lora.mode != LoraMode::Runtime {
+            return None;
+        }
+        Some((
+            self.pack.tensor(&format!("{module}.lora_A.weight"))?,
+            self.pack.tensor(&format!("{module}.lora_B.weight"))?,
+        ))
+    }
 }
 
 impl WeightSource for PackWeights {
+    fn lora(&self, name: &str) -> Result<Option<LoraData>> {
+        if !self.unmerged {
+            return Ok(None);
+        }
+        let full = format!("{}{name}", self.prefix);
+        let Some((a, b)) = self.pair(&full) else {
+            return Ok(None);
+        };
+        let data = |t: &TensorRef| HostData::Packed {
+            pack: self.pack.clone(),
+            name: t.name.to_string(),
+        };
+        self.lora_used.set(self.lora_used.get() + 1);
+        Ok(Some(LoraData {
+            rank: a.shape[0],
+            a: (a.shape.to_vec(), data(&a)),
+            b: (b.shape.to_vec(), data(&b)),
+        }))
+    }
+
     fn get(&self, name: &str, shape: &[usize]) -> Result<HostData> {
         let full = format!("{}{name}", self.prefix);
         let t = self.pack.require(&full)?;
@@ -34,15 +88,7 @@ impl WeightSource for PackWeights {
                 found: t.shape.to_vec(),
             });
         }
-        let module = full.strip_suffix(".weight");
-        let lora = module
-            .filter(|_| self.pack.header().lora.mode == LoraMode::Runtime)
-            .and_then(|m| {
-                Some((
-                    self.pack.tensor(&format!("{m}.lora_A.weight"))?,
-                    self.pack.tensor(&format!("{m}.lora_B.weight"))?,
-                ))
-            });
+        let lora = self.pair(&full).filter(|_| !self.unmerged);
         let Some((a, b)) = lora else {
             return Ok(HostData::Packed {
                 pack: self.pack.clone(),
@@ -93,6 +139,19 @@ impl<'a, B: Backend> Loader<'a, B> {
         upload(self.backend, shape, data)
     }
 
+    /// The runtime-LoRA pair of parameter `name`, uploaded, when the source keeps it unmerged.
+    fn lora(&self, name: &str) -> Result<Option<Lora<B>>> {
+        let Some(d) = self.src.lora(&format!("{}{name}", self.prefix))? else {
+            return Ok(None);
+        };
+        let (a, b) = self.backend.upload_lora((&d.a.0, d.a.1), (&d.b.0, d.b.1))?;
+        Ok(Some(Lora {
+            a: Param { w: a, shape: d.a.0 },
+            b: Param { w: b, shape: d.b.0 },
+            rank: d.rank,
+        }))
+    }
+
     /// `nn.Conv2d(c_in, c_out, k)` with bias, square kernel, symmetric padding `k/2` unless given.
     pub fn conv(
         &self,
@@ -115,6 +174,7 @@ impl<'a, B: Backend> Loader<'a, B> {
             },
             w: l.param("weight", &[c_out, c_in, k, k])?,
             b: Some(l.param("bias", &[c_out])?),
+            lora: l.lora("weight")?,
         })
     }
 
@@ -125,14 +185,19 @@ impl<'a, B: Backend> Loader<'a, B> {
     }
 
     pub fn linear(&self, name: &str, n_in: usize, n_out: usize, bias: bool) -> Result<Linear<B>> {
-        let l = self.at(name);
+        self.at(name).linear_here(n_in, n_out, bias)
+    }
+
+    /// `nn.Linear` whose `weight` (and `bias`) sit at this loader's prefix.
+    pub fn linear_here(&self, n_in: usize, n_out: usize, bias: bool) -> Result<Linear<B>> {
         Ok(Linear {
-            w: l.param("weight", &[n_out, n_in])?,
+            w: self.param("weight", &[n_out, n_in])?,
             b: if bias {
-                Some(l.param("bias", &[n_out])?)
+                Some(self.param("bias", &[n_out])?)
             } else {
                 None
             },
+            lora: self.lora("weight")?,
         })
     }
 

@@ -33,6 +33,12 @@ pub struct UpscaleOptions {
     pub roi: Option<Rect>,
     /// Budget for the activation arena when choosing the tile size, bytes.
     pub memory_budget: usize,
+    /// Strength of runtime LoRA (packs made with `--lora runtime`): 1 = as trained, 0 = the
+    /// base model. Applied per call by networks with [`LoraState::PerCall`]; networks that
+    /// merged it at load must have been loaded at this scale.
+    ///
+    /// [`LoraState::PerCall`]: crate::engine::LoraState::PerCall
+    pub lora_scale: f32,
 }
 
 impl Default for UpscaleOptions {
@@ -43,6 +49,7 @@ impl Default for UpscaleOptions {
             color_fix: ColorFix::Wavelet,
             roi: None,
             memory_budget: 2 << 30,
+            lora_scale: 1.0,
         }
     }
 }
@@ -219,6 +226,7 @@ fn upscale_tiles<B: Backend>(
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<Upscaled> {
     let s = nets.configs.pipeline.scale as usize;
+    let lora_scale = nets.lora_scale_for(opts.lora_scale)?;
     let tile = match opts.tile {
         Some(t) => t,
         None => auto_tile(nets, backend, h, w, opts.memory_budget)?,
@@ -262,6 +270,7 @@ fn upscale_tiles<B: Backend>(
         for (ix, &x0) in xs.iter().enumerate() {
             window(lr01, h, w, (y0, x0), (th, tw), &mut tile_lr);
             let (mut sr, lq) = engine::run(backend, &mut arena, &plan, |cx| {
+                cx.set_lora_scale(lora_scale);
                 let x = cx.input(&[3, th, tw], &tile_lr)?;
                 let (sr, lq) = one_step(nets, cx, &x)?;
                 Ok((cx.read(&sr)?, cx.read(&lq)?))

@@ -49,11 +49,29 @@ struct Slab {
     device: OnceLock<(Box<dyn Any + Send + Sync>, DevPtr)>,
 }
 
-/// A parameter on the device: `len` elements at `offset` bytes into its slab.
+/// How a weight's elements are laid out on the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// Row-major in `shape` (PyTorch's layout, or rows/columns zero-padded by the uploader).
+    Plain { shape: Vec<usize> },
+    /// A convolution weight `[c_out, c_in, kh, kw]` repacked for the tensor-core GEMM
+    /// (kernels/conv_tc.cu) as `[rows, kh, kw, c_pad]`: channels zero-padded to `c_pad` (a
+    /// multiple of 8), rows `c_out..rows` zero.
+    ConvTc {
+        rows: usize,
+        c_in: usize,
+        c_pad: usize,
+        taps: usize,
+    },
+}
+
+/// A parameter on the device: `len` elements at `offset` bytes into its slab, laid out as
+/// `layout` says.
 pub struct CudaWeight {
     slab: Arc<Slab>,
     offset: usize,
     len: usize,
+    layout: Layout,
 }
 
 impl CudaWeight {
@@ -62,6 +80,9 @@ impl CudaWeight {
     }
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 }
 
@@ -89,7 +110,12 @@ impl Default for WeightStore {
 }
 
 impl WeightStore {
-    pub fn stage(&mut self, precision: Precision, values: &[f32]) -> Result<CudaWeight> {
+    pub fn stage(
+        &mut self,
+        precision: Precision,
+        values: &[f32],
+        layout: Layout,
+    ) -> Result<CudaWeight> {
         let offset = self.staging.len().next_multiple_of(WEIGHT_ALIGN);
         let bytes = encode_f32(precision.dtype(), values);
         let end = offset + bytes.len();
@@ -102,6 +128,7 @@ impl WeightStore {
             slab: self.pending.clone(),
             offset,
             len: values.len(),
+            layout,
         })
     }
 

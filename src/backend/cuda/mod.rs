@@ -10,6 +10,7 @@
 
 pub mod executor;
 mod kernel_names;
+mod layouts;
 mod memory;
 mod ops;
 pub mod precision;
@@ -22,10 +23,10 @@ pub mod device;
 pub mod sim;
 
 pub use executor::{Arg, DevPtr, Executor, Launch};
-pub use memory::{CudaArena, CudaWeight};
+pub use memory::{CudaArena, CudaWeight, Layout};
 pub use precision::Precision;
 
-use super::{Backend, Conv2d, Glu, HostData, Rows, View, same_len};
+use super::{Backend, Conv2d, Glu, HostData, LoraArgs, Rows, View, same_len};
 use crate::error::{Error, Result};
 use crate::tensor::{decode_f32, encode_f32};
 use memory::WeightStore;
@@ -111,9 +112,24 @@ impl<E: Executor> CudaBackend<E> {
         a.ptr(v)
     }
 
-    /// The device address of a weight (uploading staged weights on first use).
+    /// The device address of a weight in its reference layout (uploading staged weights on
+    /// first use).
     pub(crate) fn weight(&self, w: &CudaWeight) -> Result<DevPtr> {
+        match w.layout() {
+            Layout::Plain { .. } => self.weight_any(w),
+            other => Err(Error::InvalidArgument(format!(
+                "a weight packed as {other:?} used by an op that reads the reference layout"
+            ))),
+        }
+    }
+
+    /// The device address of a weight in any layout (ops that check [`CudaWeight::layout`]).
+    pub(crate) fn weight_any(&self, w: &CudaWeight) -> Result<DevPtr> {
         self.store()?.ptr(&self.exec, w)
+    }
+
+    pub(crate) fn stage(&self, values: &[f32], layout: Layout) -> Result<CudaWeight> {
+        self.store()?.stage(self.precision, values, layout)
     }
 
     /// Launches `op` compiled for this backend's storage type (`op_f16` / `op_f32`).
@@ -130,6 +146,25 @@ pub(crate) fn int(n: usize) -> Result<Arg> {
             "size {n} exceeds the CUDA kernels' 32-bit index range"
         ))
     })
+}
+
+/// A weight's values in f32 on the host, checked against its shape.
+pub(crate) fn host_values(shape: &[usize], data: HostData) -> Result<Vec<f32>> {
+    let n: usize = shape.iter().product();
+    let values = match data {
+        HostData::F32(v) => v,
+        HostData::Packed { pack, name } => {
+            let t = pack.require(&name)?;
+            decode_f32(t.dtype, t.data)
+        }
+    };
+    if values.len() != n {
+        return Err(Error::InvalidArgument(format!(
+            "weight has {} values, shape {shape:?} needs {n}",
+            values.len()
+        )));
+    }
+    Ok(values)
 }
 
 /// Rejects overlapping output/input views, as the CPU backend does.
@@ -180,21 +215,35 @@ impl<E: Executor> Backend for CudaBackend<E> {
     }
 
     fn upload(&self, shape: &[usize], data: HostData) -> Result<Self::Weight> {
-        let n: usize = shape.iter().product();
-        let values = match data {
-            HostData::F32(v) => v,
-            HostData::Packed { pack, name } => {
-                let t = pack.require(&name)?;
-                decode_f32(t.dtype, t.data)
+        let values = host_values(shape, data)?;
+        // Convolution weights go up in the tensor-core GEMM's layout, once.
+        match *shape {
+            [c_out, c_in, kh, kw] if self.tensor_cores() => {
+                let (packed, layout) = layouts::conv_tc(&values, [c_out, c_in, kh, kw], c_out);
+                self.stage(&packed, layout)
             }
-        };
-        if values.len() != n {
-            return Err(Error::InvalidArgument(format!(
-                "weight has {} values, shape {shape:?} needs {n}",
-                values.len()
-            )));
+            _ => self.stage(
+                &values,
+                Layout::Plain {
+                    shape: shape.to_vec(),
+                },
+            ),
         }
-        self.store()?.stage(self.precision, &values)
+    }
+
+    fn runtime_lora(&self) -> bool {
+        true
+    }
+
+    fn upload_lora(
+        &self,
+        a: (&[usize], HostData),
+        b: (&[usize], HostData),
+    ) -> Result<(Self::Weight, Self::Weight)> {
+        if !self.tensor_cores() {
+            return Ok((self.upload(a.0, a.1)?, self.upload(b.0, b.1)?));
+        }
+        ops::lora::upload(self, a, b)
     }
 
     fn write(&self, a: &mut Self::Arena, dst: View, src: &[f32]) -> Result<()> {
@@ -219,6 +268,52 @@ impl<E: Executor> Backend for CudaBackend<E> {
 
     fn conv2d_scratch(&self, p: &Conv2d, h: usize, w: usize) -> usize {
         ops::conv::scratch_len(p, h, w, self.tensor_cores())
+    }
+
+    fn conv2d_lora_scratch(&self, p: &Conv2d, rank: usize, h: usize, w: usize) -> usize {
+        ops::lora::conv2d_scratch(self, p, rank, h, w)
+    }
+
+    fn conv2d_lora(
+        &self,
+        a: &mut Self::Arena,
+        p: &Conv2d,
+        x: View,
+        h: usize,
+        w: usize,
+        weight: &Self::Weight,
+        bias: Option<&Self::Weight>,
+        lora: &LoraArgs<Self::Weight>,
+        out: View,
+        scratch: View,
+        accumulate: bool,
+    ) -> Result<()> {
+        ops::lora::conv2d(
+            self, a, p, x, h, w, weight, bias, lora, out, scratch, accumulate,
+        )
+    }
+
+    fn linear_lora_scratch(&self, rows: usize, rank: usize) -> usize {
+        ops::lora::linear_scratch(self, rows, rank)
+    }
+
+    fn linear_lora(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        rows: usize,
+        n_in: usize,
+        w: &Self::Weight,
+        n_out: usize,
+        bias: Option<&Self::Weight>,
+        lora: &LoraArgs<Self::Weight>,
+        out: View,
+        scratch: View,
+        accumulate: bool,
+    ) -> Result<()> {
+        ops::lora::linear(
+            self, a, x, rows, n_in, w, n_out, bias, lora, out, scratch, accumulate,
+        )
     }
 
     fn conv2d(

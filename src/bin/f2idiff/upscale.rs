@@ -172,6 +172,7 @@ fn run_on<B: Backend>(backend: &B, pack: Arc<Pack>, args: &Args) -> Result<usize
         overlap: args.overlap.unwrap_or(16 * model_scale as usize),
         color_fix: ColorFix::from_name(&args.color_fix).unwrap_or_default(),
         roi: args.roi,
+        lora_scale: args.lora_scale,
         ..UpscaleOptions::default()
     };
 

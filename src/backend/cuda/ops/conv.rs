@@ -14,10 +14,8 @@ const TILE_M: usize = 64;
 const TILE_N: usize = 64;
 const THREADS: u32 = 256;
 
-/// The simple kernel gathers its input tiles itself; the tensor-core path packs the input and
-/// the weight into the scratch. Sized for the latter whatever the precision, as the planner
-/// asks before a backend's storage matters.
-/// Scratch in elements: the tensor-core path's packed operands, or none for the simple kernel.
+/// Scratch in elements: the tensor-core path's packed input, or none for the simple kernel
+/// (which gathers its input tiles itself).
 pub fn scratch_len(p: &Conv2d, h: usize, w: usize, tensor_cores: bool) -> usize {
     if tensor_cores {
         conv_tc::scratch_len(p, h, w)
@@ -42,44 +40,20 @@ pub fn conv2d<E: Executor>(
     scratch: View,
     accumulate: bool,
 ) -> Result<()> {
-    if p.stride == 0 {
-        return Err(Error::InvalidArgument(format!("conv2d {p:?}: stride 0")));
-    }
-    let (ho, wo) = p.out_hw(h, w);
-    let (pixels, depth) = (ho * wo, p.c_in * p.kh * p.kw);
-    let need = |what: &str, have: usize, want: usize| {
-        if have < want {
-            return Err(Error::InvalidArgument(format!(
-                "conv2d {p:?} on {h}×{w}: {what} has {have} elements, needs {want}"
-            )));
-        }
-        Ok(())
-    };
-    need("input", x.len, p.c_in * h * w)?;
-    need("output", out.len, p.c_out * pixels)?;
-    need("weight", weight.len(), p.c_out * depth)?;
-    if let Some(bias) = bias {
-        need("bias", bias.len(), p.c_out)?;
-    }
-    disjoint(&[out, scratch], &[x])?;
-    if pixels == 0 || p.c_out == 0 {
+    if !check(p, x, h, w, weight, bias, out, scratch)? {
         return Ok(());
     }
-    // The kernel indexes with 32-bit ints: every flat index must fit.
-    for n in [p.c_in * h * w, p.c_out * pixels, p.c_out * depth] {
-        int(n)?;
-    }
+    let (ho, wo) = p.out_hw(h, w);
     let bias_ptr: DevPtr = match bias {
         Some(bias) => b.weight(bias)?,
         None => 0,
     };
-    if b.tensor_cores() && conv_tc::supported(p, h, w, scratch) {
-        let bias = bias.map(|_| bias_ptr);
-        return conv_tc::conv2d(b, a, p, x, h, w, weight, bias, out, scratch, accumulate);
+    if b.tensor_cores() && conv_tc::supported(p, h, w, weight, scratch) {
+        return conv_tc::conv2d(b, a, p, x, h, w, weight, bias_ptr, out, scratch, accumulate);
     }
     let geometry = Launch {
         grid: [
-            grid_dim(pixels.div_ceil(TILE_N), GRID_X_MAX)?,
+            grid_dim((ho * wo).div_ceil(TILE_N), GRID_X_MAX)?,
             grid_dim(p.c_out.div_ceil(TILE_M), GRID_YZ_MAX)?,
             1,
         ],
@@ -108,6 +82,51 @@ pub fn conv2d<E: Executor>(
             Arg::I32(accumulate as i32),
         ],
     )
+}
+
+/// Checks a convolution's views (sizes, disjoint outputs) and weights, and that every flat
+/// index fits the kernels' 32-bit ints. `Ok(false)`: the output is empty, nothing to run.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn check(
+    p: &Conv2d,
+    x: View,
+    h: usize,
+    w: usize,
+    weight: &CudaWeight,
+    bias: Option<&CudaWeight>,
+    out: View,
+    scratch: View,
+) -> Result<bool> {
+    if p.stride == 0 {
+        return Err(Error::InvalidArgument(format!("conv2d {p:?}: stride 0")));
+    }
+    let (ho, wo) = p.out_hw(h, w);
+    let (pixels, depth) = (ho * wo, p.c_in * p.kh * p.kw);
+    let need = |what: &str, have: usize, want: usize| {
+        if have < want {
+            return Err(Error::InvalidArgument(format!(
+                "conv2d {p:?} on {h}×{w}: {what} has {have} elements, needs {want}"
+            )));
+        }
+        Ok(())
+    };
+    need("input", x.len, p.c_in * h * w)?;
+    need("output", out.len, p.c_out * pixels)?;
+    if !conv_tc::weight_fits(p, weight) {
+        need("weight", weight.len(), p.c_out * depth)?;
+    }
+    if let Some(bias) = bias {
+        need("bias", bias.len(), p.c_out)?;
+    }
+    disjoint(&[out, scratch], &[x])?;
+    if pixels == 0 || p.c_out == 0 {
+        return Ok(false);
+    }
+    // The kernel indexes with 32-bit ints: every flat index must fit.
+    for n in [p.c_in * h * w, p.c_out * pixels, p.c_out * depth] {
+        int(n)?;
+    }
+    Ok(true)
 }
 
 /// CUDA's grid limits in x and in y/z.

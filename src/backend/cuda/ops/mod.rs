@@ -6,7 +6,10 @@ pub mod attention_tc;
 pub mod conv;
 pub mod conv_tc;
 pub mod elementwise;
+pub mod gemm_tc;
 pub mod linear;
+pub mod linear_tc;
+pub mod lora;
 pub mod norm;
 pub mod resize;
 
