@@ -334,6 +334,18 @@ const char *f2i_status_string(f2i_status status);
  */
 const char *f2i_version_string(void);
 
+/**
+ * Writes to `*out` how many tiles of `engine`'s calls so far produced values that are not
+ * finite in f16 storage (an activation beyond f16's range) and were therefore computed again
+ * in f32 on the same device. 0 on engines that compute in f32 (the CPU, `F2I_PRECISION_F32`).
+ * The result of each such call is the f32 one; a growing count means the model needs f16
+ * pre-scales (see README.md, "f16 safety").
+ *
+ * # Safety
+ * `engine` is NULL or a live engine; `out` NULL or writable.
+ */
+enum f2i_status f2i_engine_f32_reruns(const struct f2i_engine *engine, uint64_t *out);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

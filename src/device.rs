@@ -66,6 +66,29 @@ pub enum Opened {
 }
 
 impl Opened {
+    /// The f16 safety net's rerun backend: for a CUDA backend storing f16, an f32 one on the
+    /// same device with the same kernels (see [`crate::pipeline::F32Fallback`]); `None` for
+    /// backends that already compute in f32.
+    pub fn f32_twin(&self, opts: &DeviceOptions) -> Result<Option<Opened>> {
+        let f32_opts = DeviceOptions {
+            precision: Precision::F32,
+            ..opts.clone()
+        };
+        match self {
+            Opened::Cpu(_) => Ok(None),
+            #[cfg(feature = "cuda")]
+            Opened::Cuda(b) if b.precision() == Precision::F16 => {
+                open_cuda(b.executor().info().ordinal, &f32_opts).map(Some)
+            }
+            #[cfg(feature = "cuda-sim")]
+            Opened::CudaSim(b) if b.precision() == Precision::F16 => {
+                open_sim(&f32_opts).map(|(o, _)| Some(o))
+            }
+            #[allow(unreachable_patterns)]
+            _ => Ok(None),
+        }
+    }
+
     /// What was opened, for messages ("cpu (2 threads)", "cuda:0 NVIDIA H200 (sm_90) (f16)").
     pub fn describe(&self) -> String {
         use crate::backend::Backend;

@@ -12,7 +12,10 @@ use crate::device::{self, Device, DeviceOptions, Opened};
 use crate::engine::LoraState;
 use crate::engine::Networks;
 use crate::pack::{LoraMode, Pack};
+#[cfg(feature = "cuda")]
+use crate::pipeline::F32Fallback;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 
 /// Default activation budget when choosing the tile size (the CLI's).
@@ -122,6 +125,12 @@ pub struct CudaEngine {
     pub nets: Option<
         Networks<crate::backend::cuda::CudaBackend<crate::backend::cuda::device::DeviceExecutor>>,
     >,
+    /// f16 storage: where tiles that overflow run again (f32 on the same device).
+    pub fallback: Option<
+        crate::pipeline::F32Fallback<
+            crate::backend::cuda::CudaBackend<crate::backend::cuda::device::DeviceExecutor>,
+        >,
+    >,
 }
 
 /// The networks an engine currently runs, with the LoRA scale they were loaded at.
@@ -141,6 +150,8 @@ pub struct f2i_engine {
     pack: Arc<Pack>,
     /// Held for the whole of an `f2i_upscale`; a second thread finds it taken.
     loaded: Mutex<Loaded>,
+    /// Tiles of this engine's calls whose f16 output was not finite and were rerun in f32.
+    pub f32_reruns: AtomicU64,
 }
 
 impl f2i_engine {
@@ -183,6 +194,7 @@ impl f2i_engine {
         };
         let (opened, _) = device::open(device, &dev_opts)?;
         let device = opened.describe();
+        let twin = opened.f32_twin(&dev_opts)?;
         let nets = match opened {
             Opened::Cpu(backend) => {
                 let nets = shared_nets(key.as_ref(), &pack, &backend, 1.0)?;
@@ -191,9 +203,14 @@ impl f2i_engine {
             #[cfg(feature = "cuda")]
             Opened::Cuda(backend) => {
                 let nets = Networks::load(&backend, pack.clone(), 1.0)?;
+                let fallback = match twin {
+                    Some(Opened::Cuda(t)) => Some(F32Fallback::new(t, pack.clone())),
+                    _ => None,
+                };
                 EngineNets::Cuda(Box::new(CudaEngine {
                     backend,
                     nets: Some(nets),
+                    fallback,
                 }))
             }
             #[cfg(feature = "cuda-sim")]
@@ -214,6 +231,7 @@ impl f2i_engine {
                 lora_scale: 1.0,
                 nets,
             }),
+            f32_reruns: AtomicU64::new(0),
         })
     }
 

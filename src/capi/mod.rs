@@ -14,8 +14,10 @@ mod image;
 mod params;
 mod pixels;
 mod run;
+mod stats;
 mod status;
 pub mod types;
 
 pub use engine::f2i_engine;
 pub use exports::*;
+pub use stats::f2i_engine_f32_reruns;

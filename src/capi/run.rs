@@ -9,6 +9,8 @@ use super::status::{CResult, Failure};
 use crate::backend::Backend;
 use crate::backend::cpu::kernels::resize::bicubic;
 use crate::error::Error;
+#[cfg(feature = "cuda")]
+use crate::pipeline::upscale_checked;
 use crate::pipeline::{Rect, upscale};
 
 /// A zeroed buffer, or `F2I_ERR_OUT_OF_MEMORY`.
@@ -54,14 +56,26 @@ pub unsafe fn run(
             upscale(nets, backend, &rgb, h, w, &call.opts, &mut progress)?
         }
         #[cfg(feature = "cuda")]
-        EngineNets::Cuda(engine) => match &engine.nets {
-            Some(nets) => upscale(nets, &engine.backend, &rgb, h, w, &call.opts, &mut progress)?,
+        EngineNets::Cuda(cuda) => match &cuda.nets {
+            Some(nets) => upscale_checked(
+                nets,
+                &cuda.backend,
+                cuda.fallback.as_ref(),
+                &rgb,
+                h,
+                w,
+                &call.opts,
+                &mut progress,
+            )?,
             None => {
                 return Err(Error::Device("the engine's networks failed to reload".into()).into());
             }
         },
     };
     drop(rgb);
+    engine
+        .f32_reruns
+        .fetch_add(out.f32_reruns as u64, std::sync::atomic::Ordering::Relaxed);
     if let Some(bad) = out.data.iter().position(|v| !v.is_finite()) {
         return Err(Error::Numeric(format!(
             "the model produced {} at output value {bad}; the model file may be damaged",

@@ -9,6 +9,7 @@
 //! the blending), applies the colour fix, and handles an ROI.
 
 pub mod color_fix;
+pub mod fallback;
 pub mod image;
 pub mod metrics;
 mod one_step;
@@ -17,5 +18,8 @@ pub mod tiling;
 mod upscale;
 
 pub use color_fix::ColorFix;
+pub use fallback::F32Fallback;
 pub use one_step::{IMAGENET_MEAN, IMAGENET_STD, one_step, super_resolve};
-pub use upscale::{Rect, UpscaleOptions, Upscaled, auto_tile, roi_margin, upscale};
+pub use upscale::{
+    Rect, UpscaleOptions, Upscaled, auto_tile, roi_margin, upscale, upscale_checked,
+};

@@ -6,8 +6,10 @@
 //! Nothing else grows with the image.
 
 use super::color_fix::ColorFix;
+use super::fallback::{F32Fallback, all_finite};
 use super::one_step::one_step;
 use super::tiling;
+use crate::arena::Plan;
 use crate::backend::Backend;
 use crate::engine::{self, Networks};
 use crate::error::{Error, Result};
@@ -68,13 +70,31 @@ pub struct Upscaled {
     /// Activation arena of one tile, in bytes.
     pub arena_bytes: usize,
     pub tiles: usize,
+    /// Tiles whose output was not finite (f16 overflow) and were run again in f32.
+    pub f32_reruns: usize,
 }
 
 /// Upscales `lr01 [3, h, w]` (values in [0, 1]). `progress(done, total)` is called after each
-/// tile; returning `false` cancels with [`Error::Cancelled`].
+/// tile; returning `false` cancels with [`Error::Cancelled`]. A tile whose output is not finite
+/// is an [`Error::Numeric`] (see [`upscale_checked`] for the f32 rerun).
 pub fn upscale<B: Backend>(
     nets: &Networks<B>,
     backend: &B,
+    lr01: &[f32],
+    h: usize,
+    w: usize,
+    opts: &UpscaleOptions,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<Upscaled> {
+    upscale_checked(nets, backend, None, lr01, h, w, opts, progress)
+}
+
+/// [`upscale`], with tiles whose output is not finite run again on `fallback` (f32).
+#[allow(clippy::too_many_arguments)]
+pub fn upscale_checked<B: Backend>(
+    nets: &Networks<B>,
+    backend: &B,
+    fallback: Option<&F32Fallback<B>>,
     lr01: &[f32],
     h: usize,
     w: usize,
@@ -89,7 +109,7 @@ pub fn upscale<B: Backend>(
     }
     let s = nets.configs.pipeline.scale as usize;
     let Some(roi) = opts.roi else {
-        return upscale_tiles(nets, backend, lr01, h, w, opts, progress);
+        return upscale_tiles(nets, backend, fallback, lr01, h, w, opts, progress);
     };
     let r = roi;
     if r.width == 0
@@ -109,7 +129,7 @@ pub fn upscale<B: Backend>(
     let (cw, ch) = (x1 - x0, y1 - y0);
     let mut crop = buffer(&[3, cw, ch])?;
     window(lr01, h, w, (y0, x0), (ch, cw), &mut crop);
-    let grown = upscale_tiles(nets, backend, &crop, ch, cw, opts, progress)?;
+    let grown = upscale_tiles(nets, backend, fallback, &crop, ch, cw, opts, progress)?;
     let (ow, oh) = (r.width * s, r.height * s);
     let (ox, oy) = ((r.x - x0) * s, (r.y - y0) * s);
     let mut data = buffer(&[3, ow, oh])?;
@@ -216,9 +236,11 @@ fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn upscale_tiles<B: Backend>(
     nets: &Networks<B>,
     backend: &B,
+    fallback: Option<&F32Fallback<B>>,
     lr01: &[f32],
     h: usize,
     w: usize,
@@ -258,23 +280,62 @@ fn upscale_tiles<B: Backend>(
     let mut wsum = buffer(&[oh, ow])?;
     let mut lq_moments = [[0.0f64; 2]; 3];
     let mut tile_lr = buffer(&[3, th, tw])?;
-    let plan = engine::plan(backend, |cx| {
-        let x = cx.alloc(&[3, th, tw])?;
-        drop(one_step(nets, cx, &x)?);
-        Ok(())
-    })?;
+    let tile_plan = |b: &B, nets: &Networks<B>| {
+        engine::plan(b, |cx| {
+            let x = cx.alloc(&[3, th, tw])?;
+            drop(one_step(nets, cx, &x)?);
+            Ok(())
+        })
+    };
+    let run_tile =
+        |b: &B, nets: &Networks<B>, arena: &mut B::Arena, plan: &Plan, lr: &[f32], lora| {
+            engine::run(b, arena, plan, |cx| {
+                cx.set_lora_scale(lora);
+                let x = cx.input(&[3, th, tw], lr)?;
+                let (sr, lq) = one_step(nets, cx, &x)?;
+                Ok((cx.read(&sr)?, cx.read(&lq)?))
+            })
+        };
+    let plan = tile_plan(backend, nets)?;
     let mut arena = backend.alloc_arena(plan.peak)?;
+    // The f32 rerun's networks, plan and arena, made on the first tile that needs them.
+    let mut rerun = None;
+    let mut f32_reruns = 0;
     let total = ys.len() * xs.len();
     let mut done = 0;
     for (iy, &y0) in ys.iter().enumerate() {
         for (ix, &x0) in xs.iter().enumerate() {
             window(lr01, h, w, (y0, x0), (th, tw), &mut tile_lr);
-            let (mut sr, lq) = engine::run(backend, &mut arena, &plan, |cx| {
-                cx.set_lora_scale(lora_scale);
-                let x = cx.input(&[3, th, tw], &tile_lr)?;
-                let (sr, lq) = one_step(nets, cx, &x)?;
-                Ok((cx.read(&sr)?, cx.read(&lq)?))
-            })?;
+            let (mut sr, mut lq) =
+                run_tile(backend, nets, &mut arena, &plan, &tile_lr, lora_scale)?;
+            if !all_finite(&sr) || !all_finite(&lq) {
+                let Some(fb) = fallback else {
+                    return Err(Error::Numeric(format!(
+                        "tile {} of {total} produced values that are not finite (an f16 \
+                         overflow, or a damaged model file)",
+                        done + 1
+                    )));
+                };
+                let fb_nets = fb.nets(opts.lora_scale)?;
+                let fb_lora = fb_nets.lora_scale_for(opts.lora_scale)?;
+                if rerun.is_none() {
+                    let p = tile_plan(fb.backend(), fb_nets)?;
+                    let a = fb.backend().alloc_arena(p.peak)?;
+                    rerun = Some((p, a));
+                }
+                let (p, a) = rerun
+                    .as_mut()
+                    .ok_or_else(|| Error::InvalidArgument("f32 rerun state missing".into()))?;
+                (sr, lq) = run_tile(fb.backend(), fb_nets, a, p, &tile_lr, fb_lora)?;
+                if !all_finite(&sr) || !all_finite(&lq) {
+                    return Err(Error::Numeric(format!(
+                        "tile {} of {total} is not finite in f32 either: the model file may \
+                         be damaged",
+                        done + 1
+                    )));
+                }
+                f32_reruns += 1;
+            }
             match opts.color_fix {
                 // Whole-image statistics: gather the bicubic image's moments over the pixels
                 // this tile owns; the SR side is fixed after blending.
@@ -326,5 +387,6 @@ fn upscale_tiles<B: Backend>(
         height: oh,
         arena_bytes: plan.peak_bytes(4),
         tiles: total,
+        f32_reruns,
     })
 }

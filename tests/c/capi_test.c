@@ -141,6 +141,15 @@ static void test_argument_errors(f2i_engine *e) {
                 F2I_ERR_INVALID_ARGUMENT);
   EXPECT_OK(f2i_output_size(e, 7, 5, NULL, &w, &h));
   CHECK(w == 28 && h == 20);
+
+  /* f2i_engine_f32_reruns: a CPU engine computes in f32, so never reruns a tile. */
+  {
+    uint64_t reruns = 99;
+    EXPECT_STATUS(f2i_engine_f32_reruns(NULL, &reruns), F2I_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(f2i_engine_f32_reruns(e, NULL), F2I_ERR_INVALID_ARGUMENT);
+    EXPECT_OK(f2i_engine_f32_reruns(e, &reruns));
+    CHECK(reruns == 0);
+  }
   roi.x = 2;
   roi.y = 1;
   roi.width = 3;

@@ -6,7 +6,7 @@ use f2idiff::backend::cuda::Precision;
 use f2idiff::device::{self, Device, DeviceOptions, Opened};
 use f2idiff::engine::Networks;
 use f2idiff::pack::{LoraMode, Pack};
-use f2idiff::pipeline::{ColorFix, Rect, UpscaleOptions, upscale};
+use f2idiff::pipeline::{ColorFix, F32Fallback, Rect, UpscaleOptions, upscale_checked};
 use f2idiff::{Error, Result, imageio};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -132,19 +132,34 @@ fn run_all(args: &Args) -> Result<usize> {
         Some(why) => format!("{} (auto: no usable GPU: {why})", opened.describe()),
         None => opened.describe(),
     };
-    let failed = match &opened {
-        Opened::Cpu(b) => run_on(b, pack, args)?,
+    // f16 storage: tiles that overflow run again in f32 on the same device.
+    let twin = opened.f32_twin(&opts)?;
+    let failed = match (&opened, twin) {
         #[cfg(feature = "cuda")]
-        Opened::Cuda(b) => run_on(b, pack, args)?,
+        (Opened::Cuda(b), Some(Opened::Cuda(t))) => {
+            run_on(b, Some(&F32Fallback::new(t, pack.clone())), pack, args)?
+        }
         #[cfg(feature = "cuda-sim")]
-        Opened::CudaSim(b) => run_on(b, pack, args)?,
+        (Opened::CudaSim(b), Some(Opened::CudaSim(t))) => {
+            run_on(b, Some(&F32Fallback::new(t, pack.clone())), pack, args)?
+        }
+        (Opened::Cpu(b), _) => run_on(b, None, pack, args)?,
+        #[cfg(feature = "cuda")]
+        (Opened::Cuda(b), _) => run_on(b, None, pack, args)?,
+        #[cfg(feature = "cuda-sim")]
+        (Opened::CudaSim(b), _) => run_on(b, None, pack, args)?,
     };
     eprintln!("device: {used}");
     Ok(failed)
 }
 
 /// Upscales every input on `backend`; returns the number of images that failed.
-fn run_on<B: Backend>(backend: &B, pack: Arc<Pack>, args: &Args) -> Result<usize> {
+fn run_on<B: Backend>(
+    backend: &B,
+    fallback: Option<&F32Fallback<B>>,
+    pack: Arc<Pack>,
+    args: &Args,
+) -> Result<usize> {
     let model_scale = pack.configs().pipeline.scale;
     if let Some(s) = args.scale
         && s != model_scale
@@ -183,7 +198,7 @@ fn run_on<B: Backend>(backend: &B, pack: Arc<Pack>, args: &Args) -> Result<usize
             args.output.clone()
         };
         imageio::check_output(&out)?;
-        one(&nets, backend, &opts, &args.input, &out)?;
+        one(&nets, backend, fallback, &opts, &args.input, &out)?;
         return Ok(0);
     }
     if args.output.exists() && !args.output.is_dir() {
@@ -207,8 +222,16 @@ fn run_on<B: Backend>(backend: &B, pack: Arc<Pack>, args: &Args) -> Result<usize
     inputs.sort();
     let mut failed = 0;
     for input in &inputs {
-        let result = file_name(input)
-            .and_then(|name| one(&nets, backend, &opts, input, &args.output.join(name)));
+        let result = file_name(input).and_then(|name| {
+            one(
+                &nets,
+                backend,
+                fallback,
+                &opts,
+                input,
+                &args.output.join(name),
+            )
+        });
         if let Err(e) = result {
             eprintln!("error: {e}");
             failed += 1;
@@ -232,6 +255,7 @@ fn file_name(path: &Path) -> Result<PathBuf> {
 fn one<B: Backend>(
     nets: &Networks<B>,
     backend: &B,
+    fallback: Option<&F32Fallback<B>>,
     opts: &UpscaleOptions,
     input: &Path,
     output: &Path,
@@ -243,9 +267,10 @@ fn one<B: Backend>(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(input.display().to_string());
-    let out = upscale(
+    let out = upscale_checked(
         nets,
         backend,
+        fallback,
         &picture.data,
         picture.height,
         picture.width,
@@ -263,6 +288,14 @@ fn one<B: Backend>(
         }
         other => other,
     })?;
+    if out.f32_reruns > 0 {
+        eprintln!(
+            "{}: f16 overflow in {} of {} tiles: rerun in f32",
+            input.display(),
+            out.f32_reruns,
+            out.tiles
+        );
+    }
     imageio::save(
         output,
         &out.data,
