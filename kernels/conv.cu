@@ -1,5 +1,5 @@
 // conv.cu — 2-D convolution (PyTorch nn.Conv2d, dilation 1, groups 1) as an implicit GEMM:
-//   out[co, p] (+)= Σ_k W[co, k] · cols[k, p] + bias[co]
+//   out[co, p] (+)= alpha · Σ_k W[co, k] · cols[k, p] + beta · bias[co]
 // with k = (ci, ky, kx) over c_in·kh·kw (the weight's own [c_out, c_in, kh, kw] layout) and
 // p = (oy, ox) over the ho·wo output pixels; cols[k, p] = x[ci, oy·s + ky − pad_top,
 // ox·s + kx − pad_left], zero outside the image (asymmetric padding: the bottom/right pads
@@ -18,8 +18,8 @@
 // consecutive words per warp.
 //
 // Numerics: x, W, bias and out are act_t (f16 or f32 storage), converted to f32 on load; the
-// accumulation is f32 in k order; out = acc + bias (+ old out when accumulating), rounded once
-// to act_t on store.
+// accumulation is f32 in k order; out = alpha·acc + beta·bias (+ old out when accumulating),
+// rounded once to act_t on store (alpha, beta: powers of two, the f16 pre-scales; 1 otherwise).
 #include "common/f2i_device.h"
 
 #define CONV_TILE_M 64  // output channels per block
@@ -27,7 +27,7 @@
 #define CONV_TILE_K 16  // GEMM depth per shared-memory slice
 #define CONV_THREADS 256
 
-F2I_KERNEL void F2I_NAME(conv2d)(const act_t* F2I_RESTRICT x, const act_t* F2I_RESTRICT weight, const act_t* F2I_RESTRICT bias, act_t* F2I_RESTRICT out, int c_in, int h, int w, int c_out, int ho, int wo, int kh, int kw, int stride, int pad_top, int pad_left, int accumulate) {
+F2I_KERNEL void F2I_NAME(conv2d)(const act_t* F2I_RESTRICT x, const act_t* F2I_RESTRICT weight, const act_t* F2I_RESTRICT bias, act_t* F2I_RESTRICT out, int c_in, int h, int w, int c_out, int ho, int wo, int kh, int kw, int stride, int pad_top, int pad_left, float alpha, float beta, int accumulate) {
   F2I_SHARED(float, w_tile, CONV_TILE_K * (CONV_TILE_M + 1));
   F2I_SHARED(float, col_tile, CONV_TILE_K * CONV_TILE_N);
 
@@ -93,12 +93,12 @@ F2I_KERNEL void F2I_NAME(conv2d)(const act_t* F2I_RESTRICT x, const act_t* F2I_R
   for (int i = 0; i < 4; ++i) {
     const int co = co0 + ty + 16 * i;
     if (co >= c_out) continue;
-    const float b = bias ? f2i_load(bias + co) : 0.0f;
+    const float b = bias ? beta * f2i_load(bias + co) : 0.0f;
     for (int j = 0; j < 4; ++j) {
       const int p = p0 + tx + 16 * j;
       if (p >= pixels) continue;
       act_t* o = out + co * pixels + p;
-      float v = acc[i][j] + b;
+      float v = alpha * acc[i][j] + b;
       if (accumulate) v += f2i_load(o);
       f2i_store(o, v);
     }

@@ -69,7 +69,7 @@ struct ConvTcArgs {
   const f2i_half* wt2;  // A, segment 2: [c_out, k2] (LoRA's B), or null
   int k2;               // depth of segment 2 (a multiple of 8; 0: none)
   int c_pad, h, w, c_out, ho, wo, kh, kw, stride, pad_top, pad_left, ld_c, ld_p;
-  float alpha;          // out = alpha·acc + bias (+ out)
+  float alpha, beta;    // out = alpha·acc + beta·bias (+ out)
   int accumulate;
 };
 
@@ -252,7 +252,7 @@ F2I_FN void conv_tc_body(f2i_half* smem, const ConvTcArgs& g) {
     for (int half = 0; half < 2; ++half) {
       const int co = co0 + wm * MI * 16 + i * 16 + gr + 8 * half;
       if (co >= g.c_out) continue;
-      const float b = g.bias ? f2i_half_to_float(g.bias[co]) : 0.0f;
+      const float b = g.bias ? g.beta * f2i_half_to_float(g.bias[co]) : 0.0f;
       CONV_TC_UNROLL
       for (int j = 0; j < 2 * NJ; ++j) {
         CONV_TC_UNROLL
@@ -304,10 +304,10 @@ F2I_KERNEL void F2I_NAME(conv_tc_pack_input)(const act_t* F2I_RESTRICT x, act_t*
   const act_t *F2I_RESTRICT xt, const act_t *F2I_RESTRICT wt, const act_t *F2I_RESTRICT bias,   \
       act_t *F2I_RESTRICT out, const act_t *F2I_RESTRICT xt2, const act_t *F2I_RESTRICT wt2,     \
       int k2, int c_pad, int h, int w, int c_out, int ho, int wo, int kh, int kw, int stride,    \
-      int pad_top, int pad_left, int ld_c, int ld_p, float alpha, int accumulate
+      int pad_top, int pad_left, int ld_c, int ld_p, float alpha, float beta, int accumulate
 #define CONV_TC_ARGS                                                                              \
   ConvTcArgs g = {xt,  wt, bias,   out,     xt2,      wt2,  k2,   c_pad, h,     w,          c_out, \
-                  ho,  wo, kh,     kw,      stride,   pad_top, pad_left, ld_c, ld_p, alpha, accumulate};
+                  ho,  wo, kh,     kw,      stride,   pad_top, pad_left, ld_c, ld_p, alpha, beta, accumulate};
 
 F2I_KERNEL void F2I_NAME(conv_tc_64x64)(CONV_TC_PARAMS) {
   CONV_TC_F16_ONLY({

@@ -13,6 +13,10 @@ use crate::pack::{LoraMode, Pack};
 use std::cell::Cell;
 use std::sync::Arc;
 
+/// The largest f16 pre-scale exponent a pack may ask for (2⁻²⁴: anything beyond would push
+/// ordinary values below f16's range).
+pub const MAX_PRESCALE_LOG2: u32 = 24;
+
 /// How the networks apply a pack's LoRA.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LoraState {
@@ -41,6 +45,18 @@ impl<B: Backend> Networks<B> {
     /// runtime LoRA per call ([`LoraState::PerCall`]: the scale is the run's, see
     /// [`Networks::lora_scale_for`]).
     pub fn load(backend: &B, pack: Arc<Pack>, lora_scale: f32) -> Result<Self> {
+        Self::load_with(backend, pack, lora_scale, backend.f16_storage())
+    }
+
+    /// [`Networks::load`], choosing whether the pack's f16 pre-scales apply (by default they
+    /// do where activations are stored in f16; in f32 they change nothing but rounding-free
+    /// powers of two, which tests use to check them on the CPU).
+    pub fn load_with(
+        backend: &B,
+        pack: Arc<Pack>,
+        lora_scale: f32,
+        prescales: bool,
+    ) -> Result<Self> {
         let lora = match pack.header().lora.mode {
             LoraMode::Runtime if backend.runtime_lora() => LoraState::PerCall,
             LoraMode::Runtime => LoraState::MergedAt(lora_scale),
@@ -53,6 +69,8 @@ impl<B: Backend> Networks<B> {
             lora_scale,
             unmerged,
             lora_used: Cell::new(0),
+            prescales,
+            prescales_used: Cell::new(0),
         };
         let configs = pack.configs().clone();
         let (vae, unet, dino, proj) =
@@ -76,6 +94,29 @@ impl<B: Backend> Networks<B> {
             configs,
             lora,
         };
+        let prescaled: usize = [&vae, &unet, &dino, &proj]
+            .iter()
+            .map(|s| s.prescales_used.get())
+            .sum();
+        let wanted = pack.header().f16_prescales.len();
+        if let Some((name, k)) = pack
+            .header()
+            .f16_prescales
+            .iter()
+            .find(|(_, k)| !(1..=MAX_PRESCALE_LOG2).contains(*k))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "{}: f16 pre-scale 2^-{k} of {name} is outside 2^-1..2^-{MAX_PRESCALE_LOG2}",
+                pack.path().display()
+            )));
+        }
+        if prescales && prescaled < wanted {
+            return Err(Error::InvalidArgument(format!(
+                "{}: {} of {wanted} f16 pre-scales name no convolution of the model",
+                pack.path().display(),
+                wanted - prescaled
+            )));
+        }
         if unmerged {
             // Every pair in the pack must sit on a convolution or linear map that applies it
             // (a pair on any other parameter would be silently dropped).

@@ -8,6 +8,7 @@
 pub mod arena;
 pub mod backend;
 pub mod bench;
+pub mod calibrate;
 pub mod capi;
 pub mod config;
 pub mod convert;

@@ -367,3 +367,51 @@ fn lora_scale_for_runtime_packs() {
     );
     assert!(!refused.exists());
 }
+
+/// `calibrate` on a model that fits f16 writes a copy with no pre-scales and says so; the copy
+/// upscales to the same image; it refuses to overwrite its input and leaves nothing behind
+/// when the images are missing.
+#[test]
+fn calibrate_writes_a_prescaled_copy() {
+    if skipped() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let m = model(tmp.path());
+    let out = tmp.path().join("calibrated.f2i");
+    let o = f2idiff(&["calibrate", "-m", &m, LR, "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("0 f16 pre-scales"), "{text}");
+    let run = |model: &str, name: &str| {
+        let png = tmp.path().join(name);
+        let o = f2idiff(&[
+            "upscale",
+            LR,
+            "-o",
+            png.to_str().unwrap(),
+            "-m",
+            model,
+            "--device",
+            "cpu",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read(png).unwrap()
+    };
+    assert_eq!(run(&m, "a.png"), run(out.to_str().unwrap(), "b.png"));
+
+    let o = f2idiff(&["calibrate", "-m", &m, LR, "-o", &m]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("new file"), "{}", stderr(&o));
+    let missing = tmp.path().join("missing.f2i");
+    let o = f2idiff(&[
+        "calibrate",
+        "-m",
+        &m,
+        "no-such.png",
+        "-o",
+        missing.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(!missing.exists());
+}

@@ -79,6 +79,8 @@ fn run<B: Backend>(b: &B, c: &Case, x: &[f32], w: Vec<f32>, bias: Option<Vec<f32
         w: upload(b, &[p.c_out, p.c_in, p.kh, p.kw], HostData::F32(w)).unwrap(),
         b: bias.map(|v| upload(b, &[p.c_out], HostData::F32(v)).unwrap()),
         lora: None,
+        prescale: 1.0,
+        name: String::new(),
     };
     let (got, _) = run_planned(b, |cx| {
         let x = cx.input(&[p.c_in, h, wd], x)?;

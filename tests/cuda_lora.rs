@@ -185,6 +185,8 @@ fn run_at_scales<B: Backend>(
             w: wp,
             b: bias,
             lora,
+            prescale: 1.0,
+            name: String::new(),
         })
     };
     SCALES

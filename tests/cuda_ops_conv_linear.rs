@@ -64,6 +64,8 @@ fn run_conv<B: Backend>(b: &B, c: &ConvCase, seed: u64) -> Vec<f32> {
             upload(b, &[p.c_out], HostData::F32(v)).unwrap()
         }),
         lora: None,
+        prescale: 1.0,
+        name: String::new(),
     };
     let (got, _) = run_planned(b, |cx| {
         let x = cx.input(&[p.c_in, c.h, c.w], &x)?;

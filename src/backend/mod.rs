@@ -11,6 +11,7 @@
 pub mod cpu;
 pub mod cuda;
 pub mod lora;
+pub mod scaled;
 
 use crate::error::Result;
 use crate::pack::Pack;
@@ -112,6 +113,35 @@ pub trait Backend {
         scratch: View,
         accumulate: bool,
     ) -> Result<()>;
+    /// Whether activations are stored in f16 (then packs' f16 pre-scales apply).
+    fn f16_storage(&self) -> bool {
+        false
+    }
+    /// Floats of scratch `conv2d_scaled` needs.
+    fn conv2d_scaled_scratch(&self, p: &Conv2d, h: usize, w: usize) -> usize {
+        scaled::conv2d_scratch(self, p, h, w)
+    }
+    /// `out (+)= alpha·conv(x) + beta·bias`, `scales` = (`alpha`, `beta`): a convolution under
+    /// f16 pre-scales (see [`scaled`]).
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_scaled(
+        &self,
+        a: &mut Self::Arena,
+        p: &Conv2d,
+        x: View,
+        h: usize,
+        w: usize,
+        weight: &Self::Weight,
+        bias: Option<&Self::Weight>,
+        scales: (f32, f32),
+        out: View,
+        scratch: View,
+        accumulate: bool,
+    ) -> Result<()> {
+        scaled::conv2d(
+            self, a, p, x, h, w, weight, bias, scales, out, scratch, accumulate,
+        )
+    }
     /// GroupNorm over `[c, hw]`, optionally fused with SiLU; `out == x` runs in place.
     #[allow(clippy::too_many_arguments)]
     fn group_norm(

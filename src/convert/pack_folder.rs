@@ -243,6 +243,7 @@ pub fn pack_folder(dir: &Path, out: &Path, opts: &PackOptions) -> Result<PackSum
             tool: format!("f2idiff {}", env!("CARGO_PKG_VERSION")),
             files,
         },
+        f16_prescales: Default::default(),
     };
 
     let bytes = pack::write_pack(out, &header, &plans, |i| {

@@ -26,6 +26,14 @@ pub trait WeightSource {
     fn lora(&self, _name: &str) -> Result<Option<LoraData>> {
         Ok(None)
     }
+    /// The f16 pre-scale of module `name`'s output (a power of two ≤ 1; 1 = none).
+    fn prescale(&self, _name: &str) -> f32 {
+        1.0
+    }
+    /// Module `name` as the whole model names it (with the network's prefix).
+    fn full_name(&self, name: &str) -> String {
+        name.to_string()
+    }
 }
 
 /// One network's parameters in a pack (`prefix` = "vae.", "unet.", "dinov2.", "cond_proj.").
@@ -40,6 +48,10 @@ pub struct PackWeights {
     pub unmerged: bool,
     /// Runtime-LoRA pairs handed out by [`WeightSource::lora`].
     pub lora_used: Cell<usize>,
+    /// Apply the pack's f16 pre-scales ([`WeightSource::prescale`]).
+    pub prescales: bool,
+    /// Pre-scales handed out.
+    pub prescales_used: Cell<usize>,
 }
 
 impl PackWeights {
@@ -57,6 +69,23 @@ impl PackWeights {
 }
 
 impl WeightSource for PackWeights {
+    fn prescale(&self, name: &str) -> f32 {
+        let k = self
+            .prescales
+            .then(|| self.pack.header().f16_prescales.get(&self.full_name(name)))
+            .flatten();
+        match k {
+            Some(&k) => {
+                self.prescales_used.set(self.prescales_used.get() + 1);
+                (-(k as f32)).exp2()
+            }
+            None => 1.0,
+        }
+    }
+
+    fn full_name(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
     fn lora(&self, name: &str) -> Result<Option<LoraData>> {
         if !self.unmerged {
             return Ok(None);
@@ -175,6 +204,8 @@ impl<'a, B: Backend> Loader<'a, B> {
             w: l.param("weight", &[c_out, c_in, k, k])?,
             b: Some(l.param("bias", &[c_out])?),
             lora: l.lora("weight")?,
+            prescale: self.src.prescale(&format!("{}{name}", self.prefix)),
+            name: self.src.full_name(&format!("{}{name}", self.prefix)),
         })
     }
 

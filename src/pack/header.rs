@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 pub const FORMAT_NAME: &str = "f2idiff-pack";
 
@@ -23,6 +24,12 @@ pub struct Header {
     pub dtype: String,
     pub lora: LoraInfo,
     pub provenance: Provenance,
+    /// f16 pre-scales (`f2idiff calibrate`): convolution (full name, e.g.
+    /// `vae.decoder.up_blocks.0.upsamplers.0.conv`) → `k`, its output stored × 2⁻ᵏ by backends
+    /// that store activations in f16, where its f32 range would overflow f16. Absent in packs
+    /// made before calibration existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub f16_prescales: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

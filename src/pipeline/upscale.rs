@@ -306,9 +306,20 @@ fn upscale_tiles<B: Backend>(
     for (iy, &y0) in ys.iter().enumerate() {
         for (ix, &x0) in xs.iter().enumerate() {
             window(lr01, h, w, (y0, x0), (th, tw), &mut tile_lr);
-            let (mut sr, mut lq) =
-                run_tile(backend, nets, &mut arena, &plan, &tile_lr, lora_scale)?;
-            if !all_finite(&sr) || !all_finite(&lq) {
+            // f16 trouble: values that are not finite, or a pre-scaled tensor an op cannot
+            // take (a Numeric error); either reruns the tile in f32 when there is a fallback.
+            let first = run_tile(backend, nets, &mut arena, &plan, &tile_lr, lora_scale);
+            let trouble = match &first {
+                Ok((sr, lq)) => !all_finite(sr) || !all_finite(lq),
+                Err(Error::Numeric(_)) => fallback.is_some(),
+                Err(_) => false,
+            };
+            let (mut sr, mut lq) = if trouble {
+                (Vec::new(), Vec::new())
+            } else {
+                first?
+            };
+            if trouble {
                 let Some(fb) = fallback else {
                     return Err(Error::Numeric(format!(
                         "tile {} of {total} produced values that are not finite (an f16 \

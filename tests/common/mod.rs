@@ -51,6 +51,7 @@ pub fn header_for(configs: &(Value, Value, Value, Value), dtype: DType) -> Heade
             tool: "test".into(),
             files: vec![],
         },
+        f16_prescales: Default::default(),
     }
 }
 

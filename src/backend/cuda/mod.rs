@@ -329,7 +329,48 @@ impl<E: Executor> Backend for CudaBackend<E> {
         scratch: View,
         accumulate: bool,
     ) -> Result<()> {
-        ops::conv::conv2d(self, a, p, x, h, w, weight, bias, out, scratch, accumulate)
+        ops::conv::conv2d(
+            self,
+            a,
+            p,
+            x,
+            h,
+            w,
+            weight,
+            bias,
+            out,
+            scratch,
+            (1.0, 1.0),
+            accumulate,
+        )
+    }
+
+    fn conv2d_scaled_scratch(&self, p: &Conv2d, h: usize, w: usize) -> usize {
+        self.conv2d_scratch(p, h, w)
+    }
+
+    fn conv2d_scaled(
+        &self,
+        a: &mut Self::Arena,
+        p: &Conv2d,
+        x: View,
+        h: usize,
+        w: usize,
+        weight: &Self::Weight,
+        bias: Option<&Self::Weight>,
+        scales: (f32, f32),
+        out: View,
+        scratch: View,
+        accumulate: bool,
+    ) -> Result<()> {
+        // Both kernel families scale in their f32 epilogue, before the f16 rounding.
+        ops::conv::conv2d(
+            self, a, p, x, h, w, weight, bias, out, scratch, scales, accumulate,
+        )
+    }
+
+    fn f16_storage(&self) -> bool {
+        self.precision == Precision::F16
     }
 
     fn group_norm(

@@ -2,6 +2,7 @@
 //! model folder into one `.f2i` file, `info` about a pack. Failures print one line per failure on stderr and exit non-zero.
 
 mod bench;
+mod calibrate;
 mod eval;
 mod kernels;
 mod pack;
@@ -51,6 +52,8 @@ enum Command {
     /// Precompile the CUDA kernels (`kernels build`), or show the CUDA driver, NVRTC and
     /// devices found (`kernels info`).
     Kernels(kernels::Args),
+    /// f16 pre-scales for a pack from f32 activation ranges over calibration photos (CPU).
+    Calibrate(calibrate::Args),
     /// Time the networks at full size with random weights (median ms, GFLOP/s, arena), or the
     /// GPU's tensor-core peak (`--stage peak`).
     Bench(bench::Args),
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(&args),
         Command::Kernels(args) => kernels::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Calibrate(args) => calibrate::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,8 +24,9 @@ pub fn scratch_len(p: &Conv2d, h: usize, w: usize, tensor_cores: bool) -> usize 
     }
 }
 
-/// `out[c_out, ho, wo]` (+)= conv(`x[c_in, h, w]`) + `bias`; `scratch` holds the tensor-core
-/// path's packed operands (a smaller one selects the simple kernel).
+/// `out[c_out, ho, wo]` (+)= `alpha`·conv(`x[c_in, h, w]`) + `beta`·`bias` (`alpha`, `beta`:
+/// the f16 pre-scales, 1 otherwise); `scratch` holds the tensor-core path's packed input (a
+/// smaller one selects the simple kernel).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d<E: Executor>(
     b: &CudaBackend<E>,
@@ -38,6 +39,7 @@ pub fn conv2d<E: Executor>(
     bias: Option<&CudaWeight>,
     out: View,
     scratch: View,
+    (alpha, beta): (f32, f32),
     accumulate: bool,
 ) -> Result<()> {
     if !check(p, x, h, w, weight, bias, out, scratch)? {
@@ -49,7 +51,20 @@ pub fn conv2d<E: Executor>(
         None => 0,
     };
     if b.tensor_cores() && conv_tc::supported(p, h, w, weight, scratch) {
-        return conv_tc::conv2d(b, a, p, x, h, w, weight, bias_ptr, out, scratch, accumulate);
+        return conv_tc::conv2d(
+            b,
+            a,
+            p,
+            x,
+            h,
+            w,
+            weight,
+            bias_ptr,
+            out,
+            scratch,
+            (alpha, beta),
+            accumulate,
+        );
     }
     let geometry = Launch {
         grid: [
@@ -79,6 +94,8 @@ pub fn conv2d<E: Executor>(
             int(p.stride)?,
             int(p.pad[0])?,
             int(p.pad[2])?,
+            Arg::F32(alpha),
+            Arg::F32(beta),
             Arg::I32(accumulate as i32),
         ],
     )

@@ -108,8 +108,9 @@ pub fn geometry(p: &Conv2d, h: usize, w: usize) -> Geometry {
     }
 }
 
-/// `out[c_out, ho, wo]` (+)= conv(`x[c_in, h, w]`) + `bias` on tensor cores. The caller
-/// (`ops/conv.rs`) has checked the views' sizes and that they are disjoint, and [`supported`].
+/// `out[c_out, ho, wo]` (+)= `alpha`·conv(`x[c_in, h, w]`) + `beta`·`bias` on tensor cores. The
+/// caller (`ops/conv.rs`) has checked the views' sizes and that they are disjoint, and
+/// [`supported`].
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d<E: Executor>(
     b: &CudaBackend<E>,
@@ -122,6 +123,7 @@ pub fn conv2d<E: Executor>(
     bias: DevPtr,
     out: View,
     scratch: View,
+    (alpha, beta): (f32, f32),
     accumulate: bool,
 ) -> Result<()> {
     let (ho, wo) = p.out_hw(h, w);
@@ -137,7 +139,8 @@ pub fn conv2d<E: Executor>(
             g: geometry(p, h, w),
             ld_c: ho * wo,
             ld_p: 1,
-            alpha: 1.0,
+            alpha,
+            beta,
             accumulate,
         },
     )

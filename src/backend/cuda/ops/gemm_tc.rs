@@ -1,7 +1,8 @@
 //! The tensor-core GEMM of `kernels/conv_tc.cu`, shared by convolution (`conv_tc.rs`), linear
 //! maps (`linear_tc.rs`) and runtime LoRA (`lora.rs`):
 //!
-//!   out[co·ld_c + p·ld_p] = alpha · (Σ_k A[co, k]·B[k, p] + Σ_k' A₂[co, k']·B₂[k', p]) + bias[co]
+//!   out[co·ld_c + p·ld_p] = alpha · (Σ_k A[co, k]·B[k, p] + Σ_k' A₂[co, k']·B₂[k', p])
+//!                           + beta · bias[co]
 //!                           (+ out's old value)
 //!
 //! with A the packed weight and B gathered from the packed input over a convolution's receptive
@@ -106,6 +107,7 @@ pub struct Gemm {
     pub ld_c: usize,
     pub ld_p: usize,
     pub alpha: f32,
+    pub beta: f32,
     pub accumulate: bool,
 }
 
@@ -159,6 +161,7 @@ pub fn launch<E: Executor>(b: &CudaBackend<E>, m: &Gemm) -> Result<()> {
             int(m.ld_c)?,
             int(m.ld_p)?,
             Arg::F32(m.alpha),
+            Arg::F32(m.beta),
             Arg::I32(m.accumulate as i32),
         ],
     )

@@ -48,6 +48,7 @@ pub fn gemm<E: Executor>(
             ld_c: 1,
             ld_p: n_out,
             alpha,
+            beta: 1.0,
             accumulate,
         },
     )

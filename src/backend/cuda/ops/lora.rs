@@ -143,6 +143,7 @@ pub fn conv2d<E: Executor>(
             ld_c: 1,
             ld_p: r8,
             alpha: lora.scale,
+            beta: 1.0,
             accumulate: false,
         },
     )?;
@@ -158,6 +159,7 @@ pub fn conv2d<E: Executor>(
             ld_c: ho * wo,
             ld_p: 1,
             alpha: 1.0,
+            beta: 1.0,
             accumulate,
         },
     )

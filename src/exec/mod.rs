@@ -7,6 +7,8 @@
 //! dropped, which is how the planner learns each buffer's last use; ops that consume a tensor
 //! and return it (`silu_`, `add_`, …) work in place and cost no buffer at all.
 
+mod prescale;
+
 use crate::arena::{Event, Plan};
 use crate::backend::{Backend, Conv2d, Glu, HostData, LoraArgs, Rows, View};
 use crate::error::{Error, Result};
@@ -45,6 +47,11 @@ pub struct Conv<B: Backend> {
     pub w: Param<B>,
     pub b: Option<Param<B>>,
     pub lora: Option<Lora<B>>,
+    /// f16 pre-scale of the output (a power of two ≤ 1; 1 = none): the output is stored ×
+    /// `prescale` so that it fits f16 (see `prescale.rs`).
+    pub prescale: f32,
+    /// The layer's full name (`vae.decoder.conv_in`), for range recording and messages.
+    pub name: String,
 }
 
 /// `nn.Linear` (`w` is `[out, in]`).
@@ -87,6 +94,9 @@ pub struct Tensor {
     shape: Vec<usize>,
     view: View,
     tracker: Rc<RefCell<Tracker>>,
+    /// The stored values are the true ones × `scale` (a power of two; 1 unless an f16
+    /// pre-scale applies, see `prescale.rs`).
+    scale: f32,
 }
 
 impl Tensor {
@@ -101,6 +111,10 @@ impl Tensor {
     }
     pub fn view(&self) -> View {
         self.view
+    }
+    /// The f16 pre-scale of the stored values (1 = the true values).
+    pub fn scale(&self) -> f32 {
+        self.scale
     }
     /// Same buffer, new shape with the same number of elements.
     pub fn reshape(mut self, shape: &[usize]) -> Result<Tensor> {
@@ -159,6 +173,8 @@ pub struct Exec<'a, B: Backend> {
     tracker: Rc<RefCell<Tracker>>,
     /// Scale of runtime-LoRA pairs ([`Lora`]) in this run.
     lora_scale: f32,
+    /// Where convolution output ranges are recorded (`f2idiff calibrate`), if anywhere.
+    ranges: Option<prescale::Ranges>,
 }
 
 impl<'a, B: Backend> Exec<'a, B> {
@@ -172,6 +188,7 @@ impl<'a, B: Backend> Exec<'a, B> {
                 ..Tracker::default()
             })),
             lora_scale: 1.0,
+            ranges: None,
         }
     }
 
@@ -182,6 +199,7 @@ impl<'a, B: Backend> Exec<'a, B> {
             mode: Mode::Run { arena, plan },
             tracker: Rc::default(),
             lora_scale: 1.0,
+            ranges: None,
         }
     }
 
@@ -232,6 +250,7 @@ impl<'a, B: Backend> Exec<'a, B> {
             shape: shape.to_vec(),
             view,
             tracker: self.tracker.clone(),
+            scale: 1.0,
         })
     }
 
@@ -259,6 +278,10 @@ impl<'a, B: Backend> Exec<'a, B> {
             Mode::Run { arena, .. } => {
                 let mut out = vec![0.0; v.len];
                 self.backend.read(arena, v, &mut out)?;
+                // A pre-scaled tensor's true values, in f32 (no overflow there).
+                if t.scale != 1.0 {
+                    out.iter_mut().for_each(|v| *v /= t.scale);
+                }
                 Ok(out)
             }
         }
@@ -295,23 +318,36 @@ impl<'a, B: Backend> Exec<'a, B> {
                 conv.p, x.shape, out.shape
             )));
         }
+        let scales = self.conv_scales(x, conv, out, accumulate)?;
         let bias = conv.b.as_ref().map(|p| &p.w);
         let (xv, ov) = (x.view, out.view);
-        let Some(lora) = &conv.lora else {
+        if scales != (1.0, 1.0) {
+            let len = self.backend.conv2d_scaled_scratch(&conv.p, h, w);
+            let scratch = self.scratch(len)?;
+            let sv = scratch.view;
+            self.launch(|b, a| {
+                b.conv2d_scaled(
+                    a, &conv.p, xv, h, w, &conv.w.w, bias, scales, ov, sv, accumulate,
+                )
+            })?;
+        } else if let Some(lora) = &conv.lora {
+            let len = self.backend.conv2d_lora_scratch(&conv.p, lora.rank, h, w);
+            let scratch = self.scratch(len)?;
+            let sv = scratch.view;
+            let args = lora.args(self.lora_scale);
+            self.launch(|b, a| {
+                b.conv2d_lora(
+                    a, &conv.p, xv, h, w, &conv.w.w, bias, &args, ov, sv, accumulate,
+                )
+            })?;
+        } else {
             let scratch = self.scratch(self.backend.conv2d_scratch(&conv.p, h, w))?;
             let sv = scratch.view;
-            return self.launch(|b, a| {
+            self.launch(|b, a| {
                 b.conv2d(a, &conv.p, xv, h, w, &conv.w.w, bias, ov, sv, accumulate)
-            });
-        };
-        let len = self.backend.conv2d_lora_scratch(&conv.p, lora.rank, h, w);
-        let scratch = self.scratch(len)?;
-        let (sv, args) = (scratch.view, lora.args(self.lora_scale));
-        self.launch(|b, a| {
-            b.conv2d_lora(
-                a, &conv.p, xv, h, w, &conv.w.w, bias, &args, ov, sv, accumulate,
-            )
-        })
+            })?;
+        }
+        self.record(&conv.name, out)
     }
 
     /// `x[rows, in] → [rows, out]`.
@@ -336,6 +372,12 @@ impl<'a, B: Backend> Exec<'a, B> {
                 l.w.shape, x.shape, out.shape
             )));
         }
+        Self::unscaled("linear", &[x])?;
+        if accumulate && out.scale != 1.0 {
+            // Onto a pre-scaled residual: computed apart, then added at its scale.
+            let y = self.linear(x, l)?;
+            return self.add_scaled(out, &y);
+        }
         let (xv, ov) = (x.view, out.view);
         let (n_in, n_out, bias) = (l.n_in(), l.n_out(), l.b.as_ref().map(|p| &p.w));
         let Some(lora) = &l.lora else {
@@ -355,14 +397,15 @@ impl<'a, B: Backend> Exec<'a, B> {
 
     /// GroupNorm (optionally fused with SiLU) of `x` `[C, …]` into a new tensor.
     pub fn group_norm(&mut self, x: &Tensor, n: &Norm<B>, silu: bool) -> Result<Tensor> {
-        let out = self.alloc(&x.shape)?;
+        let out = self.alloc(&x.shape)?; // unscaled: the norm divides any scale out
         self.group_norm_views(x, x.view, out.view, n, silu)?;
         Ok(out)
     }
 
     /// GroupNorm in place.
-    pub fn group_norm_(&mut self, x: Tensor, n: &Norm<B>, silu: bool) -> Result<Tensor> {
+    pub fn group_norm_(&mut self, mut x: Tensor, n: &Norm<B>, silu: bool) -> Result<Tensor> {
         self.group_norm_views(&x, x.view, x.view, n, silu)?;
+        x.scale = 1.0;
         Ok(x)
     }
 
@@ -381,10 +424,9 @@ impl<'a, B: Backend> Exec<'a, B> {
                 n.gamma.shape, x.shape
             )));
         }
-        let groups = n.groups;
-        self.launch(|b, a| {
-            b.group_norm(a, xv, ov, c, hw, groups, n.eps, &n.gamma.w, &n.beta.w, silu)
-        })
+        // Scale-invariant: a pre-scaled input only needs ε at the same scale (squared).
+        let (groups, eps) = (n.groups, n.eps * x.scale * x.scale);
+        self.launch(|b, a| b.group_norm(a, xv, ov, c, hw, groups, eps, &n.gamma.w, &n.beta.w, silu))
     }
 
     /// LayerNorm over the last dim of `[rows, d]`.
@@ -397,8 +439,8 @@ impl<'a, B: Backend> Exec<'a, B> {
             )));
         }
         let out = self.alloc(&x.shape)?;
-        let (xv, ov) = (x.view, out.view);
-        self.launch(|b, a| b.layer_norm(a, xv, ov, rows, d, n.eps, &n.gamma.w, &n.beta.w))?;
+        let (xv, ov, eps) = (x.view, out.view, n.eps * x.scale * x.scale);
+        self.launch(|b, a| b.layer_norm(a, xv, ov, rows, d, eps, &n.gamma.w, &n.beta.w))?;
         Ok(out)
     }
 
@@ -421,6 +463,7 @@ impl<'a, B: Backend> Exec<'a, B> {
             )));
         }
         let hd = c / heads;
+        Self::unscaled("attention", &[q, k, v])?;
         let out = self.alloc(&[tq, c])?;
         let scratch = self.scratch(self.backend.attention_scratch(tq, tk, heads, hd))?;
         let rows = |t: &Tensor| Rows {
@@ -436,27 +479,28 @@ impl<'a, B: Backend> Exec<'a, B> {
     // ---- elementwise, in place ----
 
     pub fn silu_(&mut self, x: Tensor) -> Result<Tensor> {
+        Self::unscaled("silu", &[&x])?;
         let v = x.view;
         self.launch(|b, a| b.silu(a, v))?;
         Ok(x)
     }
 
     pub fn gelu_(&mut self, x: Tensor, tanh_approx: bool) -> Result<Tensor> {
+        Self::unscaled("gelu", &[&x])?;
         let v = x.view;
         self.launch(|b, a| b.gelu(a, v, tanh_approx))?;
         Ok(x)
     }
 
     /// `x += y`.
-    pub fn add_(&mut self, x: Tensor, y: &Tensor) -> Result<Tensor> {
+    pub fn add_(&mut self, mut x: Tensor, y: &Tensor) -> Result<Tensor> {
         if x.view.len != y.view.len {
             return Err(Error::InvalidArgument(format!(
                 "add {:?} + {:?}",
                 x.shape, y.shape
             )));
         }
-        let (xv, yv) = (x.view, y.view);
-        self.launch(|b, a| b.add(a, xv, yv))?;
+        self.add_scaled(&mut x, y)?;
         Ok(x)
     }
 
@@ -468,6 +512,7 @@ impl<'a, B: Backend> Exec<'a, B> {
                 x.shape, p.shape
             )));
         }
+        Self::unscaled("add_param", &[&x])?;
         let xv = x.view;
         self.launch(|b, a| b.add_weight(a, xv, &p.w))?;
         Ok(x)
@@ -482,6 +527,7 @@ impl<'a, B: Backend> Exec<'a, B> {
                 v.shape, x.shape
             )));
         }
+        Self::unscaled("add_channel_bias", &[&x, v])?;
         let (xv, vv) = (x.view, v.view);
         self.launch(|b, a| b.add_channel_bias(a, xv, c, vv))?;
         Ok(x)
@@ -496,6 +542,7 @@ impl<'a, B: Backend> Exec<'a, B> {
                 x.shape, y.shape, s.shape
             )));
         }
+        Self::unscaled("scale_add", &[&x, y])?;
         let (xv, yv) = (x.view, y.view);
         self.launch(|b, a| b.scale_add(a, xv, yv, &s.w, d))?;
         Ok(x)
@@ -509,6 +556,7 @@ impl<'a, B: Backend> Exec<'a, B> {
         mul: f32,
         add_after: f32,
     ) -> Result<Tensor> {
+        Self::unscaled("affine", &[&x])?;
         let v = x.view;
         self.launch(|b, a| b.affine(a, v, add_before, mul, add_after))?;
         Ok(x)
@@ -518,6 +566,7 @@ impl<'a, B: Backend> Exec<'a, B> {
     pub fn glu(&mut self, x: &Tensor, kind: Glu) -> Result<Tensor> {
         let (rows, two_d) = x.rows_cols();
         let d = two_d / 2;
+        Self::unscaled("glu", &[x])?;
         let out = self.alloc(&[rows, d])?;
         let (xv, ov) = (x.view, out.view);
         self.launch(|b, a| b.glu(a, kind, xv, rows, d, ov))?;
@@ -529,7 +578,8 @@ impl<'a, B: Backend> Exec<'a, B> {
     /// Nearest-neighbour resize of `[C, H, W]` to `[C, oh, ow]` (×2 in the usual case).
     pub fn upsample_nearest(&mut self, x: &Tensor, oh: usize, ow: usize) -> Result<Tensor> {
         let (c, h, w) = x.chw()?;
-        let out = self.alloc(&[c, oh, ow])?;
+        let mut out = self.alloc(&[c, oh, ow])?;
+        out.scale = x.scale;
         let (xv, ov) = (x.view, out.view);
         self.launch(|b, a| b.upsample_nearest(a, xv, c, h, w, oh, ow, ov))?;
         Ok(out)
@@ -545,6 +595,7 @@ impl<'a, B: Backend> Exec<'a, B> {
         antialias: bool,
     ) -> Result<Tensor> {
         let (c, h, w) = x.chw()?;
+        Self::unscaled("bicubic", &[x])?;
         let out = self.alloc(&[c, oh, ow])?;
         let scratch = self.scratch(self.backend.bicubic_scratch(c, h, ow, antialias))?;
         let (xv, ov, sv) = (x.view, out.view, scratch.view);
@@ -553,6 +604,7 @@ impl<'a, B: Backend> Exec<'a, B> {
     }
 
     pub fn clamp_(&mut self, x: Tensor, lo: f32, hi: f32) -> Result<Tensor> {
+        Self::unscaled("clamp", &[&x])?;
         let v = x.view;
         self.launch(|b, a| b.clamp(a, v, lo, hi))?;
         Ok(x)
@@ -568,6 +620,7 @@ impl<'a, B: Backend> Exec<'a, B> {
                 mean.len()
             )));
         }
+        Self::unscaled("channel_normalize", &[&x])?;
         let v = x.view;
         self.launch(|b, a| b.channel_normalize(a, v, mean, std))?;
         Ok(x)
@@ -576,7 +629,8 @@ impl<'a, B: Backend> Exec<'a, B> {
     /// Reflect padding at the bottom and right up to `oh × ow`.
     pub fn pad_reflect(&mut self, x: &Tensor, oh: usize, ow: usize) -> Result<Tensor> {
         let (c, h, w) = x.chw()?;
-        let out = self.alloc(&[c, oh, ow])?;
+        let mut out = self.alloc(&[c, oh, ow])?;
+        out.scale = x.scale;
         let (xv, ov) = (x.view, out.view);
         self.launch(|b, a| b.pad_reflect(a, xv, c, h, w, oh, ow, ov))?;
         Ok(out)
@@ -585,7 +639,8 @@ impl<'a, B: Backend> Exec<'a, B> {
     /// The top-left `oh × ow` of an image.
     pub fn crop(&mut self, x: &Tensor, oh: usize, ow: usize) -> Result<Tensor> {
         let (c, h, w) = x.chw()?;
-        let out = self.alloc(&[c, oh, ow])?;
+        let mut out = self.alloc(&[c, oh, ow])?;
+        out.scale = x.scale;
         let (xv, ov) = (x.view, out.view);
         self.launch(|b, a| b.crop(a, xv, c, h, w, oh, ow, ov))?;
         Ok(out)
@@ -599,6 +654,7 @@ impl<'a, B: Backend> Exec<'a, B> {
                 z.shape, eps.shape
             )));
         }
+        Self::unscaled("x0_from_eps", &[z, eps])?;
         let out = self.alloc(&z.shape)?;
         let (zv, ev, ov) = (z.view, eps.view, out.view);
         self.launch(|b, a| b.x0_from_eps(a, zv, ev, c1, c2, ov))?;
@@ -608,6 +664,7 @@ impl<'a, B: Backend> Exec<'a, B> {
     /// `[rows, cols…] → [cols, rows]` (an image `[C, H, W]` becomes tokens `[H·W, C]`).
     pub fn transpose(&mut self, x: &Tensor) -> Result<Tensor> {
         let (rows, cols) = x.rows_cols();
+        Self::unscaled("transpose", &[x])?;
         let out = self.alloc(&[cols, rows])?;
         let (xv, ov) = (x.view, out.view);
         self.launch(|b, a| b.transpose(a, xv, rows, cols, ov))?;
@@ -639,13 +696,22 @@ impl<'a, B: Backend> Exec<'a, B> {
         }
         let mut shape = first.clone();
         shape[0] = rows;
-        let out = self.alloc(&shape)?;
+        let mut out = self.alloc(&shape)?;
+        // Pre-scaled parts meet at the smallest scale (parameters are unscaled).
+        out.scale = parts.iter().fold(1.0f32, |s, p| match p {
+            Part::T(t) => s.min(t.scale),
+            Part::W(_) => s,
+        });
         let mut at = 0;
         for p in parts {
             match p {
                 Part::T(t) => {
                     let (src, dst) = (t.view, out.view.slice(at, t.view.len));
                     self.launch(|b, a| b.copy(a, src, dst))?;
+                    if t.scale != out.scale {
+                        let f = out.scale / t.scale;
+                        self.launch(|b, a| b.affine(a, dst, 0.0, f, 0.0))?;
+                    }
                     at += t.view.len;
                 }
                 Part::W(w) => {
@@ -670,7 +736,8 @@ impl<'a, B: Backend> Exec<'a, B> {
         }
         let mut shape = x.shape.clone();
         shape[0] = len;
-        let out = self.alloc(&shape)?;
+        let mut out = self.alloc(&shape)?;
+        out.scale = x.scale;
         let (src, dst) = (x.view.slice(start * cols, len * cols), out.view);
         self.launch(|b, a| b.copy(a, src, dst))?;
         Ok(out)
