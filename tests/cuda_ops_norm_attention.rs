@@ -8,7 +8,8 @@
 
 mod cuda_common;
 
-use cuda_common::{TOL_F16, TOL_F32, random, run_fused_qkv, sim_backend};
+use cuda_common::{TOL_F16, TOL_F32, assert_close, random, run_fused_qkv, sim_backend, skip_sim};
+use f2idiff::backend::cpu::CpuBackend;
 use f2idiff::backend::cuda::Precision;
 use f2idiff::backend::{Backend, HostData};
 use f2idiff::engine::{plan, run_planned};
@@ -55,6 +56,9 @@ fn group_norm_plain_fused_and_in_place() {
         ((6, 1, 1), 3),      // 2 values per group
         ((64, 9, 11), 2),    // 3168 values per group: many strided passes per thread
         ((128, 16, 17), 32), // the VAE's 32 groups
+        // 3·64·70 = 13440 values per group: 4 statistics blocks (4096 each, the last 1152)
+        // merged per group.
+        ((6, 64, 70), 2),
     ] {
         check_backends!(
             format!("group_norm {shape:?} / {groups}"),
@@ -62,6 +66,45 @@ fn group_norm_plain_fused_and_in_place() {
             TOL_F16,
             |b| { run_group_norm(b, shape, groups) }
         );
+    }
+}
+
+/// Values far from zero (1000 ± 1) in groups split over several statistics blocks: Welford's
+/// merges must keep the variance, where E[x²] − E[x]² in f32 would lose most of it to
+/// cancellation (an error of order 10⁻¹). The bound, 10⁻³, is what PyTorch's folding
+/// `x·a + (β − mean·a)` itself costs at this mean in f32 (each product rounds at 1000·a), on the
+/// CPU (f64 statistics) as on the GPU. f32 storage only: f16 cannot hold 1000 ± 1 (its step
+/// there is 0.5).
+#[test]
+fn group_norm_statistics_survive_a_large_mean() {
+    let (c, h, w, groups) = (4, 48, 50, 2); // 4800 values per group: 2 statistics blocks
+    let x: Vec<f32> = random(7, c * h * w, 1.0)
+        .iter()
+        .map(|v| 1000.0 + v)
+        .collect();
+    fn norm_of<B: Backend>(
+        b: &B,
+        x: &[f32],
+        (c, h, w, groups): (usize, usize, usize, usize),
+    ) -> Vec<f32> {
+        let n = norm(b, c, groups, 1e-6, 8);
+        run_planned(b, |cx| {
+            let t = cx.input(&[c, h, w], x)?;
+            let y = cx.group_norm(&t, &n, false)?;
+            cx.read(&y)
+        })
+        .unwrap()
+        .0
+    }
+    let want = norm_of(&CpuBackend::new(1).unwrap(), &x, (c, h, w, groups));
+    if !skip_sim() {
+        let got = norm_of(&sim_backend(Precision::F32), &x, (c, h, w, groups));
+        assert_close("group_norm at mean 1000 (cuda-sim f32)", &got, &want, 1e-3);
+    }
+    #[cfg(feature = "cuda")]
+    if let Some(gpu) = cuda_common::gpu_backend(Precision::F32) {
+        let got = norm_of(&gpu, &x, (c, h, w, groups));
+        assert_close("group_norm at mean 1000 (cuda f32)", &got, &want, 1e-3);
     }
 }
 

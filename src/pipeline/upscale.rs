@@ -232,6 +232,14 @@ pub fn auto_tile<B: Backend>(
     best.ok_or_else(|| Error::InvalidArgument("no tile size".into()))
 }
 
+/// The first value of `a` then `b` that is not finite, as text ("NaN", "inf").
+fn non_finite(a: &[f32], b: &[f32]) -> String {
+    a.iter()
+        .chain(b)
+        .find(|v| !v.is_finite())
+        .map_or_else(|| "no".into(), |v| v.to_string())
+}
+
 fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a } else { gcd(b, a % b) }
 }
@@ -309,24 +317,20 @@ fn upscale_tiles<B: Backend>(
             // f16 trouble: values that are not finite, or a pre-scaled tensor an op cannot
             // take (a Numeric error); either reruns the tile in f32 when there is a fallback.
             let first = run_tile(backend, nets, &mut arena, &plan, &tile_lr, lora_scale);
-            let trouble = match &first {
-                Ok((sr, lq)) => !all_finite(sr) || !all_finite(lq),
-                Err(Error::Numeric(_)) => fallback.is_some(),
-                Err(_) => false,
-            };
-            let (mut sr, mut lq) = if trouble {
-                (Vec::new(), Vec::new())
-            } else {
-                first?
-            };
-            if trouble {
-                let Some(fb) = fallback else {
+            let (mut sr, mut lq, rerun_on) = match (first, fallback) {
+                (Ok((sr, lq)), _) if all_finite(&sr) && all_finite(&lq) => (sr, lq, None),
+                (Ok((sr, lq)), None) => {
                     return Err(Error::Numeric(format!(
-                        "tile {} of {total} produced values that are not finite (an f16 \
+                        "tile {} of {total} produced {}: values that are not finite (an f16 \
                          overflow, or a damaged model file)",
-                        done + 1
+                        done + 1,
+                        non_finite(&sr, &lq)
                     )));
-                };
+                }
+                (Ok(_) | Err(Error::Numeric(_)), Some(fb)) => (Vec::new(), Vec::new(), Some(fb)),
+                (Err(e), _) => return Err(e),
+            };
+            if let Some(fb) = rerun_on {
                 let fb_nets = fb.nets(opts.lora_scale)?;
                 let fb_lora = fb_nets.lora_scale_for(opts.lora_scale)?;
                 if rerun.is_none() {
@@ -340,9 +344,10 @@ fn upscale_tiles<B: Backend>(
                 (sr, lq) = run_tile(fb.backend(), fb_nets, a, p, &tile_lr, fb_lora)?;
                 if !all_finite(&sr) || !all_finite(&lq) {
                     return Err(Error::Numeric(format!(
-                        "tile {} of {total} is not finite in f32 either: the model file may \
-                         be damaged",
-                        done + 1
+                        "tile {} of {total} produced {} in f32 too: the model file may be \
+                         damaged",
+                        done + 1,
+                        non_finite(&sr, &lq)
                     )));
                 }
                 f32_reruns += 1;

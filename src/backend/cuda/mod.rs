@@ -61,6 +61,9 @@ pub struct CudaBackend<E: Executor> {
     precision: Precision,
     kernels: Kernels,
     weights: Mutex<WeightStore>,
+    /// f32 scratch of multi-launch ops (GroupNorm's partial statistics), allocated on first use
+    /// and kept: ops on one stream use it one after the other.
+    workspace: std::sync::OnceLock<(E::Buffer, DevPtr)>,
 }
 
 impl<E: Executor> CudaBackend<E> {
@@ -70,6 +73,7 @@ impl<E: Executor> CudaBackend<E> {
             precision,
             kernels: Kernels::default(),
             weights: Mutex::new(WeightStore::default()),
+            workspace: std::sync::OnceLock::new(),
         }
     }
 
@@ -105,6 +109,21 @@ impl<E: Executor> CudaBackend<E> {
         self.weights
             .lock()
             .map_err(|_| Error::InvalidArgument("CUDA weight store poisoned by a panic".into()))
+    }
+
+    /// The device address of the f32 workspace (`ops::norm::WORKSPACE_BYTES`).
+    pub(crate) fn workspace(&self) -> Result<DevPtr> {
+        if let Some((_, ptr)) = self.workspace.get() {
+            return Ok(*ptr);
+        }
+        let buf = self.exec.alloc(ops::norm::WORKSPACE_BYTES)?;
+        let ptr = self.exec.ptr(&buf);
+        // One thread drives a backend; were there a race, the loser's buffer is freed here.
+        let _ = self.workspace.set((buf, ptr));
+        self.workspace
+            .get()
+            .map(|(_, p)| *p)
+            .ok_or_else(|| Error::Device("workspace allocation lost".into()))
     }
 
     /// The device address of an arena view.

@@ -1,4 +1,6 @@
-//! `group_norm`, `layer_norm` → `kernels/norm.cu`: one block per group, one warp per row.
+//! `group_norm` → `kernels/norm.cu`: statistics in one read over many blocks per group
+//! (partials in the backend's f32 workspace), merged per group, then one output pass;
+//! `layer_norm`: one warp per row.
 
 use super::Arena;
 use crate::backend::View;
@@ -59,26 +61,91 @@ pub fn group_norm<E: Executor>(
     if n == 0 {
         return Ok(());
     }
-    int(n)?; // every flat index of the kernel fits an i32
-    let geometry = Launch {
-        grid: [blocks(groups)?, 1, 1],
-        block: [GROUP_THREADS, 1, 1],
-        shared_bytes: 0,
-    };
+    int(n)?; // every flat index of the kernels fits an i32
+    let cpg = c / groups;
+    let group = cpg * hw;
+    let splits = stats_splits(group, groups)?;
+    let chunk = group.div_ceil(splits);
+    let partials = b.workspace()?;
+    let stats = partials + (MAX_PARTIALS * 3 * 4) as u64;
     b.run(
-        "group_norm",
-        geometry,
+        "group_norm_stats",
+        Launch {
+            grid: [blocks(splits)?, grid_y(groups)?, 1],
+            block: [GROUP_THREADS, 1, 1],
+            shared_bytes: 0,
+        },
+        &[
+            Arg::Ptr(b.act(a, x)?),
+            Arg::Ptr(partials),
+            int(group)?,
+            int(chunk)?,
+        ],
+    )?;
+    b.run(
+        "group_norm_finish",
+        Launch {
+            grid: [blocks(groups)?, 1, 1],
+            block: [32, 1, 1],
+            shared_bytes: 0,
+        },
+        &[
+            Arg::Ptr(b.act(a, x)?),
+            Arg::Ptr(partials),
+            Arg::Ptr(stats),
+            int(group)?,
+            int(splits)?,
+            Arg::F32(eps),
+        ],
+    )?;
+    let per_block = GROUP_THREADS as usize * APPLY_PER_THREAD;
+    b.run(
+        "group_norm_apply",
+        Launch {
+            grid: [blocks(group.div_ceil(per_block))?, grid_y(groups)?, 1],
+            block: [GROUP_THREADS, 1, 1],
+            shared_bytes: 0,
+        },
         &[
             Arg::Ptr(b.act(a, x)?),
             Arg::Ptr(b.act(a, out)?),
+            Arg::Ptr(stats),
             Arg::Ptr(b.weight(gamma)?),
             Arg::Ptr(b.weight(beta)?),
             int(hw)?,
-            int(c / groups)?,
-            Arg::F32(eps),
+            int(cpg)?,
             Arg::I32(silu as i32),
         ],
     )
+}
+
+/// Values each statistics block reads at least (256 threads × 16): fewer would spend more
+/// time merging partials than reading.
+const STATS_CHUNK_MIN: usize = 4096;
+/// Partial statistics the workspace holds (`groups · splits` at most), and its size in bytes:
+/// the partials (3 floats each) then the per-group (mean, rstd) (2 floats, at most as many
+/// groups as partials).
+pub const MAX_PARTIALS: usize = 16384;
+pub const WORKSPACE_BYTES: usize = MAX_PARTIALS * (3 + 2) * 4;
+/// Values each thread of `group_norm_apply` writes (`NORM_PER_THREAD`).
+const APPLY_PER_THREAD: usize = 4;
+
+/// Statistics blocks per group: enough to fill the GPU on a few large groups, never more than
+/// one per [`STATS_CHUNK_MIN`] values or than the workspace holds.
+fn stats_splits(group: usize, groups: usize) -> Result<usize> {
+    if groups > MAX_PARTIALS {
+        return Err(Error::Unsupported(format!(
+            "group_norm: {groups} groups exceed the {MAX_PARTIALS} the workspace holds"
+        )));
+    }
+    Ok(group
+        .div_ceil(STATS_CHUNK_MIN)
+        .clamp(1, MAX_PARTIALS / groups))
+}
+
+/// `n` as a grid's y dimension.
+fn grid_y(n: usize) -> Result<u32> {
+    super::conv::grid_dim(n, super::conv::GRID_YZ_MAX)
 }
 
 /// LayerNorm over the last dim of `x[rows, d]` into `out` (not aliasing `x`).
