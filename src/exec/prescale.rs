@@ -14,7 +14,7 @@
 //!   the tile in f32).
 //!
 //! Powers of two make the scaling itself exact: in f32 (the CPU) a pre-scaled run differs from
-//! a plain one only by where the bias is rounded in (tests/f16_safety.rs).
+//! a plain one only by where the bias is rounded in (tests/cuda_f16_safety.rs).
 
 use super::{Conv, Exec, Tensor};
 use crate::backend::Backend;
