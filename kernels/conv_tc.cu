@@ -4,11 +4,17 @@
 //
 //   out[co, p] (+)= Σ_k A[co, k] · B[k, p] + bias[co],   k = (ky, kx, ci) over kh·kw·c_pad
 //
-// Two cheap passes make every operand access a 16-byte, 16-byte-aligned cp.async:
+// Packed operands make every access a 16-byte, 16-byte-aligned cp.async:
 //   conv_tc_pack_input   x [c_in, h, w] → xt [h·w, c_pad] (channels last, c_pad = c_in rounded
-//                        up to 8, zeros beyond c_in): a 32×32 shared-memory transpose.
-//   conv_tc_pack_weight  W [c_out, c_in, kh, kw] → wt [c_out, kh, kw, c_pad] (zeros beyond c_in),
-//                        so A's rows have the same k order as B's columns.
+//                        up to 8, zeros beyond c_in): a 32×32 shared-memory transpose, per call;
+//   conv_tc_pack_input_gn  the same with GroupNorm(+SiLU) applied on the way (statistics from
+//                        norm.cu's stats/finish kernels): the normalised activation is never
+//                        stored, saving GroupNorm's output pass;
+//   the weight           W [c_out, c_in, kh, kw] → wt [c_out, kh, kw, c_pad] (zeros beyond c_in)
+//                        once, on the host at upload (src/backend/cuda/layouts.rs), so A's rows
+//                        have the same k order as B's columns.
+// A second K segment (LoRA's up projection, src/backend/cuda/ops/lora.rs) may follow the
+// convolution's: A₂ = wt2 [c_out, k2], B₂ = xt2 [ho·wo, k2], both plain row-major.
 // With k ordered (tap, channel) and c_pad % 8 == 0, eight consecutive k of one output pixel are
 // eight consecutive halves of xt (one pixel, one tap, eight channels): one cp.async, or a
 // zero-fill where the tap falls into the padding or k runs past K. Any c_in works (c_in = 3:
@@ -40,11 +46,14 @@
 // (n 8-15, k 0-7), (n 8-15, k 8-15) gives the b[0..1] of two n8 tiles.
 //
 // Numerics: x, W, bias and out are f16; products are exact and accumulate in f32 in the tensor
-// cores (k order: 16 at a time within an mma, k tiles in order, (tap, channel) order overall —
-// a different order than kernels/conv.cu, so results differ from it by f32 rounding). Epilogue:
-// v = acc + bias (+ out's old value when accumulating: the fused residual add), in f32, rounded
-// once to f16 on store.
+// cores (k order: 16 at a time within an mma, k tiles in order, (tap, channel) order overall,
+// then segment 2 — a different order than kernels/conv.cu, so results differ from it by f32
+// rounding). Epilogue: v = alpha·acc + beta·bias (+ out's old value when accumulating: the
+// fused residual add; alpha, beta the f16 pre-scales, 1 otherwise), in f32, rounded once to f16
+// on store at out[co·ld_c + p·ld_p] (a convolution's [c_out, pixels], a linear map's
+// [rows, n_out]).
 #include "common/f2i_mma.h"
+#include "common/f2i_norm.h"
 
 #define CONV_TC_BK 32       // GEMM depth per stage
 #define CONV_TC_LDS 40      // halves per shared-memory row (32 + 8 padding: 80 bytes)
@@ -283,20 +292,45 @@ F2I_FN void conv_tc_body(f2i_half* smem, const ConvTcArgs& g) {
 // x [c_in, hw] → xt [hw, c_pad]: block (32, 8) transposes 32 channels × 32 pixels through
 // shared memory (u16 tile[32][33]: the odd row stride spreads the column reads over banks), so
 // both the reads (along pixels) and the writes (along channels) are coalesced.
+#ifdef F2I_ACT_F16
+// The transpose; `value(c, p)` gives the bits of channel c at pixel p (in range).
+template <typename Value>
+F2I_FN void conv_tc_pack(act_t* F2I_RESTRICT xt, int c_in, int c_pad, int hw, f2i_u16* tile,
+                         Value value) {
+  const int tx = (int)threadIdx.x, ty = (int)threadIdx.y;
+  const int p0 = (int)blockIdx.x * CONV_TC_PACK, c0 = (int)blockIdx.y * CONV_TC_PACK;
+  for (int j = ty; j < CONV_TC_PACK; j += 8) {
+    const int c = c0 + j, p = p0 + tx;
+    tile[j * (CONV_TC_PACK + 1) + tx] = (c < c_in && p < hw) ? value(c, p) : (f2i_u16)0;
+  }
+  f2i_syncthreads();
+  for (int j = ty; j < CONV_TC_PACK; j += 8) {
+    const int p = p0 + j, c = c0 + tx;
+    if (p < hw && c < c_pad) xt[p * c_pad + c].bits = tile[tx * (CONV_TC_PACK + 1) + j];
+  }
+}
+#endif
+
 F2I_KERNEL void F2I_NAME(conv_tc_pack_input)(const act_t* F2I_RESTRICT x, act_t* F2I_RESTRICT xt, int c_in, int c_pad, int hw) {
   CONV_TC_F16_ONLY({
     F2I_SHARED(f2i_u16, tile, CONV_TC_PACK * (CONV_TC_PACK + 1));
-    const int tx = (int)threadIdx.x, ty = (int)threadIdx.y;
-    const int p0 = (int)blockIdx.x * CONV_TC_PACK, c0 = (int)blockIdx.y * CONV_TC_PACK;
-    for (int j = ty; j < CONV_TC_PACK; j += 8) {
-      const int c = c0 + j, p = p0 + tx;
-      tile[j * (CONV_TC_PACK + 1) + tx] = (c < c_in && p < hw) ? x[c * hw + p].bits : (f2i_u16)0;
-    }
-    f2i_syncthreads();
-    for (int j = ty; j < CONV_TC_PACK; j += 8) {
-      const int p = p0 + j, c = c0 + tx;
-      if (p < hw && c < c_pad) xt[p * c_pad + c].bits = tile[tx * (CONV_TC_PACK + 1) + j];
-    }
+    conv_tc_pack(xt, c_in, c_pad, hw, tile, [&](int c, int p) { return x[c * hw + p].bits; });
+  })
+}
+
+// The same, with x's GroupNorm(+SiLU) applied: stats [groups][2] = (mean, rstd) from norm.cu,
+// groups of channels_per_group channels. The value is f2i_group_norm_value rounded once to f16,
+// as group_norm_apply stores it: the packed input is bit-identical to the unfused path's.
+F2I_KERNEL void F2I_NAME(conv_tc_pack_input_gn)(const act_t* F2I_RESTRICT x, act_t* F2I_RESTRICT xt, int c_in, int c_pad, int hw, const float* F2I_RESTRICT stats, const act_t* F2I_RESTRICT gamma, const act_t* F2I_RESTRICT beta, int channels_per_group, int silu) {
+  CONV_TC_F16_ONLY({
+    F2I_SHARED(f2i_u16, tile, CONV_TC_PACK * (CONV_TC_PACK + 1));
+    conv_tc_pack(xt, c_in, c_pad, hw, tile, [&](int c, int p) {
+      const int g = c / channels_per_group;
+      const float y = f2i_group_norm_value(f2i_half_to_float(x[c * hw + p]), stats[2 * g],
+                                           stats[2 * g + 1], f2i_half_to_float(gamma[c]),
+                                           f2i_half_to_float(beta[c]), silu);
+      return f2i_float_to_half(y).bits;
+    });
   })
 }
 

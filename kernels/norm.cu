@@ -29,7 +29,7 @@
 //   (each thread's strided walk, the butterfly, warps 0..n−1, partials by lane then butterfly),
 //   so results are deterministic and independent of the schedule; no atomics. Welford's
 //   updates round differently from the CPU's two-pass sums: agreement is to f32 rounding.
-#include "common/f2i_device.h"
+#include "common/f2i_norm.h"
 
 #define NORM_THREADS 256
 #define NORM_WARPS (NORM_THREADS / 32)
@@ -66,8 +66,6 @@ F2I_FN GnStat gn_warp_merge(GnStat t) {
   }
   return t;
 }
-
-F2I_FN float norm_silu(float y) { return y / (1.0f + f2i_expf(-y)); }
 
 // Launch: grid [splits, groups], block [NORM_THREADS]. Block (s, g) covers values
 // [s·chunk, min(n, (s + 1)·chunk)) of group g.
@@ -138,10 +136,8 @@ F2I_KERNEL void F2I_NAME(group_norm_apply)(const act_t* x, act_t* out, const flo
     const int e = e0 + k * NORM_THREADS;
     if (e >= n) break;
     const int ch = c0 + e / hw;
-    const float a = rstd * f2i_load(gamma + ch);
-    const float b = f2i_load(beta + ch) - mean * a;
-    float y = f2i_load(x + base + e) * a + b;
-    if (silu) y = norm_silu(y);
+    const float y = f2i_group_norm_value(f2i_load(x + base + e), mean, rstd, f2i_load(gamma + ch),
+                                         f2i_load(beta + ch), silu);
     f2i_store(out + base + e, y);
   }
 }

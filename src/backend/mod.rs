@@ -11,6 +11,7 @@
 pub mod cpu;
 pub mod cuda;
 pub mod lora;
+pub mod norm_conv;
 pub mod scaled;
 
 use crate::error::Result;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 pub use cpu::kernels::conv::Conv2d;
 pub use lora::LoraArgs;
+pub use norm_conv::GroupNormArgs;
 
 /// The length check every backend's `read`/`write`/`copy` makes.
 pub(crate) fn same_len(a: usize, b: usize) -> Result<()> {
@@ -140,6 +142,37 @@ pub trait Backend {
     ) -> Result<()> {
         scaled::conv2d(
             self, a, p, x, h, w, weight, bias, scales, out, scratch, accumulate,
+        )
+    }
+    /// Whether [`Backend::group_norm_conv2d`] saves work over the two ops (then the model runs
+    /// it for every GroupNorm that feeds a convolution).
+    fn folds_group_norm_into_conv(&self) -> bool {
+        false
+    }
+    /// Floats of scratch `group_norm_conv2d` needs.
+    fn group_norm_conv2d_scratch(&self, p: &Conv2d, h: usize, w: usize) -> usize {
+        norm_conv::scratch_len(self, p, h, w)
+    }
+    /// `out (+)= scales.0 · conv(GroupNorm(x)[+SiLU]) + scales.1 · bias` (see [`norm_conv`]);
+    /// `x` is `[p.c_in, h, w]`.
+    #[allow(clippy::too_many_arguments)]
+    fn group_norm_conv2d(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        h: usize,
+        w: usize,
+        norm: &GroupNormArgs<Self::Weight>,
+        p: &Conv2d,
+        weight: &Self::Weight,
+        bias: Option<&Self::Weight>,
+        scales: (f32, f32),
+        out: View,
+        scratch: View,
+        accumulate: bool,
+    ) -> Result<()> {
+        norm_conv::group_norm_conv2d(
+            self, a, x, h, w, norm, p, weight, bias, scales, out, scratch, accumulate,
         )
     }
     /// GroupNorm over `[c, hw]`, optionally fused with SiLU; `out == x` runs in place.

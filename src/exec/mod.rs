@@ -7,6 +7,7 @@
 //! dropped, which is how the planner learns each buffer's last use; ops that consume a tensor
 //! and return it (`silu_`, `add_`, …) work in place and cost no buffer at all.
 
+mod norm_conv;
 mod prescale;
 
 use crate::arena::{Event, Plan};

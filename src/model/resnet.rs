@@ -46,19 +46,12 @@ impl<B: Backend> ResnetBlock<B> {
         x: &Tensor,
         temb_act: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let h = cx.group_norm(x, &self.norm1, true)?;
-        let mut h = {
-            let h1 = cx.conv2d(&h, &self.conv1)?;
-            drop(h);
-            h1
-        };
+        let mut h = cx.group_norm_conv2d(x, &self.norm1, true, &self.conv1)?;
         if let (Some(proj), Some(t)) = (&self.time_emb_proj, temb_act) {
             let bias = cx.linear(t, proj)?; // [1, c_out], added per channel
             h = cx.add_channel_bias_(h, &bias)?;
         }
-        let h = cx.group_norm_(h, &self.norm2, true)?;
-        let mut out = cx.conv2d(&h, &self.conv2)?;
-        drop(h);
+        let mut out = cx.group_norm_conv2d_(h, &self.norm2, true, &self.conv2)?;
         match &self.conv_shortcut {
             Some(sc) => cx.conv2d_into(x, sc, &mut out, true)?,
             None => out = cx.add_(out, x)?,

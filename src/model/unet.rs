@@ -232,8 +232,7 @@ impl<B: Backend> UNet<B> {
         debug_assert!(skips.is_empty());
         drop(temb);
 
-        let h = cx.group_norm_(h, &self.norm_out, true)?;
-        cx.conv2d(&h, &self.conv_out)
+        cx.group_norm_conv2d_(h, &self.norm_out, true, &self.conv_out)
     }
 }
 

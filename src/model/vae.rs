@@ -122,8 +122,7 @@ impl<B: Backend> VaeEncoder<B> {
             }
         }
         h = self.mid.forward(cx, h)?;
-        h = cx.group_norm_(h, &self.norm_out, true)?;
-        h = cx.conv2d(&h, &self.conv_out)?;
+        h = cx.group_norm_conv2d_(h, &self.norm_out, true, &self.conv_out)?;
         if let Some(q) = &self.quant_conv {
             h = cx.conv2d(&h, q)?;
         }
@@ -203,7 +202,6 @@ impl<B: Backend> VaeDecoder<B> {
                 h = upsample(cx, &h, s, None)?;
             }
         }
-        h = cx.group_norm_(h, &self.norm_out, true)?;
-        cx.conv2d(&h, &self.conv_out)
+        cx.group_norm_conv2d_(h, &self.norm_out, true, &self.conv_out)
     }
 }

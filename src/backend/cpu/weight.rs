@@ -1,4 +1,4 @@
-//! CPU parameters: f32 weights are used in place from the mapped pack; f16 / bf16 are widened
+//! CPU parameters: f32 weights are used in place from the pack's memory; f16 / bf16 are widened
 //! to f32 once at load (CPU math is f32 throughout).
 
 use crate::backend::HostData;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 pub enum CpuWeight {
     Mapped {
-        /// Keeps the mapping alive for `ptr`.
+        /// Keeps the pack's memory (private copy or map) alive for `ptr`.
         _pack: Arc<Pack>,
         ptr: *const f32,
         len: usize,
@@ -17,7 +17,7 @@ pub enum CpuWeight {
     Owned(Vec<f32>),
 }
 
-// SAFETY: `Mapped` points into a read-only memory map that its `Arc<Pack>` keeps alive and that
+// SAFETY: `Mapped` points into the pack's read-only memory, which its `Arc<Pack>` keeps alive and
 // nothing mutates; sharing or sending read-only access across threads is sound.
 unsafe impl Send for CpuWeight {}
 // SAFETY: as above: the data is immutable for the weight's whole life.
@@ -58,8 +58,8 @@ impl CpuWeight {
 
     pub fn as_slice(&self) -> &[f32] {
         match self {
-            // SAFETY: ptr/len came from a bounds-checked slice of the map, which `_pack` keeps
-            // alive and which is never written.
+            // SAFETY: ptr/len came from a bounds-checked slice of the pack's memory, which
+            // `_pack` keeps alive and which is never written.
             CpuWeight::Mapped { ptr, len, .. } => unsafe { std::slice::from_raw_parts(*ptr, *len) },
             CpuWeight::Owned(v) => v,
         }

@@ -26,7 +26,7 @@ pub use executor::{Arg, DevPtr, Executor, Launch};
 pub use memory::{CudaArena, CudaWeight, Layout};
 pub use precision::Precision;
 
-use super::{Backend, Conv2d, Glu, HostData, LoraArgs, Rows, View, same_len};
+use super::{Backend, Conv2d, Glu, GroupNormArgs, HostData, LoraArgs, Rows, View, same_len};
 use crate::error::{Error, Result};
 use crate::tensor::{decode_f32, encode_f32};
 use memory::WeightStore;
@@ -385,6 +385,34 @@ impl<E: Executor> Backend for CudaBackend<E> {
         // Both kernel families scale in their f32 epilogue, before the f16 rounding.
         ops::conv::conv2d(
             self, a, p, x, h, w, weight, bias, out, scratch, scales, accumulate,
+        )
+    }
+
+    fn folds_group_norm_into_conv(&self) -> bool {
+        self.tensor_cores()
+    }
+
+    fn group_norm_conv2d_scratch(&self, p: &Conv2d, h: usize, w: usize) -> usize {
+        ops::norm_conv::scratch_len(self, p, h, w)
+    }
+
+    fn group_norm_conv2d(
+        &self,
+        a: &mut Self::Arena,
+        x: View,
+        h: usize,
+        w: usize,
+        norm: &GroupNormArgs<Self::Weight>,
+        p: &Conv2d,
+        weight: &Self::Weight,
+        bias: Option<&Self::Weight>,
+        scales: (f32, f32),
+        out: View,
+        scratch: View,
+        accumulate: bool,
+    ) -> Result<()> {
+        ops::norm_conv::group_norm_conv2d(
+            self, a, x, h, w, norm, p, weight, bias, scales, out, scratch, accumulate,
         )
     }
 

@@ -16,6 +16,10 @@ pub const HEADERS: &[(&str, &str)] = &[
         "common/f2i_mma.h",
         include_str!("../../../kernels/common/f2i_mma.h"),
     ),
+    (
+        "common/f2i_norm.h",
+        include_str!("../../../kernels/common/f2i_norm.h"),
+    ),
 ];
 
 /// One `kernels/<name>.cu`.

@@ -24,3 +24,52 @@ pub(super) fn for_each_block(
         .enumerate()
         .for_each(|(i, block)| f(i * units_per_task, block));
 }
+
+/// Block counts the split prefers, largest first: each is a multiple of the common pool sizes
+/// (48 = 1, 2, 3, 4, 6, 8, 12, 16, 24 and 48 threads), so whole blocks shared out over such a pool
+/// leave no thread idle at the end.
+const BALANCED_COUNTS: [usize; 8] = [48, 24, 16, 12, 8, 6, 4, 2];
+
+/// Splits `len` units (pixels, query rows) into blocks of the returned width for a kernel that
+/// runs best with blocks of at most `widest` and at least `narrowest` units: the fewest blocks of
+/// at most `widest`, their count rounded up to a multiple of the largest entry of
+/// [`BALANCED_COUNTS`] that keeps blocks at least `narrowest` wide (and not rounded when none
+/// does).
+///
+/// The width depends only on the problem, never on the thread count: every block then has the
+/// same shape (and its GEMM the same reduction order) on any pool, which is what makes CPU
+/// results bit-identical across `--threads`. Threads take whole blocks.
+pub(super) fn balanced_block(len: usize, widest: usize, narrowest: usize) -> usize {
+    let widest = widest.max(1);
+    let blocks = len.div_ceil(widest).max(1);
+    for q in BALANCED_COUNTS {
+        let width = len.div_ceil(blocks.div_ceil(q) * q);
+        if width >= narrowest.max(1) {
+            return width;
+        }
+    }
+    len.div_ceil(blocks).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balanced_block;
+
+    #[test]
+    fn balanced_blocks_are_bounded_and_shared_evenly() {
+        // 64×64 pixels, blocks of 128..=256: 24 blocks of 171 (the last shorter).
+        assert_eq!(balanced_block(4096, 256, 128), 171);
+        // Many blocks: 1024 → 1056 (a multiple of 48) of 249 or fewer pixels.
+        assert_eq!(balanced_block(512 * 512, 256, 128), 249);
+        // Too small to split at the narrowest width: one block.
+        assert_eq!(balanced_block(100, 256, 128), 100);
+        assert_eq!(balanced_block(0, 256, 128), 1);
+        for len in [1, 7, 64, 255, 256, 257, 1000, 4096, 65_536, 262_144] {
+            for (widest, narrowest) in [(256, 128), (81, 64), (256, 32)] {
+                let b = balanced_block(len, widest, narrowest);
+                assert!(b >= 1 && b <= widest.max(1), "{len} {widest}: {b}");
+                assert!(b >= narrowest.min(len.div_ceil(len.div_ceil(widest).max(1))));
+            }
+        }
+    }
+}

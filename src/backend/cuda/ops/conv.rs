@@ -64,6 +64,7 @@ pub fn conv2d<E: Executor>(
             scratch,
             (alpha, beta),
             accumulate,
+            None,
         );
     }
     let geometry = Launch {

@@ -54,7 +54,18 @@ pub fn supported(p: &Conv2d, h: usize, w: usize, weight: &CudaWeight, scratch: V
     p.stride > 0 && weight_fits(p, weight) && scratch.len >= scratch_len(p, h, w)
 }
 
-/// Packs `x [c_in, h, w]` into `xt [h·w, c_pad]` at the start of `scratch`; returns `xt`.
+/// GroupNorm(+SiLU) folded into [`pack_input`]: statistics from `ops::norm::group_stats`.
+pub struct NormFold<'w> {
+    pub stats: DevPtr,
+    pub gamma: &'w CudaWeight,
+    pub beta: &'w CudaWeight,
+    pub channels_per_group: usize,
+    pub silu: bool,
+}
+
+/// Packs `x [c_in, h, w]` (normalised on the way when `norm` says) into `xt [h·w, c_pad]` at
+/// the start of `scratch`; returns `xt`.
+#[allow(clippy::too_many_arguments)]
 pub fn pack_input<E: Executor>(
     b: &CudaBackend<E>,
     a: &Arena<E>,
@@ -63,6 +74,7 @@ pub fn pack_input<E: Executor>(
     h: usize,
     w: usize,
     scratch: View,
+    norm: Option<&NormFold>,
 ) -> Result<View> {
     let cp = pad8(p.c_in);
     let xt = aligned(scratch, packed_len(p, h, w))?;
@@ -76,17 +88,27 @@ pub fn pack_input<E: Executor>(
         block: [32, 8, 1],
         shared_bytes: 0,
     };
-    b.run(
-        "conv_tc_pack_input",
-        pack,
-        &[
-            Arg::Ptr(b.act(a, x)?),
-            Arg::Ptr(b.act(a, xt)?),
-            int(p.c_in)?,
-            int(cp)?,
-            int(h * w)?,
-        ],
-    )?;
+    let mut args = vec![
+        Arg::Ptr(b.act(a, x)?),
+        Arg::Ptr(b.act(a, xt)?),
+        int(p.c_in)?,
+        int(cp)?,
+        int(h * w)?,
+    ];
+    let kernel = match norm {
+        None => "conv_tc_pack_input",
+        Some(n) => {
+            args.extend([
+                Arg::Ptr(n.stats),
+                Arg::Ptr(b.weight(n.gamma)?),
+                Arg::Ptr(b.weight(n.beta)?),
+                int(n.channels_per_group)?,
+                Arg::I32(n.silu as i32),
+            ]);
+            "conv_tc_pack_input_gn"
+        }
+    };
+    b.run(kernel, pack, &args)?;
     Ok(xt)
 }
 
@@ -108,9 +130,9 @@ pub fn geometry(p: &Conv2d, h: usize, w: usize) -> Geometry {
     }
 }
 
-/// `out[c_out, ho, wo]` (+)= `alpha`·conv(`x[c_in, h, w]`) + `beta`·`bias` on tensor cores. The
-/// caller (`ops/conv.rs`) has checked the views' sizes and that they are disjoint, and
-/// [`supported`].
+/// `out[c_out, ho, wo]` (+)= `alpha`·conv(`x[c_in, h, w]`) + `beta`·`bias` on tensor cores, `x`
+/// normalised on the way when `norm` says. The caller (`ops/conv.rs`, `ops/norm_conv.rs`) has
+/// checked the views' sizes and that they are disjoint, and [`supported`].
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d<E: Executor>(
     b: &CudaBackend<E>,
@@ -125,9 +147,10 @@ pub fn conv2d<E: Executor>(
     scratch: View,
     (alpha, beta): (f32, f32),
     accumulate: bool,
+    norm: Option<&NormFold>,
 ) -> Result<()> {
     let (ho, wo) = p.out_hw(h, w);
-    let xt = pack_input(b, a, p, x, h, w, scratch)?;
+    let xt = pack_input(b, a, p, x, h, w, scratch, norm)?;
     gemm_tc::launch(
         b,
         &Gemm {

@@ -125,7 +125,7 @@ pub fn conv2d<E: Executor>(
     if !conv::check(p, x, h, w, weight, bias, out, scratch)? {
         return Ok(());
     }
-    let xt = conv_tc::pack_input(b, a, p, x, h, w, scratch)?;
+    let xt = conv_tc::pack_input(b, a, p, x, h, w, scratch, None)?;
     let u = aligned(
         scratch.slice(xt.end() - scratch.offset, scratch.end() - xt.end()),
         ho * wo * r8,

@@ -11,6 +11,7 @@ pub mod linear;
 pub mod linear_tc;
 pub mod lora;
 pub mod norm;
+pub mod norm_conv;
 pub mod resize;
 
 use super::executor::Executor;

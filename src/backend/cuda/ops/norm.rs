@@ -4,7 +4,7 @@
 
 use super::Arena;
 use crate::backend::View;
-use crate::backend::cuda::{Arg, CudaBackend, CudaWeight, Executor, Launch, disjoint, int};
+use crate::backend::cuda::{Arg, CudaBackend, CudaWeight, DevPtr, Executor, Launch, disjoint, int};
 use crate::error::{Error, Result};
 
 /// Threads of a `group_norm` block (`NORM_THREADS`).
@@ -61,9 +61,43 @@ pub fn group_norm<E: Executor>(
     if n == 0 {
         return Ok(());
     }
-    int(n)?; // every flat index of the kernels fits an i32
-    let cpg = c / groups;
-    let group = cpg * hw;
+    let stats = group_stats(b, a, x, c, hw, groups, eps)?;
+    let (cpg, group) = (c / groups, c / groups * hw);
+    let per_block = GROUP_THREADS as usize * APPLY_PER_THREAD;
+    b.run(
+        "group_norm_apply",
+        Launch {
+            grid: [blocks(group.div_ceil(per_block))?, grid_y(groups)?, 1],
+            block: [GROUP_THREADS, 1, 1],
+            shared_bytes: 0,
+        },
+        &[
+            Arg::Ptr(b.act(a, x)?),
+            Arg::Ptr(b.act(a, out)?),
+            Arg::Ptr(stats),
+            Arg::Ptr(b.weight(gamma)?),
+            Arg::Ptr(b.weight(beta)?),
+            int(hw)?,
+            int(cpg)?,
+            Arg::I32(silu as i32),
+        ],
+    )
+}
+
+/// GroupNorm statistics of `x[c, hw]`: the device address of `[groups][2]` f32 (mean, rstd)
+/// in the backend's workspace, valid until the next op that uses the workspace. The caller has
+/// checked the sizes (`c · hw` fits an i32, `groups` divides `c`).
+pub fn group_stats<E: Executor>(
+    b: &CudaBackend<E>,
+    a: &Arena<E>,
+    x: View,
+    c: usize,
+    hw: usize,
+    groups: usize,
+    eps: f32,
+) -> Result<DevPtr> {
+    int(c * hw)?; // every flat index of the kernels fits an i32
+    let group = c / groups * hw;
     let splits = stats_splits(group, groups)?;
     let chunk = group.div_ceil(splits);
     let partials = b.workspace()?;
@@ -98,25 +132,7 @@ pub fn group_norm<E: Executor>(
             Arg::F32(eps),
         ],
     )?;
-    let per_block = GROUP_THREADS as usize * APPLY_PER_THREAD;
-    b.run(
-        "group_norm_apply",
-        Launch {
-            grid: [blocks(group.div_ceil(per_block))?, grid_y(groups)?, 1],
-            block: [GROUP_THREADS, 1, 1],
-            shared_bytes: 0,
-        },
-        &[
-            Arg::Ptr(b.act(a, x)?),
-            Arg::Ptr(b.act(a, out)?),
-            Arg::Ptr(stats),
-            Arg::Ptr(b.weight(gamma)?),
-            Arg::Ptr(b.weight(beta)?),
-            int(hw)?,
-            int(cpg)?,
-            Arg::I32(silu as i32),
-        ],
-    )
+    Ok(stats)
 }
 
 /// Values each statistics block reads at least (256 threads × 16): fewer would spend more
