@@ -8,6 +8,10 @@
 //!   linear        FLOPs = 2 · rows · n_in · n_out
 //!   GroupNorm     bytes = 3 · c · h · w · 2  (statistics pass reads x, output pass reads x and
 //!                 writes y, f16)
+//!   LoRA          FLOPs = the base op's + 2 · rows · rank · (n_in + n_out) (linear; a
+//!                 convolution's down projection has the base geometry, its up projection 1×1)
+//!   GN → conv     the convolution's FLOPs, for GroupNorm+SiLU folded into its input packing
+//!                 against the two ops (the difference is GroupNorm's output pass)
 //! FLOP benches report criterion `Throughput::Elements(flops)`: read "Gelem/s" as GFLOP/s.
 //! GroupNorm reports `Throughput::Bytes`. Before the benches the tensor-core peak probe
 //! (`kernels/peak.cu`) is measured, and after each FLOP bench one line gives the op's median
@@ -27,7 +31,7 @@ mod gpu {
     use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
     use f2idiff::backend::cuda::device::{DeviceExecutor, kernel_dir_from_env};
     use f2idiff::backend::cuda::{CudaBackend, CudaWeight, Kernels, Precision};
-    use f2idiff::backend::{Backend, Conv2d, HostData, Rows, View};
+    use f2idiff::backend::{Backend, Conv2d, GroupNormArgs, HostData, LoraArgs, Rows, View};
     use f2idiff::bench::{median, peak, weights};
     use std::time::{Duration, Instant};
 
@@ -210,6 +214,167 @@ mod gpu {
         }
     }
 
+    /// Runtime LoRA (rank 16, scale 0.5 per call): a U-Net-sized linear map and an SD-VAE
+    /// convolution, fused on tensor cores (`tc`) or composed (`simple`).
+    fn lora(g: &mut BenchmarkGroup<WallTime>, b: &Gpu, fam: &str, peak_tflops: f64) {
+        let r = 16;
+        let (rows, n_in, n_out) = (4096, 448, 448);
+        let scratch = b.linear_lora_scratch(rows, r);
+        let (mut a, v) = arena(b, &[rows * n_in, rows * n_out, scratch]);
+        let w = weight(b, 40, &[n_out, n_in], 1.0 / (n_in as f32).sqrt());
+        let (la, lb) = b
+            .upload_lora(
+                (
+                    &[r, n_in],
+                    HostData::F32(weights::uniform(41, r * n_in, -0.05, 0.05)),
+                ),
+                (
+                    &[n_out, r],
+                    HostData::F32(weights::uniform(42, n_out * r, -0.05, 0.05)),
+                ),
+            )
+            .expect("upload_lora");
+        let args = LoraArgs {
+            a: &la,
+            b: &lb,
+            rank: r,
+            scale: 0.5,
+        };
+        let flops = 2 * (rows * n_in * n_out + rows * r * (n_in + n_out)) as u64;
+        bench(
+            g,
+            b,
+            &format!("lora_linear_{rows}x{n_in}to{n_out}_r{r}_{fam}"),
+            flops,
+            peak_tflops,
+            &mut || {
+                b.linear_lora(
+                    &mut a, v[0], rows, n_in, &w, n_out, None, &args, v[1], v[2], false,
+                )
+                .expect("linear_lora")
+            },
+        );
+
+        let (c, hw) = (128, 256);
+        let p = Conv2d {
+            c_in: c,
+            c_out: c,
+            kh: 3,
+            kw: 3,
+            stride: 1,
+            pad: [1; 4],
+        };
+        let scratch = b.conv2d_lora_scratch(&p, r, hw, hw);
+        let (mut a, v) = arena(b, &[c * hw * hw, c * hw * hw, scratch]);
+        let w = weight(b, 43, &[c, c, 3, 3], 1.0 / (9.0 * c as f32).sqrt());
+        let (la, lb) = b
+            .upload_lora(
+                (
+                    &[r, c, 3, 3],
+                    HostData::F32(weights::uniform(44, r * c * 9, -0.02, 0.02)),
+                ),
+                (
+                    &[c, r, 1, 1],
+                    HostData::F32(weights::uniform(45, c * r, -0.05, 0.05)),
+                ),
+            )
+            .expect("upload_lora");
+        let args = LoraArgs {
+            a: &la,
+            b: &lb,
+            rank: r,
+            scale: 0.5,
+        };
+        let px = hw * hw;
+        let flops = 2 * (c * c * 9 * px + r * c * 9 * px + c * r * px) as u64;
+        bench(
+            g,
+            b,
+            &format!("lora_conv3x3_{c}to{c}_{hw}x{hw}_r{r}_{fam}"),
+            flops,
+            peak_tflops,
+            &mut || {
+                b.conv2d_lora(&mut a, &p, v[0], hw, hw, &w, None, &args, v[1], v[2], false)
+                    .expect("conv2d_lora")
+            },
+        );
+    }
+
+    /// GroupNorm+SiLU → 3×3 convolution (an SD-VAE decoder block at 256²): folded into the
+    /// convolution's input packing, against GroupNorm then the convolution.
+    fn norm_conv(g: &mut BenchmarkGroup<WallTime>, b: &Gpu, fam: &str, peak_tflops: f64) {
+        let (c, hw) = (128, 256);
+        let p = Conv2d {
+            c_in: c,
+            c_out: c,
+            kh: 3,
+            kw: 3,
+            stride: 1,
+            pad: [1; 4],
+        };
+        let n = c * hw * hw;
+        let scratch = b.group_norm_conv2d_scratch(&p, hw, hw);
+        let (mut a, v) = arena(b, &[n, n, n, scratch]);
+        let w = weight(b, 50, &[c, c, 3, 3], 1.0 / (9.0 * c as f32).sqrt());
+        let (gamma, beta) = (weight(b, 51, &[c], 1.0), weight(b, 52, &[c], 0.1));
+        let gn = GroupNormArgs {
+            groups: 32,
+            eps: 1e-6,
+            gamma: &gamma,
+            beta: &beta,
+            silu: true,
+        };
+        let flops = 2 * (c * c * 9 * hw * hw) as u64;
+        bench(
+            g,
+            b,
+            &format!("gn_silu_conv3x3_{c}_{hw}x{hw}_folded_{fam}"),
+            flops,
+            peak_tflops,
+            &mut || {
+                b.group_norm_conv2d(
+                    &mut a,
+                    v[0],
+                    hw,
+                    hw,
+                    &gn,
+                    &p,
+                    &w,
+                    None,
+                    (1.0, 1.0),
+                    v[1],
+                    v[3],
+                    false,
+                )
+                .expect("group_norm_conv2d")
+            },
+        );
+        bench(
+            g,
+            b,
+            &format!("gn_silu_conv3x3_{c}_{hw}x{hw}_two_ops_{fam}"),
+            flops,
+            peak_tflops,
+            &mut || {
+                b.group_norm(
+                    &mut a,
+                    v[0],
+                    v[2],
+                    c,
+                    hw * hw,
+                    32,
+                    1e-6,
+                    &gamma,
+                    &beta,
+                    true,
+                )
+                .expect("group_norm");
+                b.conv2d(&mut a, &p, v[2], hw, hw, &w, None, v[1], v[3], false)
+                    .expect("conv2d")
+            },
+        );
+    }
+
     fn group_norm(c: &mut Criterion, b: &Gpu) {
         let mut g = c.benchmark_group("cuda_group_norm_silu");
         g.sample_size(20)
@@ -280,6 +445,8 @@ mod gpu {
             conv3x3(&mut g, &b, fam, peak_tflops);
             attention(&mut g, &b, fam, peak_tflops);
             linear(&mut g, &b, fam, peak_tflops);
+            lora(&mut g, &b, fam, peak_tflops);
+            norm_conv(&mut g, &b, fam, peak_tflops);
             g.finish();
         }
         group_norm(&mut c, &probe);
