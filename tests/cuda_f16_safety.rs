@@ -16,7 +16,7 @@
 
 mod cuda_common;
 
-use cuda_common::{sim_backend, skip_sim};
+use cuda_common::{psnr, rel_l2, sim_backend, skip_sim};
 use f2idiff::Error;
 use f2idiff::backend::Backend;
 use f2idiff::backend::cpu::CpuBackend;
@@ -163,23 +163,6 @@ fn overflow_then_rerun<B: Backend>(on: &str, f16: &B, f32: B, pack: &Arc<Pack>, 
     assert_eq!((got.tiles, got.f32_reruns), (1, 1), "{on}");
     let d = max_diff(&rgb8(&got), want);
     assert!(d <= 2, "{on}: f32 rerun vs CPU: max |Δ| {d} levels");
-}
-
-fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
-    let (num, den) = a.iter().zip(b).fold((0.0f64, 0.0f64), |(n, d), (x, y)| {
-        (n + (*x as f64 - *y as f64).powi(2), d + (*y as f64).powi(2))
-    });
-    (num / den.max(1e-30)).sqrt()
-}
-
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10()
 }
 
 /// The overflowing model calibrated on the test photo: its pre-scales and the calibrated pack.

@@ -10,7 +10,7 @@ mod common;
 mod cuda_common;
 
 use common::load_safetensors;
-use cuda_common::{assert_close, sim_backend, skip_sim};
+use cuda_common::{assert_close, psnr, sim_backend, skip_sim};
 use f2idiff::backend::Backend;
 use f2idiff::backend::cpu::CpuBackend;
 use f2idiff::backend::cuda::Precision;
@@ -161,16 +161,6 @@ fn super_resolve<B: Backend>(b: &B, pack: Arc<Pack>, lr: &[f32], h: usize, w: us
     };
     let out = upscale(&nets, b, lr, h, w, &opts, &mut |_, _| true).unwrap();
     image::planar_to_rgb8(&out.data, out.width, out.height)
-}
-
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10()
 }
 
 #[test]

@@ -61,6 +61,17 @@ pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
     }
 }
 
+/// PSNR of two 8-bit images, dB.
+pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10()
+}
+
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f64) {
     assert!(
         got.iter().all(|v| v.is_finite()),
