@@ -33,6 +33,13 @@
 #define ENGINE_OPTIONS_V1_SIZE 24
 
 /**
+ * `f2i_engine_options.flags`: map the model file instead of reading it into private memory.
+ * The file must then stay unchanged (no truncation, no in-place rewrite) while any engine on
+ * it lives; see `f2i_engine_options`.
+ */
+#define F2I_ENGINE_MAP_PACK 1
+
+/**
  * `f2i_upscale_params.tile_size`: the whole image as one tile.
  */
 #define F2I_TILE_WHOLE_IMAGE 4294967295
@@ -146,6 +153,15 @@ typedef uint32_t RawPrecision;
 
 /**
  * Engine options. Initialise with `f2i_engine_options_init`, then change fields.
+ *
+ * The model file: by default the engine reads the whole pack into private memory when it is
+ * created (costing the file's size in memory while the engine lives), and never touches the
+ * file again: the file may then be truncated, rewritten or deleted while engines run, with no
+ * effect on them. `F2I_ENGINE_MAP_PACK` in `flags` maps the file instead (no copy; pages are
+ * shared with the page cache and other processes); the caller must then not truncate or
+ * rewrite the file in place until every engine on it is freed: touching a truncated page
+ * raises SIGBUS, which kills the process, and an in-place rewrite changes the weights in use.
+ * Replacing the file by renaming a new one over it, or deleting it, is safe in both modes.
  */
 typedef struct f2i_engine_options {
   /**
@@ -172,6 +188,12 @@ typedef struct f2i_engine_options {
    * environment variable `F2I_KERNEL_DIR` (`f2idiff kernels build`).
    */
   RawPrecision precision;
+  /**
+   * `F2I_ENGINE_*` bits; 0 by default. Unknown bits are F2I_ERR_INVALID_ARGUMENT. (Added
+   * after `precision`: callers built against an older header, whose `struct_size` ends
+   * before this field, get 0.)
+   */
+  uint64_t flags;
 } f2i_engine_options;
 
 /**
@@ -278,6 +300,8 @@ void f2i_upscale_params_init(struct f2i_upscale_params *params);
 
 /**
  * Opens a packed model (`f2idiff pack`), checks every tensor's checksum and loads the networks.
+ * The file is read into private memory (unless `F2I_ENGINE_MAP_PACK`, see
+ * `f2i_engine_options`), so it may change or vanish afterwards without effect on the engine.
  * `opts` NULL means defaults. On success `*out` is the engine; on failure it is NULL.
  * Errors: F2I_ERR_IO (missing or unreadable file), F2I_ERR_FORMAT (not a valid pack),
  * F2I_ERR_UNSUPPORTED (newer pack version, CUDA in a CPU-only build), F2I_ERR_INVALID_ARGUMENT.

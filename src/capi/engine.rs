@@ -4,14 +4,14 @@
 //! thread at a time.
 
 use super::status::{CResult, Failure};
-use super::types::{f2i_device::*, f2i_engine_options, f2i_precision::*};
+use super::types::{F2I_ENGINE_MAP_PACK, f2i_device::*, f2i_engine_options, f2i_precision::*};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::cuda::Precision;
 use crate::device::{self, Device, DeviceOptions, Opened};
 #[cfg(feature = "cuda")]
 use crate::engine::LoraState;
 use crate::engine::Networks;
-use crate::pack::{LoraMode, Pack};
+use crate::pack::{LoraMode, Pack, PackLoad};
 #[cfg(feature = "cuda")]
 use crate::pipeline::F32Fallback;
 use std::path::{Path, PathBuf};
@@ -53,6 +53,8 @@ type Nets = Networks<CpuBackend>;
 /// Live networks by file and LoRA scale; entries die with their last engine.
 struct Shared {
     key: FileKey,
+    /// A private-memory engine never shares a mapped pack (or networks pointing into one).
+    load: PackLoad,
     lora_scale: u32,
     pack: Weak<Pack>,
     nets: Weak<Nets>,
@@ -67,16 +69,16 @@ fn shared() -> MutexGuard<'static, Vec<Shared>> {
 }
 
 /// The pack of `key`, from a live engine when there is one.
-fn shared_pack(key: Option<&FileKey>, path: &Path) -> CResult<Arc<Pack>> {
+fn shared_pack(key: Option<&FileKey>, path: &Path, load: PackLoad) -> CResult<Arc<Pack>> {
     if let Some(k) = key
         && let Some(p) = shared()
             .iter()
-            .find(|s| &s.key == k)
+            .find(|s| &s.key == k && s.load == load)
             .and_then(|s| s.pack.upgrade())
     {
         return Ok(p);
     }
-    let pack = Pack::open(path)?;
+    let pack = Pack::open_with(path, load)?;
     // Checks every tensor's CRC once per process and file, so corrupt weights fail here.
     pack.verify()?;
     Ok(Arc::new(pack))
@@ -90,9 +92,12 @@ fn shared_nets(
     lora_scale: f32,
 ) -> CResult<Arc<Nets>> {
     let bits = lora_scale.to_bits();
+    let load = pack.load_mode();
     if let Some(k) = key {
         let list = shared();
-        let live = list.iter().find(|s| &s.key == k && s.lora_scale == bits);
+        let live = list
+            .iter()
+            .find(|s| &s.key == k && s.load == load && s.lora_scale == bits);
         if let Some(n) = live.and_then(|s| s.nets.upgrade()) {
             return Ok(n);
         }
@@ -103,6 +108,7 @@ fn shared_nets(
         list.retain(|s| s.nets.strong_count() > 0);
         list.push(Shared {
             key: k.clone(),
+            load,
             lora_scale: bits,
             pack: Arc::downgrade(pack),
             nets: Arc::downgrade(&nets),
@@ -185,7 +191,12 @@ impl f2i_engine {
             b => b,
         };
         let key = FileKey::of(path);
-        let pack = shared_pack(key.as_ref(), path)?;
+        let load = if opts.flags & F2I_ENGINE_MAP_PACK != 0 {
+            PackLoad::Mapped
+        } else {
+            PackLoad::Private
+        };
+        let pack = shared_pack(key.as_ref(), path, load)?;
         let dev_opts = DeviceOptions {
             threads: opts.num_threads as usize,
             precision,

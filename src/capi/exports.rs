@@ -6,12 +6,16 @@ use super::image;
 use super::params::{self, default_options, default_params, read_versioned};
 use super::status::{self, Failure, boundary};
 use super::types::{
-    F2I_MAX_INPUT_SIDE, RawStatus, f2i_engine_options, f2i_image, f2i_status, f2i_upscale_params,
+    F2I_ENGINE_MAP_PACK, F2I_MAX_INPUT_SIDE, RawStatus, f2i_engine_options, f2i_image, f2i_status,
+    f2i_upscale_params,
 };
 use std::ffi::{CStr, c_char};
 use std::path::Path;
 
 const MAX_INPUT_SIDE: u64 = F2I_MAX_INPUT_SIDE as u64;
+
+/// Every `f2i_engine_options.flags` bit this version knows.
+const KNOWN_ENGINE_FLAGS: u64 = F2I_ENGINE_MAP_PACK;
 
 /// Fills `opts` with the defaults (automatic device, all cores, 2 GiB tile budget) and its
 /// `struct_size`. NULL is a no-op.
@@ -40,6 +44,8 @@ pub unsafe extern "C" fn f2i_upscale_params_init(params: *mut f2i_upscale_params
 }
 
 /// Opens a packed model (`f2idiff pack`), checks every tensor's checksum and loads the networks.
+/// The file is read into private memory (unless `F2I_ENGINE_MAP_PACK`, see
+/// `f2i_engine_options`), so it may change or vanish afterwards without effect on the engine.
 /// `opts` NULL means defaults. On success `*out` is the engine; on failure it is NULL.
 /// Errors: F2I_ERR_IO (missing or unreadable file), F2I_ERR_FORMAT (not a valid pack),
 /// F2I_ERR_UNSUPPORTED (newer pack version, CUDA in a CPU-only build), F2I_ERR_INVALID_ARGUMENT.
@@ -74,6 +80,12 @@ pub unsafe extern "C" fn f2i_engine_create(
                 "opts",
             )
         }?;
+        let unknown = opts.flags & !KNOWN_ENGINE_FLAGS;
+        if unknown != 0 {
+            return Err(Failure::invalid(format!(
+                "opts.flags has unknown bits {unknown:#x}"
+            )));
+        }
         let engine = Box::new(f2i_engine::create(path, &opts)?);
         // SAFETY: as above.
         unsafe { out.write_unaligned(Box::into_raw(engine)) };

@@ -17,6 +17,7 @@ pub fn default_options() -> f2i_engine_options {
         num_threads: 0,
         memory_budget_bytes: 0,
         precision: F2I_PRECISION_F16 as u32,
+        flags: 0,
     }
 }
 

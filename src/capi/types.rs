@@ -127,6 +127,15 @@ pub type f2i_progress_fn = Option<
 >;
 
 /// Engine options. Initialise with `f2i_engine_options_init`, then change fields.
+///
+/// The model file: by default the engine reads the whole pack into private memory when it is
+/// created (costing the file's size in memory while the engine lives), and never touches the
+/// file again: the file may then be truncated, rewritten or deleted while engines run, with no
+/// effect on them. `F2I_ENGINE_MAP_PACK` in `flags` maps the file instead (no copy; pages are
+/// shared with the page cache and other processes); the caller must then not truncate or
+/// rewrite the file in place until every engine on it is freed: touching a truncated page
+/// raises SIGBUS, which kills the process, and an in-place rewrite changes the weights in use.
+/// Replacing the file by renaming a new one over it, or deleting it, is safe in both modes.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct f2i_engine_options {
@@ -144,7 +153,16 @@ pub struct f2i_engine_options {
     /// NVRTC at first use (cached), or from precompiled cubins in the folder named by the
     /// environment variable `F2I_KERNEL_DIR` (`f2idiff kernels build`).
     pub precision: RawPrecision,
+    /// `F2I_ENGINE_*` bits; 0 by default. Unknown bits are F2I_ERR_INVALID_ARGUMENT. (Added
+    /// after `precision`: callers built against an older header, whose `struct_size` ends
+    /// before this field, get 0.)
+    pub flags: u64,
 }
+
+/// `f2i_engine_options.flags`: map the model file instead of reading it into private memory.
+/// The file must then stay unchanged (no truncation, no in-place rewrite) while any engine on
+/// it lives; see `f2i_engine_options`.
+pub const F2I_ENGINE_MAP_PACK: u64 = 1;
 
 /// Per-call parameters. Initialise with `f2i_upscale_params_init`, then change fields.
 #[repr(C)]

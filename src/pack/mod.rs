@@ -1,5 +1,5 @@
-//! The packed model file (`.f2i`): one file holding a whole F2IDiff-SR model, memory-mapped and
-//! used in place. Format version 1; all integers little-endian. `docs/FORMAT.md` is the same
+//! The packed model file (`.f2i`): one file holding a whole F2IDiff-SR model, read into private
+//! memory (or memory-mapped, [`PackLoad`]) and used in place. Format version 1; all integers little-endian. `docs/FORMAT.md` is the same
 //! description for readers outside Rust.
 //!
 //! ```text
@@ -32,10 +32,13 @@
 //! `<module>.lora_B.weight` `[out, r, 1…]` sit beside `<module>.weight`, with `alpha/r` already
 //! multiplied into `lora_B` (adapters on the same module are concatenated along `r`).
 //!
-//! Opening validates, without reading tensor data: magic, version, the three checksums of the
-//! metadata, section bounds against the file size, every tensor's dtype, rank, alignment, length
-//! and bounds, that no two tensors overlap or share a name, that the configs parse and fit
-//! together, and that every tensor they require exists with the shape they imply.
+//! Opening reads the file into private memory ([`PackLoad::Private`], the default: the file may
+//! then change or vanish without effect) or maps it ([`PackLoad::Mapped`]: no copy, but the
+//! file must stay as it is while open), then validates, without looking at tensor data: magic,
+//! version, the three checksums of the metadata, section bounds against the file size, every
+//! tensor's dtype, rank, alignment, length and bounds, that no two tensors overlap or share a
+//! name, that the configs parse and fit together, and that every tensor they require exists with
+//! the shape they imply.
 //! [`Pack::verify`] additionally checks every tensor's CRC-32.
 
 pub mod format;
@@ -46,5 +49,5 @@ mod writer;
 pub use header::{
     AdapterInfo, CondProj, FORMAT_NAME, Header, LoraInfo, LoraMode, Provenance, SourceFile,
 };
-pub use reader::{Pack, TensorRef};
+pub use reader::{Pack, PackLoad, TensorRef};
 pub use writer::{TensorPlan, write_pack};

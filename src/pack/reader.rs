@@ -1,5 +1,11 @@
-//! Opening a pack: map the file, validate everything that can be validated from the header and
-//! the table (O(header), not O(file)), and hand out tensors in place. `verify` reads every byte.
+//! Opening a pack: read the file into private memory (or, on request, map it), validate
+//! everything that can be validated from the header and the table, and hand out tensors in
+//! place. `verify` checks every byte.
+//!
+//! Why private memory by default: a mapped file that is truncated while mapped turns the next
+//! access to a vanished page into SIGBUS, which kills the host process, and one rewritten in
+//! place changes the weights under a running engine. A private copy is immune to both. The
+//! mapped mode ([`PackLoad::Mapped`]) saves that copy for hosts that control the file.
 
 use super::format::{self, Preamble, TableEntry};
 use super::header::{FORMAT_NAME, Header, LoraMode};
@@ -8,14 +14,35 @@ use crate::error::{Error, Result};
 use crate::manifest;
 use crate::tensor::DType;
 use memmap2::Mmap;
+use std::alloc::Layout;
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::Read;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+
+/// How an open pack holds the file's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PackLoad {
+    /// Read the whole file into private, page-aligned memory at open (the default). The pack
+    /// never touches the file again: it may then be truncated, rewritten or deleted without
+    /// effect on open packs. Costs the file's size in memory for the pack's life (f32 weights
+    /// are used in place from it; f16 / bf16 ones are widened to f32 by the CPU backend anyway).
+    #[default]
+    Private,
+    /// Map the file read-only and use it in place: no copy, pages shared with the page cache
+    /// and other processes. The file must then not be truncated or rewritten in place while
+    /// the pack is open: reading a truncated page raises SIGBUS, which kills the process, and
+    /// an in-place rewrite changes the weights. Replacing it by a rename (what
+    /// [`super::write_pack`] does) or deleting it is safe: the open pack keeps the old file.
+    Mapped,
+}
 
 /// An open, validated pack. Cheap to share between engines (wrap it in an `Arc`).
 pub struct Pack {
     path: PathBuf,
-    map: Mmap,
+    bytes: Bytes,
     preamble: Preamble,
     header: Header,
     configs: ModelConfigs,
@@ -23,7 +50,7 @@ pub struct Pack {
     index: HashMap<String, usize>,
 }
 
-/// A tensor's bytes in place in the mapped file (little-endian, 256-byte aligned).
+/// A tensor's bytes in place in the pack's memory (little-endian, 256-byte aligned in memory).
 #[derive(Debug, Clone, Copy)]
 pub struct TensorRef<'a> {
     pub name: &'a str,
@@ -40,7 +67,13 @@ impl TensorRef<'_> {
 }
 
 impl Pack {
+    /// Opens and validates the pack at `path`, read into private memory ([`PackLoad::Private`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Pack> {
+        Pack::open_with(path, PackLoad::Private)
+    }
+
+    /// Opens and validates the pack at `path`, holding its bytes as `load` says.
+    pub fn open_with(path: impl AsRef<Path>, load: PackLoad) -> Result<Pack> {
         let path = path.as_ref();
         if cfg!(target_endian = "big") {
             return Err(Error::Unsupported(
@@ -48,11 +81,17 @@ impl Pack {
             ));
         }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        // SAFETY: the map is read-only and every access below is bounds-checked against its
-        // length. As with any mmap-based loader, the file must not be truncated or rewritten
-        // while the pack is open; the writer never does that (it renames a new file into place).
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let bytes: &[u8] = &map;
+        let store = match load {
+            PackLoad::Private => Bytes::Private(AlignedBytes::read(path, file)?),
+            // SAFETY: the map is read-only and every access below is bounds-checked against
+            // its length. The file must not be truncated or rewritten in place while the pack
+            // is open (the contract of `PackLoad::Mapped`, stated in the C header too); the
+            // writer never does that (it renames a new file into place).
+            PackLoad::Mapped => {
+                Bytes::Mapped(unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?)
+            }
+        };
+        let bytes: &[u8] = &store;
         let file_len = bytes.len() as u64;
         let preamble = Preamble::decode(
             path,
@@ -98,7 +137,7 @@ impl Pack {
 
         let pack = Pack {
             path: path.to_path_buf(),
-            map,
+            bytes: store,
             preamble,
             header,
             configs,
@@ -228,7 +267,14 @@ impl Pack {
         &self.preamble
     }
     pub fn file_len(&self) -> u64 {
-        self.map.len() as u64
+        self.bytes.len() as u64
+    }
+    /// How this pack holds the file's bytes.
+    pub fn load_mode(&self) -> PackLoad {
+        match self.bytes {
+            Bytes::Private(_) => PackLoad::Private,
+            Bytes::Mapped(_) => PackLoad::Mapped,
+        }
     }
 
     fn entry(&self, name: &str) -> Option<&TableEntry> {
@@ -237,7 +283,79 @@ impl Pack {
 
     fn data(&self, e: &TableEntry) -> &[u8] {
         // Bounds were checked at open: offset + len ≤ data_len and data section ≤ file length.
-        section(&self.map, self.preamble.data_offset + e.offset, e.len)
+        section(&self.bytes, self.preamble.data_offset + e.offset, e.len)
+    }
+}
+
+/// The file's bytes: a private copy or the map.
+enum Bytes {
+    Private(AlignedBytes),
+    Mapped(Mmap),
+}
+
+impl Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Private(b) => b,
+            Bytes::Mapped(m) => m,
+        }
+    }
+}
+
+/// Alignment of the private copy: a page, like a map's, so the page-aligned data section and
+/// its 256-byte aligned tensors keep their alignment in memory (f32 weights are used in place
+/// as `&[f32]`, and GPU uploads read them as they are).
+const PRIVATE_ALIGN: usize = 4096;
+
+/// A whole file read into one zero-initialised, page-aligned heap allocation, never written
+/// after the read.
+struct AlignedBytes {
+    ptr: NonNull<u8>,
+    layout: Layout,
+    len: usize,
+}
+
+// SAFETY: `AlignedBytes` uniquely owns its allocation and only hands out shared `&[u8]` views
+// of it after construction, so moving it or sharing it between threads is sound.
+unsafe impl Send for AlignedBytes {}
+// SAFETY: as above: the bytes are immutable once read.
+unsafe impl Sync for AlignedBytes {}
+
+impl AlignedBytes {
+    /// Reads all of `file` (its length when opened; a file that shrinks meanwhile is an I/O
+    /// error, growth after that length is ignored).
+    fn read(path: &Path, mut file: File) -> Result<AlignedBytes> {
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let too_big = || Error::OutOfMemory(format!("{}: {len} bytes", path.display()));
+        let len = usize::try_from(len).map_err(|_| too_big())?;
+        // A zero-size allocation is not allowed; an empty file gets a one-byte (unused) one.
+        let layout = Layout::from_size_align(len.max(1), PRIVATE_ALIGN).map_err(|_| too_big())?;
+        // SAFETY: `layout` has a non-zero size. Zeroed memory (calloc: fresh pages for large
+        // sizes, so no extra pass) is initialised, so viewing it as `&mut [u8]` below is sound.
+        let ptr = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).ok_or_else(too_big)?;
+        let bytes = AlignedBytes { ptr, layout, len };
+        // SAFETY: `ptr` is a live, initialised allocation of at least `len` bytes that only
+        // `bytes` owns; this is the one mutable view ever made of it, and it ends here.
+        let buf = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) };
+        file.read_exact(buf).map_err(|e| Error::io(path, e))?;
+        Ok(bytes)
+    }
+}
+
+impl Deref for AlignedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `len` initialised bytes (zeroed, then read) of an allocation owned by `self`
+        // and no longer mutated.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for AlignedBytes {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `read` with exactly this layout, freed once.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
     }
 }
 

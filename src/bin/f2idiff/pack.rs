@@ -41,7 +41,8 @@ pub fn pack(
 }
 
 pub fn info(path: &std::path::Path, verify: bool) -> f2idiff::Result<()> {
-    let pack = Pack::open(path)?;
+    // Mapped: describing a pack reads its header and table, not gigabytes of weights.
+    let pack = Pack::open_with(path, f2idiff::pack::PackLoad::Mapped)?;
     let h = pack.header();
     let c = pack.configs();
     println!(
