@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::copy_dir;
 use f2idiff::convert::{PackOptions, pack_folder};
 use f2idiff::pack::{Pack, TensorPlan, format, write_pack};
 use f2idiff::tensor::DType;
@@ -10,19 +11,6 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::path::{Path, PathBuf};
 
 type Tensors = Vec<(String, Dtype, Vec<usize>, Vec<u8>)>;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
 
 /// A scratch copy of a golden model folder.
 fn model(name: &str) -> (tempfile::TempDir, PathBuf) {

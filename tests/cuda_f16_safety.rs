@@ -14,8 +14,10 @@
 //! Runs the CUDA backend on the CPU execution harness, and on a GPU when one is present.
 #![cfg(feature = "cuda-sim")]
 
+mod common;
 mod cuda_common;
 
+use common::copy_dir;
 use cuda_common::{psnr, rel_l2, sim_backend, skip_sim};
 use f2idiff::Error;
 use f2idiff::backend::Backend;
@@ -36,19 +38,6 @@ use std::sync::Arc;
 /// The layer made to overflow, and its factor.
 const LAYER: &str = "decoder.up_blocks.0.upsamplers.0.conv";
 const FACTOR: f32 = 65536.0;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
 
 /// The SD-style test model with [`LAYER`]'s weight and bias × [`FACTOR`], packed in f32.
 fn overflow_model(dir: &Path) -> Arc<Pack> {

@@ -55,6 +55,20 @@ pub fn header_for(configs: &(Value, Value, Value, Value), dtype: DType) -> Heade
     }
 }
 
+/// Copies the folder `from` (recursively) to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
 /// Every tensor the header's configs require, named with module prefixes.
 pub fn required_plans(header: &Header, dtype: DType) -> Vec<TensorPlan> {
     let p = PathBuf::from("test");

@@ -142,6 +142,11 @@ impl<E: Executor> CudaBackend<E> {
         }
     }
 
+    /// The device address of an optional weight (a bias), 0 when absent: the kernels' "none".
+    pub(crate) fn weight_or_null(&self, w: Option<&CudaWeight>) -> Result<DevPtr> {
+        w.map_or(Ok(0), |w| self.weight(w))
+    }
+
     /// The device address of a weight in any layout (ops that check [`CudaWeight::layout`]).
     pub(crate) fn weight_any(&self, w: &CudaWeight) -> Result<DevPtr> {
         self.store()?.ptr(&self.exec, w)

@@ -5,7 +5,7 @@
 //! [`Kernels::TensorCore`]: crate::backend::cuda::Kernels::TensorCore
 
 use super::{Arena, conv_tc};
-use crate::backend::cuda::{Arg, CudaBackend, CudaWeight, DevPtr, Executor, Launch, disjoint, int};
+use crate::backend::cuda::{Arg, CudaBackend, CudaWeight, Executor, Launch, disjoint, int};
 use crate::backend::{Conv2d, View};
 use crate::error::{Error, Result};
 
@@ -46,10 +46,7 @@ pub fn conv2d<E: Executor>(
         return Ok(());
     }
     let (ho, wo) = p.out_hw(h, w);
-    let bias_ptr: DevPtr = match bias {
-        Some(bias) => b.weight(bias)?,
-        None => 0,
-    };
+    let bias_ptr = b.weight_or_null(bias)?;
     if b.tensor_cores() && conv_tc::supported(p, h, w, weight, scratch) {
         return conv_tc::conv2d(
             b,

@@ -7,7 +7,7 @@
 use super::conv::{GRID_X_MAX, GRID_YZ_MAX, grid_dim};
 use super::{Arena, linear_tc};
 use crate::backend::View;
-use crate::backend::cuda::{Arg, CudaBackend, CudaWeight, DevPtr, Executor, Launch, disjoint, int};
+use crate::backend::cuda::{Arg, CudaBackend, CudaWeight, Executor, Launch, disjoint, int};
 use crate::error::{Error, Result};
 
 /// Rows and output features per block, and threads per block (kernels/linear.cu).
@@ -31,10 +31,7 @@ pub fn linear<E: Executor>(
     if !check(x, rows, n_in, w, n_out, bias, out)? {
         return Ok(());
     }
-    let bias_ptr: DevPtr = match bias {
-        Some(bias) => b.weight(bias)?,
-        None => 0,
-    };
+    let bias_ptr = b.weight_or_null(bias)?;
     if b.tensor_cores() && linear_tc::supported(x, n_in, w) {
         return linear_tc::gemm(
             b, a, x, rows, n_in, w, n_out, bias_ptr, None, out, 1.0, accumulate,

@@ -15,7 +15,7 @@ use super::conv_tc::{self, aligned};
 use super::gemm_tc::{self, Gemm};
 use super::{conv, linear, linear_tc};
 use crate::backend::cuda::layouts::{self, CHUNK, pad8};
-use crate::backend::cuda::{CudaBackend, CudaWeight, DevPtr, Executor, Layout, host_values};
+use crate::backend::cuda::{CudaBackend, CudaWeight, Executor, Layout, host_values};
 use crate::backend::lora::{self as composed, LoraArgs, down, up};
 use crate::backend::{Conv2d, HostData, View};
 use crate::error::{Error, Result};
@@ -152,7 +152,7 @@ pub fn conv2d<E: Executor>(
         &Gemm {
             xt,
             wt: b.weight_any(weight)?,
-            bias: bias_ptr(b, bias)?,
+            bias: b.weight_or_null(bias)?,
             out: b.act(a, out)?,
             second: Some((u_ptr, b.weight_any(lora.b)?, r8)),
             g: conv_tc::geometry(p, h, w),
@@ -163,10 +163,6 @@ pub fn conv2d<E: Executor>(
             accumulate,
         },
     )
-}
-
-fn bias_ptr<E: Executor>(b: &CudaBackend<E>, bias: Option<&CudaWeight>) -> Result<DevPtr> {
-    bias.map_or(Ok(0), |w| b.weight(w))
 }
 
 pub fn linear_scratch<E: Executor>(b: &CudaBackend<E>, rows: usize, rank: usize) -> usize {
@@ -228,7 +224,7 @@ pub fn linear<E: Executor>(
         n_in,
         w,
         n_out,
-        bias_ptr(b, bias)?,
+        b.weight_or_null(bias)?,
         second,
         out,
         1.0,

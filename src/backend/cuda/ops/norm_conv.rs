@@ -65,7 +65,7 @@ pub fn group_norm_conv2d<E: Executor>(
         channels_per_group: p.c_in / gn.groups,
         silu: gn.silu,
     };
-    let bias = bias.map_or(Ok(0), |w| b.weight(w))?;
+    let bias = b.weight_or_null(bias)?;
     conv_tc::conv2d(
         b,
         a,
