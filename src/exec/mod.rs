@@ -24,7 +24,7 @@ pub struct Param<B: Backend> {
 
 /// A runtime-LoRA pair beside a base weight (packs made with `--lora runtime`, on backends
 /// that apply LoRA per call): PEFT's `lora_A` `[r, in, k…]` and `lora_B` `[out, r, 1…]` with
-/// `alpha / r` in `b`, scaled by [`Exec::lora_scale`] when the op runs.
+/// `alpha / r` in `b`, scaled by the run's [`Exec::set_lora_scale`] when the op runs.
 pub struct Lora<B: Backend> {
     pub a: Param<B>,
     pub b: Param<B>,
