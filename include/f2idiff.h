@@ -97,6 +97,11 @@ typedef enum f2i_status {
    * A bug in f2idiff (an internal panic was caught at the interface).
    */
   F2I_ERR_INTERNAL = 9,
+  /**
+   * The frame (or region, tile, pixel format) needs more memory than the engine reserved
+   * with `f2i_engine_reserve`; nothing was allocated, and the input is untouched.
+   */
+  F2I_ERR_EXCEEDS_RESERVATION = 10,
 } f2i_status;
 
 /**
@@ -142,14 +147,39 @@ typedef enum f2i_device {
 } f2i_device;
 
 /**
+ * Where an `f2i_upscale` call's pixels live.
+ */
+typedef enum f2i_memory {
+  /**
+   * Host memory (the default). The call returns when the output is written.
+   */
+  F2I_MEMORY_HOST = 0,
+  /**
+   * CUDA device memory of the engine's GPU (`cuMemAlloc`, `cudaMalloc`, pitched
+   * allocations, a mapped NvBufSurface; or pinned / registered host memory, through unified
+   * addressing), on a CUDA engine, with a non-NULL `stream`. See `f2i_upscale_params`.
+   */
+  F2I_MEMORY_CUDA = 1,
+} f2i_memory;
+
+/**
+ * Storage precision on CUDA (the CPU always computes in f32).
+ */
+typedef enum f2i_precision {
+  /**
+   * f16 storage, f32 arithmetic (the default).
+   */
+  F2I_PRECISION_F16 = 0,
+  /**
+   * f32 storage (debugging; twice the memory).
+   */
+  F2I_PRECISION_F32 = 1,
+} f2i_precision;
+
+/**
  * `f2i_engine`: opaque to C.
  */
 typedef struct f2i_engine f2i_engine;
-
-/**
- * `f2i_precision` as passed in by a caller (any integer).
- */
-typedef uint32_t RawPrecision;
 
 /**
  * Engine options. Initialise with `f2i_engine_options_init`, then change fields.
@@ -187,7 +217,7 @@ typedef struct f2i_engine_options {
    * NVRTC at first use (cached), or from precompiled cubins in the folder named by the
    * environment variable `F2I_KERNEL_DIR` (`f2idiff kernels build`).
    */
-  RawPrecision precision;
+  f2i_precision precision;
   /**
    * `F2I_ENGINE_*` bits; 0 by default. Unknown bits are F2I_ERR_INVALID_ARGUMENT. (Added
    * after `precision`: callers built against an older header, whose `struct_size` ends
@@ -214,6 +244,25 @@ typedef int (*f2i_progress_fn)(void *user_data, uint32_t tiles_done, uint32_t ti
 
 /**
  * Per-call parameters. Initialise with `f2i_upscale_params_init`, then change fields.
+ *
+ * Frames in device memory (`memory` = F2I_MEMORY_CUDA, added in 0.3): `input` and `output`
+ * describe device planes (`data`, NV12's `uv_data`, `stride` = the pitch in bytes), each checked
+ * to lie inside one allocation of the engine's GPU (a host pointer, a short buffer or memory of
+ * another GPU is F2I_ERR_INVALID_ARGUMENT before anything is enqueued). Every kernel runs on
+ * `stream`, in order after the work already on it, and `f2i_upscale` returns once the work is
+ * enqueued: the output is valid when `stream` reaches that point (synchronise it, or record an
+ * event after the call). Until then the caller must not write the input planes nor read or
+ * write the output planes, and must not destroy `stream` or the engine. The next call on the
+ * same engine may be issued at once (it queues behind). The engine keeps its tile arena and
+ * f32 frame buffers between calls (see `f2i_engine_reserve` to size them up front).
+ * `progress` is called after each tile is *enqueued*; returning non-zero stops enqueueing and
+ * the call returns F2I_ERR_CANCELLED without writing the output (tiles already enqueued still
+ * run). Not in this mode: the AdaIN colour fix (F2I_ERR_UNSUPPORTED) and the f32 rerun of
+ * tiles whose f16 values overflow (their pixels come out clamped; packs calibrated with
+ * `f2idiff calibrate` avoid the overflow).
+ *
+ * `stream` with host memory: the work runs on that stream and the call synchronises it before
+ * returning. NULL = the engine's own stream.
  */
 typedef struct f2i_upscale_params {
   /**
@@ -251,6 +300,16 @@ typedef struct f2i_upscale_params {
    */
   f2i_progress_fn progress;
   void *user_data;
+  /**
+   * Where the pixels live (`f2i_memory`). Added in 0.3: callers built against an older
+   * header, whose `struct_size` ends before this field, get F2I_MEMORY_HOST.
+   */
+  f2i_memory memory;
+  /**
+   * A `cudaStream_t` / `CUstream` of the engine's GPU; NULL = the engine's own stream.
+   * Required (non-NULL) with F2I_MEMORY_CUDA. Ignored by CPU engines with host memory.
+   */
+  void *stream;
 } f2i_upscale_params;
 
 /**
@@ -313,7 +372,9 @@ void f2i_upscale_params_init(struct f2i_upscale_params *params);
 enum f2i_status f2i_engine_create(const char *model_path, const struct f2i_engine_options *opts, struct f2i_engine **out);
 
 /**
- * Frees an engine. NULL is a no-op. The engine must not be in use by another thread.
+ * Frees an engine. NULL is a no-op. The engine must not be in use by another thread. A CUDA
+ * engine first waits for the work its device-memory calls enqueued on callers' streams (the
+ * whole device is synchronised, so those streams may already be destroyed).
  *
  * # Safety
  * `engine` is NULL or came from `f2i_engine_create` and was not freed before.
@@ -357,6 +418,36 @@ const char *f2i_status_string(f2i_status status);
  * with).
  */
 const char *f2i_version_string(void);
+
+/**
+ * Reserves the device memory of `F2I_MEMORY_CUDA` calls on regions (the ROI, or the whole
+ * image when there is none) of up to `max_width` x `max_height` input pixels, with `params`'
+ * tile size and overlap (NULL = defaults; a call with `tile_size` 0 then uses the tile chosen
+ * here): the tile arena, the f32 accumulator and tile buffers (16 bytes per output pixel of
+ * the region with its margin, plus three tiles), the output's alpha plane, and the weights and
+ * scratch that would otherwise go up at the first call. Afterwards such calls make no device
+ * allocation (`f2i_engine_device_allocations` stays put); a call that needs more (a larger
+ * region, tile or overlap) returns F2I_ERR_EXCEEDS_RESERVATION with nothing enqueued and its
+ * buffers untouched. Calling again replaces the reservation, after waiting for the engine's
+ * enqueued work. `*reserved_bytes` (when not NULL) receives the device bytes held. Host-memory
+ * calls are not covered (they allocate host buffers per call). CPU engines:
+ * F2I_ERR_UNSUPPORTED.
+ *
+ * # Safety
+ * `engine` is NULL or a live engine not in use by another thread; `params` NULL or readable;
+ * `reserved_bytes` NULL or writable.
+ */
+enum f2i_status f2i_engine_reserve(struct f2i_engine *engine, const struct f2i_upscale_params *params, uint32_t max_width, uint32_t max_height, uint64_t *reserved_bytes);
+
+/**
+ * Writes to `*out` how many device allocations `engine` has made so far (weights, tile
+ * arenas, scratch, frame buffers); 0 for CPU engines. What a caller checks that a reserved
+ * engine's calls allocate nothing.
+ *
+ * # Safety
+ * `engine` is NULL or a live engine not in use by another thread; `out` NULL or writable.
+ */
+enum f2i_status f2i_engine_device_allocations(const struct f2i_engine *engine, uint64_t *out);
 
 /**
  * Writes to `*out` how many tiles of `engine`'s calls so far produced values that are not

@@ -18,6 +18,7 @@
 // floor / truncation pick the same taps as the CPU. Cubic weights: Keys a = −0.75 with clamped
 // border taps (plain), a = −0.5 with dropped out-of-image taps renormalised (antialiased).
 #include "common/f2i_device.h"
+#include "common/f2i_cubic.h"
 
 F2I_FN long long element_index() {
   return (long long)blockIdx.x * (long long)blockDim.x + (long long)threadIdx.x;
@@ -38,30 +39,6 @@ F2I_KERNEL void F2I_NAME(upsample_nearest)(const act_t* F2I_RESTRICT x, act_t* F
   const int ox = (int)(i % ow), oy = (int)(i / ow % oh), ch = (int)(i / ((long long)ow * oh));
   const int sy = nearest_index(oy, h, oh), sx = nearest_index(ox, w, ow);
   out[i] = x[((long long)ch * h + sy) * w + sx];
-}
-
-// Keys' cubic convolution, a = −0.75, for |x| ≤ 1 and 1 < |x| < 2.
-F2I_FN float keys_near(float x) { return ((-0.75f + 2.0f) * x - (-0.75f + 3.0f)) * x * x + 1.0f; }
-F2I_FN float keys_far(float x) {
-  return ((-0.75f * x - 5.0f * -0.75f) * x + 8.0f * -0.75f) * x - 4.0f * -0.75f;
-}
-
-// The four taps of output index `dst` along an axis of `len` inputs at source `scale`.
-struct CubicTaps {
-  int index[4];
-  float weight[4];
-};
-F2I_FN CubicTaps cubic_taps(float scale, int dst, int len) {
-  CubicTaps taps;
-  const float real = f2i_fmul_rn(scale, (float)dst + 0.5f) - 0.5f;
-  const int base = f2i_min((int)f2i_floorf(real), len - 1);
-  const float t = f2i_fminf(f2i_fmaxf(real - (float)base, 0.0f), 1.0f);
-  taps.weight[0] = keys_far(t + 1.0f);
-  taps.weight[1] = keys_near(t);
-  taps.weight[2] = keys_near(1.0f - t);
-  taps.weight[3] = keys_far((1.0f - t) + 1.0f);
-  for (int k = 0; k < 4; ++k) taps.index[k] = f2i_min(f2i_max(base - 1 + k, 0), len - 1);
-  return taps;
 }
 
 // x[c, h, w] → out[c, oh, ow], plain bicubic; sy, sx = source scale per axis (in/out, or

@@ -95,9 +95,18 @@ PY
     fi
     # ---- end benches ----
 
+    # Frames in device memory from C++ (issue #13): c_examples/camera_loop.cpp against the
+    # release library, found next to it at run time.
+    echo "gpu-check --build: camera_loop (C++, device memory) against the release library" >&2
+    cargo build --release --locked --features "$features" --lib
+    cp target/release/libf2idiff.so "$G/libf2idiff.so"
+    c++ -std=c++17 -O2 -Iinclude -Ic_examples c_examples/camera_loop.cpp -o "$G/camera_loop" \
+        -L"$G" -lf2idiff -Wl,-rpath,'$ORIGIN' -ldl -lpthread
+
     # Debug info is dead weight on the way to the GPU machine (64 MiB for everything).
     if command -v strip > /dev/null; then
-        strip --strip-debug "$G/f2idiff" "$G"/tests/* "$G"/benches/* 2> /dev/null || true
+        strip --strip-debug "$G/f2idiff" "$G"/tests/* "$G"/benches/* "$G/camera_loop" \
+            "$G/libf2idiff.so" 2> /dev/null || true
     fi
     {
         echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+dirty')"
@@ -107,8 +116,8 @@ PY
     cat "$G/BUILD"
     # The working tree (~27 MB) and .gpu/ must fit 64 MiB together: the executables travel
     # compressed (about a third of their size) and --run unpacks them.
-    tar -czf "$G/bin.tar.gz" -C "$G" f2idiff tests benches
-    rm -rf "$G/f2idiff" "$G/tests" "$G/benches"
+    tar -czf "$G/bin.tar.gz" -C "$G" f2idiff tests benches camera_loop libf2idiff.so
+    rm -rf "$G/f2idiff" "$G/tests" "$G/benches" "$G/camera_loop" "$G/libf2idiff.so"
     du -sh "$G" | awk '{print "gpu-check --build: " $2 " is " $1 " (carry it to the GPU machine)"}'
 }
 
@@ -282,6 +291,23 @@ PY
         fi
     else
         row "upscale" "FAIL" 0 "$model or $image missing"
+    fi
+
+    # 5. Frames in device memory (issue #13): 4 NV12 frames on 4 streams by 2 engines sharing
+    #    the weights, reserved arenas, each result equal to the host path; then the x4 zoom of a
+    #    1000x750 region of a 4000x3000 NV12 frame with and without the host round trip.
+    if [[ -x "$G/camera_loop" && -f "$model" ]]; then
+        step "camera_loop" 120 env F2I_KERNEL_DIR="$root/$G/kernels" "$G/camera_loop" "$model" 4 64 48
+        local st
+        st="$(status_of "$STEP_RC")"
+        grep -q 'skipped' "$STEP_OUT" && st=FAIL
+        row "device memory: 4 frames, 2 engines" "$st" "$STEP_S" \
+            "$(grep -m1 'camera_loop:' "$STEP_OUT" | cut -c1-160)"
+        step "zoom 12 MP" 240 env F2I_KERNEL_DIR="$root/$G/kernels" "$G/camera_loop" "$model" --zoom 5
+        row "zoom 12 MP: device vs host round trip" "$(status_of "$STEP_RC")" "$STEP_S" \
+            "$({ grep -m1 '^zoom' "$STEP_OUT" || tail -1 "$STEP_OUT"; } | cut -c1-200)"
+    else
+        row "device memory" "FAIL" 0 "$G/camera_loop or $model missing"
     fi
 
     # ---- benches (issue #12 "Measure") -------------------------------------------------------

@@ -14,6 +14,8 @@ pub enum ErrorKind {
     OutOfMemory,
     Numeric,
     Device,
+    /// A call needs more than the memory its engine reserved up front.
+    ExceedsReservation,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +94,9 @@ pub enum Error {
     /// The compute device (a GPU, its driver or compiler, or the CPU execution harness) failed.
     #[error("device error: {0}")]
     Device(String),
+    /// A call on an engine with reserved memory needs more than was reserved.
+    #[error("exceeds the reservation: {0}")]
+    ExceedsReservation(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -108,6 +113,7 @@ impl Error {
             Error::OutOfMemory(_) => ErrorKind::OutOfMemory,
             Error::Numeric(_) => ErrorKind::Numeric,
             Error::Device(_) => ErrorKind::Device,
+            Error::ExceedsReservation(_) => ErrorKind::ExceedsReservation,
             _ => ErrorKind::Format,
         }
     }

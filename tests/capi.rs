@@ -98,7 +98,7 @@ fn compile(compiler: &str, std: &str, sources: &[&str], out: &Path, check: Check
         .arg(format!("-L{}", lib.display()))
         .arg("-lf2idiff")
         .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .args(["-lpthread", "-lm"]);
+        .args(["-lpthread", "-lm", "-ldl"]);
     if check == Checker::Asan {
         cmd.arg("-fsanitize=address");
     }
@@ -308,6 +308,24 @@ fn c_and_cpp_examples_build_run_and_agree_with_the_cli() {
         &zoom,
         f.check,
     );
+    // camera_loop.cpp: device memory on a GPU (scripts/gpu-check.sh runs it there); here it
+    // must build, and say it skipped without a GPU.
+    let camera = d.join("camera_loop");
+    compile(
+        "c++",
+        "-std=c++17",
+        &["c_examples/camera_loop.cpp"],
+        &camera,
+        f.check,
+    );
+    if std::env::var("F2I_REQUIRE_GPU").is_err() {
+        let o = run_checked(&camera, &[f.model.to_str().unwrap()], f.check);
+        let said = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            said.contains("skipped") || said.contains("equal to the host path"),
+            "{said}"
+        );
+    }
 
     // upscale.c: the whole image, as the CLI does it.
     let out = d.join("example.ppm");

@@ -195,6 +195,8 @@ F2I_FN float f2i_tanhf(float x) { return F2I_MATH(tanhf)(x); }
 F2I_FN float f2i_sinf(float x) { return F2I_MATH(sinf)(x); }
 F2I_FN float f2i_cosf(float x) { return F2I_MATH(cosf)(x); }
 F2I_FN float f2i_floorf(float x) { return F2I_MATH(floorf)(x); }
+// Round to the nearest integer, ties to even (Rust's round_ties_even in the default mode).
+F2I_FN float f2i_rintf(float x) { return F2I_MATH(rintf)(x); }
 F2I_FN float f2i_fabsf(float x) { return F2I_MATH(fabsf)(x); }
 F2I_FN float f2i_fminf(float a, float b) { return F2I_MATH(fminf)(a, b); }
 F2I_FN float f2i_fmaxf(float a, float b) { return F2I_MATH(fmaxf)(a, b); }

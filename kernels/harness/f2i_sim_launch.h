@@ -46,6 +46,8 @@ void* f2i_sim_alloc(size_t bytes);
 void f2i_sim_free(void* p);
 // Write-protects (readonly != 0) or unprotects an allocation from f2i_sim_alloc.
 int f2i_sim_protect(void* p, int readonly);
+// 0 when [p, p + bytes) lies inside one live allocation (writable, when asked), else 1.
+int f2i_sim_owns(const void* p, size_t bytes, int writable);
 // Runs `kernel` over the grid. `params[i]` points at the i-th argument's value. On failure
 // writes a NUL-terminated message (kernel, block, thread, what) into err[0..err_len).
 // Launches are serialised by a global lock (the harness is a checking tool, not a fast one).

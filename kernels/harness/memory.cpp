@@ -157,3 +157,14 @@ extern "C" int f2i_sim_protect(void* p, int readonly) {
   a.readonly = readonly != 0;
   return 0;
 }
+
+// 0 when [p, p + bytes) lies inside one live allocation's user bytes (and, with `writable`,
+// one that is not write-protected); 1 otherwise. What a device-memory frame handed in by a
+// caller is checked with, since a harness "device pointer" is a host address.
+extern "C" int f2i_sim_owns(const void* p, size_t bytes, int writable) {
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(p);
+  Allocation a;
+  if (!addr || !find_allocation(addr, &a)) return 1;
+  if (addr < a.user || addr - a.user > a.bytes || bytes > a.bytes - (addr - a.user)) return 1;
+  return writable && a.readonly ? 1 : 0;
+}

@@ -8,11 +8,11 @@ use super::types::{F2I_ENGINE_MAP_PACK, f2i_device::*, f2i_engine_options, f2i_p
 use crate::backend::cpu::CpuBackend;
 use crate::backend::cuda::Precision;
 use crate::device::{self, Device, DeviceOptions, Opened};
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 use crate::engine::LoraState;
 use crate::engine::Networks;
 use crate::pack::{LoraMode, Pack, PackLoad};
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 use crate::pipeline::F32Fallback;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -23,7 +23,7 @@ const DEFAULT_BUDGET: u64 = 2 << 30;
 
 /// What identifies a model file's content for sharing: its canonical path and metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct FileKey {
+pub(super) struct FileKey {
     path: PathBuf,
     len: u64,
     modified: Option<std::time::SystemTime>,
@@ -117,26 +117,86 @@ fn shared_nets(
     Ok(nets)
 }
 
-/// An engine's networks on its backend. CPU networks are shared between engines; CUDA ones
-/// (device weights) belong to one engine.
+/// An engine's networks on its backend, shared between the engines on the same file (CUDA:
+/// and device).
 pub enum EngineNets {
     Cpu(CpuBackend, Arc<Nets>),
     #[cfg(feature = "cuda")]
-    Cuda(Box<CudaEngine>),
+    Cuda(Box<CudaEngine<crate::backend::cuda::device::DeviceExecutor>>),
+    /// The CUDA backend on the CPU execution harness (`cuda-sim` test builds, when
+    /// `F2I_CUDA_SIM=1`): "device memory" is harness memory.
+    #[cfg(feature = "cuda-sim")]
+    CudaSim(Box<CudaEngine<crate::backend::cuda::sim::SimExecutor>>),
 }
 
-#[cfg(feature = "cuda")]
-pub struct CudaEngine {
-    pub backend: crate::backend::cuda::CudaBackend<crate::backend::cuda::device::DeviceExecutor>,
-    pub nets: Option<
-        Networks<crate::backend::cuda::CudaBackend<crate::backend::cuda::device::DeviceExecutor>>,
-    >,
+/// A CUDA engine on executor `E`.
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+pub struct CudaEngine<E: crate::backend::cuda::Executor> {
+    pub backend: crate::backend::cuda::CudaBackend<E>,
+    /// Shared with the other engines on the same file and device (`shared_cuda`).
+    pub nets: Option<Arc<Networks<crate::backend::cuda::CudaBackend<E>>>>,
     /// f16 storage: where tiles that overflow run again (f32 on the same device).
-    pub fallback: Option<
-        crate::pipeline::F32Fallback<
-            crate::backend::cuda::CudaBackend<crate::backend::cuda::device::DeviceExecutor>,
-        >,
-    >,
+    pub fallback: Option<F32Fallback<crate::backend::cuda::CudaBackend<E>>>,
+    /// Tile arena and f32 buffers of device-memory calls, kept between calls.
+    pub frames: crate::pipeline::device_frame::FrameState<E>,
+}
+
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+impl<E: crate::backend::cuda::Executor> CudaEngine<E> {
+    fn open(
+        backend: crate::backend::cuda::CudaBackend<E>,
+        twin: Option<crate::backend::cuda::CudaBackend<E>>,
+        key: Option<&FileKey>,
+        pack: &Arc<Pack>,
+    ) -> CResult<Box<Self>> {
+        let nets = super::shared_cuda::networks(key, pack, &backend, 1.0)?;
+        Ok(Box::new(CudaEngine {
+            backend,
+            nets: Some(nets),
+            fallback: twin.map(|t| F32Fallback::new(t, pack.clone())),
+            frames: Default::default(),
+        }))
+    }
+
+    /// Reserves device memory for device-memory calls on regions up to `w × h` (see
+    /// `f2i_engine_reserve`); returns the bytes held.
+    pub fn reserve(&mut self, call: &super::params::Call, w: usize, h: usize) -> CResult<u64> {
+        let Some(nets) = &self.nets else {
+            return Err(
+                crate::Error::Device("the engine's networks failed to reload".into()).into(),
+            );
+        };
+        let r = self.frames.reserve(nets, &self.backend, w, h, &call.opts)?;
+        Ok(r.bytes as u64)
+    }
+
+    /// Makes the networks run at `lora_scale`: nothing to do when runtime LoRA is applied per
+    /// call (the tensor-core LoRA kernels), else a reload.
+    fn set_lora_scale(
+        &mut self,
+        key: Option<&FileKey>,
+        pack: &Arc<Pack>,
+        lora_scale: f32,
+    ) -> CResult<()> {
+        if self
+            .nets
+            .as_ref()
+            .is_some_and(|n| n.lora == LoraState::PerCall)
+        {
+            return Ok(());
+        }
+        // The old weights may still be read by work enqueued on callers' streams.
+        crate::backend::cuda::Executor::synchronize_device(self.backend.executor())?;
+        // Free the device weights of the old scale before uploading the new ones.
+        self.nets = None;
+        self.nets = Some(super::shared_cuda::networks(
+            key,
+            pack,
+            &self.backend,
+            lora_scale,
+        )?);
+        Ok(())
+    }
 }
 
 /// The networks an engine currently runs, with the LoRA scale they were loaded at.
@@ -203,6 +263,15 @@ impl f2i_engine {
             kernel_dir: std::env::var_os("F2I_KERNEL_DIR").map(PathBuf::from),
             kernels: Default::default(),
         };
+        // Test builds only: CUDA on the CPU execution harness (its device memory is harness
+        // memory), so the device-memory interface runs in CI without a GPU.
+        #[cfg(feature = "cuda-sim")]
+        let device = match device {
+            Device::Cuda(_) if std::env::var("F2I_CUDA_SIM").is_ok_and(|v| v.trim() == "1") => {
+                Device::CudaSim
+            }
+            d => d,
+        };
         let (opened, _) = device::open(device, &dev_opts)?;
         let device = opened.describe();
         let twin = opened.f32_twin(&dev_opts)?;
@@ -213,23 +282,19 @@ impl f2i_engine {
             }
             #[cfg(feature = "cuda")]
             Opened::Cuda(backend) => {
-                let nets = Networks::load(&backend, pack.clone(), 1.0)?;
-                let fallback = match twin {
-                    Some(Opened::Cuda(t)) => Some(F32Fallback::new(t, pack.clone())),
+                let twin = match twin {
+                    Some(Opened::Cuda(t)) => Some(t),
                     _ => None,
                 };
-                EngineNets::Cuda(Box::new(CudaEngine {
-                    backend,
-                    nets: Some(nets),
-                    fallback,
-                }))
+                EngineNets::Cuda(CudaEngine::open(backend, twin, key.as_ref(), &pack)?)
             }
             #[cfg(feature = "cuda-sim")]
-            Opened::CudaSim(_) => {
-                return Err(crate::Error::Unsupported(
-                    "the C API does not run on the CPU execution harness".into(),
-                )
-                .into());
+            Opened::CudaSim(backend) => {
+                let twin = match twin {
+                    Some(Opened::CudaSim(t)) => Some(t),
+                    _ => None,
+                };
+                EngineNets::CudaSim(CudaEngine::open(backend, twin, key.as_ref(), &pack)?)
             }
         };
         Ok(f2i_engine {
@@ -268,23 +333,13 @@ impl f2i_engine {
             EngineNets::Cpu(backend, nets) => {
                 *nets = shared_nets(self.key.as_ref(), &self.pack, backend, lora_scale)?;
             }
-            // Runtime LoRA applied per call (the tensor-core LoRA kernels): the scale is an
-            // argument of the run, nothing to reload.
-            #[cfg(feature = "cuda")]
-            EngineNets::Cuda(engine)
-                if engine
-                    .nets
-                    .as_ref()
-                    .is_some_and(|n| n.lora == LoraState::PerCall) => {}
             #[cfg(feature = "cuda")]
             EngineNets::Cuda(engine) => {
-                // Free the device weights of the old scale before uploading the new ones.
-                engine.nets = None;
-                engine.nets = Some(Networks::load(
-                    &engine.backend,
-                    self.pack.clone(),
-                    lora_scale,
-                )?);
+                engine.set_lora_scale(self.key.as_ref(), &self.pack, lora_scale)?
+            }
+            #[cfg(feature = "cuda-sim")]
+            EngineNets::CudaSim(engine) => {
+                engine.set_lora_scale(self.key.as_ref(), &self.pack, lora_scale)?
             }
         }
         loaded.lora_scale = lora_scale;

@@ -111,7 +111,9 @@ fn path_from_bytes(b: &[u8]) -> status::CResult<&Path> {
     }
 }
 
-/// Frees an engine. NULL is a no-op. The engine must not be in use by another thread.
+/// Frees an engine. NULL is a no-op. The engine must not be in use by another thread. A CUDA
+/// engine first waits for the work its device-memory calls enqueued on callers' streams (the
+/// whole device is synchronised, so those streams may already be destroyed).
 ///
 /// # Safety
 /// `engine` is NULL or came from `f2i_engine_create` and was not freed before.

@@ -116,6 +116,24 @@ pub unsafe fn check(img: *const f2i_image, what: &str, max_side: u64) -> CResult
 }
 
 impl Checked {
+    /// `(address, bytes)` of each plane.
+    pub fn planes(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.spans().map(|s| (s.ptr as usize, s.len))
+    }
+
+    /// The image as a frame in device memory (its addresses are device addresses).
+    #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+    pub fn device_frame(&self) -> crate::backend::cuda::DeviceFrame {
+        crate::backend::cuda::DeviceFrame {
+            format: self.format.code(),
+            width: self.width,
+            height: self.height,
+            stride: self.main.stride,
+            main: self.main.ptr as u64,
+            uv: self.uv.map_or(0, |s| s.ptr as u64),
+        }
+    }
+
     fn spans(&self) -> impl Iterator<Item = &Span> {
         std::iter::once(&self.main).chain(self.uv.as_ref())
     }

@@ -13,11 +13,15 @@ mod exports;
 mod image;
 mod params;
 mod pixels;
+mod reserve;
 mod run;
+#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
+mod shared_cuda;
 mod stats;
 mod status;
 pub mod types;
 
 pub use engine::f2i_engine;
 pub use exports::*;
+pub use reserve::{f2i_engine_device_allocations, f2i_engine_reserve};
 pub use stats::f2i_engine_f32_reruns;

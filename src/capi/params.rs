@@ -4,7 +4,7 @@
 use super::status::{CResult, Failure};
 use super::types::{
     F2I_OVERLAP_DEFAULT, F2I_TILE_WHOLE_IMAGE, f2i_color_fix::*, f2i_device::*, f2i_engine_options,
-    f2i_precision::*, f2i_upscale_params,
+    f2i_memory::*, f2i_precision::*, f2i_upscale_params,
 };
 use crate::pipeline::{ColorFix, Rect, UpscaleOptions};
 use std::ffi::c_void;
@@ -35,8 +35,13 @@ pub fn default_params() -> f2i_upscale_params {
         roi: std::ptr::null(),
         progress: None,
         user_data: std::ptr::null_mut(),
+        memory: F2I_MEMORY_HOST as u32,
+        stream: std::ptr::null_mut(),
     }
 }
+
+/// `struct_size` of the first `f2i_upscale_params` (before `memory`).
+pub const PARAMS_V1_SIZE: usize = std::mem::offset_of!(f2i_upscale_params, memory);
 
 /// Reads a caller's versioned struct: NULL gives `default`; `struct_size` (its first field)
 /// must be at least `min_size` (the struct's first published size); fields beyond the
@@ -80,14 +85,7 @@ pub unsafe fn read_versioned<T: Copy>(
 /// As [`read_versioned`].
 pub unsafe fn read_params(p: *const f2i_upscale_params) -> CResult<f2i_upscale_params> {
     // SAFETY: the caller's contract is read_versioned's.
-    unsafe {
-        read_versioned(
-            p,
-            default_params(),
-            size_of::<f2i_upscale_params>(),
-            "params",
-        )
-    }
+    unsafe { read_versioned(p, default_params(), PARAMS_V1_SIZE, "params") }
 }
 
 /// One call's settings, checked against the model.
@@ -96,6 +94,10 @@ pub struct Call {
     pub lora_scale: f32,
     pub progress: super::types::f2i_progress_fn,
     pub user_data: *mut c_void,
+    /// The pixels are in CUDA device memory.
+    pub device_memory: bool,
+    /// The caller's stream (0 = the engine's own).
+    pub stream: u64,
 }
 
 /// Checks `p` for a model of factor `scale` and an input of `w × h`; the output size is
@@ -135,6 +137,17 @@ pub fn call(
         o => o as usize,
     };
     let roi = roi(p, w, h)?;
+    let device_memory = match p.memory {
+        m if m == F2I_MEMORY_HOST as u32 => false,
+        m if m == F2I_MEMORY_CUDA as u32 => true,
+        m => return Err(Failure::invalid(format!("unknown memory {m}"))),
+    };
+    if device_memory && p.stream.is_null() {
+        return Err(Failure::invalid(
+            "memory is F2I_MEMORY_CUDA but stream is NULL: device-memory calls run on the \
+             caller's stream (the output is ready when it gets there)",
+        ));
+    }
     Ok(Call {
         opts: UpscaleOptions {
             tile,
@@ -147,6 +160,8 @@ pub fn call(
         lora_scale: p.lora_scale,
         progress: p.progress,
         user_data: p.user_data,
+        device_memory,
+        stream: p.stream as u64,
     })
 }
 

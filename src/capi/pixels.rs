@@ -36,6 +36,19 @@ impl PixelFormat {
         })
     }
 
+    /// The C enum value (`f2i_pixel_format`).
+    pub fn code(self) -> u32 {
+        (match self {
+            PixelFormat::Rgb8 => F2I_PIXEL_RGB8,
+            PixelFormat::Rgba8 => F2I_PIXEL_RGBA8,
+            PixelFormat::Bgr8 => F2I_PIXEL_BGR8,
+            PixelFormat::Bgra8 => F2I_PIXEL_BGRA8,
+            PixelFormat::Rgb16 => F2I_PIXEL_RGB16,
+            PixelFormat::Nv12(YCbCr::Bt709Limited) => F2I_PIXEL_NV12,
+            PixelFormat::Nv12(YCbCr::Bt601Full) => F2I_PIXEL_NV12_BT601_FULL,
+        }) as u32
+    }
+
     /// Bytes per pixel of a row (NV12: of the Y plane).
     pub fn bytes_per_pixel(self) -> usize {
         match self {

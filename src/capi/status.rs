@@ -39,6 +39,7 @@ impl From<Error> for Failure {
             ErrorKind::OutOfMemory => F2I_ERR_OUT_OF_MEMORY,
             ErrorKind::Numeric => F2I_ERR_NUMERIC,
             ErrorKind::Device => F2I_ERR_DEVICE,
+            ErrorKind::ExceedsReservation => F2I_ERR_EXCEEDS_RESERVATION,
         };
         Failure {
             status,
@@ -101,6 +102,7 @@ pub fn status_string(status: u32) -> &'static CStr {
         7 => c"cancelled",
         8 => c"numerical failure",
         9 => c"internal error",
+        10 => c"exceeds the engine's reservation",
         _ => c"unknown status",
     }
 }

@@ -32,6 +32,9 @@ pub enum f2i_status {
     F2I_ERR_NUMERIC = 8,
     /// A bug in f2idiff (an internal panic was caught at the interface).
     F2I_ERR_INTERNAL = 9,
+    /// The frame (or region, tile, pixel format) needs more memory than the engine reserved
+    /// with `f2i_engine_reserve`; nothing was allocated, and the input is untouched.
+    F2I_ERR_EXCEEDS_RESERVATION = 10,
 }
 
 /// Pixel layouts. 8-bit channels are `uint8_t`; RGB16 channels are native-endian `uint16_t`
@@ -82,6 +85,18 @@ pub enum f2i_precision {
     F2I_PRECISION_F32 = 1,
 }
 
+/// Where an `f2i_upscale` call's pixels live.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum f2i_memory {
+    /// Host memory (the default). The call returns when the output is written.
+    F2I_MEMORY_HOST = 0,
+    /// CUDA device memory of the engine's GPU (`cuMemAlloc`, `cudaMalloc`, pitched
+    /// allocations, a mapped NvBufSurface; or pinned / registered host memory, through unified
+    /// addressing), on a CUDA engine, with a non-NULL `stream`. See `f2i_upscale_params`.
+    F2I_MEMORY_CUDA = 1,
+}
+
 /// `f2i_pixel_format` as passed in by a caller (any integer).
 pub type RawPixelFormat = u32;
 /// `f2i_color_fix` as passed in by a caller (any integer).
@@ -90,6 +105,8 @@ pub type RawColorFix = u32;
 pub type RawDevice = u32;
 /// `f2i_precision` as passed in by a caller (any integer).
 pub type RawPrecision = u32;
+/// `f2i_memory` as passed in by a caller (any integer).
+pub type RawMemory = u32;
 /// `f2i_status` as passed in by a caller (any integer).
 pub type RawStatus = u32;
 
@@ -165,6 +182,25 @@ pub struct f2i_engine_options {
 pub const F2I_ENGINE_MAP_PACK: u64 = 1;
 
 /// Per-call parameters. Initialise with `f2i_upscale_params_init`, then change fields.
+///
+/// Frames in device memory (`memory` = F2I_MEMORY_CUDA, added in 0.3): `input` and `output`
+/// describe device planes (`data`, NV12's `uv_data`, `stride` = the pitch in bytes), each checked
+/// to lie inside one allocation of the engine's GPU (a host pointer, a short buffer or memory of
+/// another GPU is F2I_ERR_INVALID_ARGUMENT before anything is enqueued). Every kernel runs on
+/// `stream`, in order after the work already on it, and `f2i_upscale` returns once the work is
+/// enqueued: the output is valid when `stream` reaches that point (synchronise it, or record an
+/// event after the call). Until then the caller must not write the input planes nor read or
+/// write the output planes, and must not destroy `stream` or the engine. The next call on the
+/// same engine may be issued at once (it queues behind). The engine keeps its tile arena and
+/// f32 frame buffers between calls (see `f2i_engine_reserve` to size them up front).
+/// `progress` is called after each tile is *enqueued*; returning non-zero stops enqueueing and
+/// the call returns F2I_ERR_CANCELLED without writing the output (tiles already enqueued still
+/// run). Not in this mode: the AdaIN colour fix (F2I_ERR_UNSUPPORTED) and the f32 rerun of
+/// tiles whose f16 values overflow (their pixels come out clamped; packs calibrated with
+/// `f2idiff calibrate` avoid the overflow).
+///
+/// `stream` with host memory: the work runs on that stream and the call synchronises it before
+/// returning. NULL = the engine's own stream.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct f2i_upscale_params {
@@ -189,6 +225,12 @@ pub struct f2i_upscale_params {
     /// Optional progress / cancel callback.
     pub progress: f2i_progress_fn,
     pub user_data: *mut c_void,
+    /// Where the pixels live (`f2i_memory`). Added in 0.3: callers built against an older
+    /// header, whose `struct_size` ends before this field, get F2I_MEMORY_HOST.
+    pub memory: RawMemory,
+    /// A `cudaStream_t` / `CUstream` of the engine's GPU; NULL = the engine's own stream.
+    /// Required (non-NULL) with F2I_MEMORY_CUDA. Ignored by CPU engines with host memory.
+    pub stream: *mut c_void,
 }
 
 /// `f2i_upscale_params.tile_size`: the whole image as one tile.

@@ -255,8 +255,9 @@ impl<'a, B: Backend> Exec<'a, B> {
         })
     }
 
-    /// Runs `f` on the backend unless planning.
-    fn launch(&mut self, f: impl FnOnce(&B, &mut B::Arena) -> Result<()>) -> Result<()> {
+    /// Runs `f` on the backend and the arena unless planning: the core ops below, and
+    /// backend-specific work outside the [`Backend`] trait (the CUDA device-frame pipeline).
+    pub fn launch(&mut self, f: impl FnOnce(&B, &mut B::Arena) -> Result<()>) -> Result<()> {
         match &mut self.mode {
             Mode::Plan => Ok(()),
             Mode::Run { arena, .. } => f(self.backend, arena),

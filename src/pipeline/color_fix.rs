@@ -33,7 +33,8 @@ impl ColorFix {
     }
 }
 
-const LEVELS: u32 = 5;
+/// Blur levels of the wavelet decomposition.
+pub(crate) const LEVELS: u32 = 5;
 
 /// One plane blurred by [[1,2,1],[2,4,2],[1,2,1]]/16 with dilation `r`, edges replicated.
 fn blur(src: &[f32], h: usize, w: usize, r: usize, dst: &mut [f32]) {

@@ -182,7 +182,7 @@ fn window(
 }
 
 /// Output tile side → LR tile side, validated.
-fn lr_tile(tile: usize, scale: usize, h: usize, w: usize) -> Result<usize> {
+pub(crate) fn lr_tile(tile: usize, scale: usize, h: usize, w: usize) -> Result<usize> {
     if tile == 0 {
         return Ok(h.max(w));
     }
@@ -240,7 +240,7 @@ fn non_finite(a: &[f32], b: &[f32]) -> String {
         .map_or_else(|| "no".into(), |v| v.to_string())
 }
 
-fn gcd(a: usize, b: usize) -> usize {
+pub(crate) fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 

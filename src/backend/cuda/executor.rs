@@ -69,4 +69,22 @@ pub trait Executor: Send + Sync + 'static {
     fn launch(&self, kernel: &str, geometry: &Launch, args: &[Arg]) -> Result<()>;
     /// Waits until every issued copy and launch has finished.
     fn synchronize(&self) -> Result<()>;
+    /// Issues the copies and launches that follow on `stream`, a caller's `CUstream`, or on
+    /// the executor's own stream when `stream` is 0. [`Executor::synchronize`] and the copies
+    /// to the host then wait on that stream. The harness runs everything at once and ignores
+    /// it.
+    fn set_stream(&self, stream: DevPtr) -> Result<()>;
+    /// Waits for all work on the device issued by anyone in this context (every stream,
+    /// including callers' streams used earlier): before freeing memory that such work may read.
+    fn synchronize_device(&self) -> Result<()>;
+    /// Checks that `bytes` at `ptr` are device memory the kernels may read (and write, with
+    /// `writable`): inside one live allocation of this executor's device. A caller's device
+    /// frame is checked this way, so a host pointer or a short buffer is a typed error, not a
+    /// fault on the device.
+    fn check_device_range(&self, ptr: DevPtr, bytes: usize, writable: bool) -> Result<()>;
+    /// On an integrated GPU (host and device share DRAM), the device address of `bytes` of
+    /// host memory at `ptr` that the caller pinned or registered with the driver, so the engine
+    /// uses it in place instead of copying; `None` on a discrete GPU (where such memory would
+    /// be read over the bus) or for pageable memory.
+    fn host_alias(&self, ptr: usize, bytes: usize) -> Option<DevPtr>;
 }

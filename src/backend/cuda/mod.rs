@@ -24,6 +24,9 @@ pub mod sim;
 
 pub use executor::{Arg, DevPtr, Executor, Launch};
 pub use memory::{CudaArena, CudaWeight, Layout};
+pub use ops::frame::{
+    DeviceFrame, FrameBuffers, FrameLayout, Placement, has_alpha as frame_has_alpha,
+};
 pub use precision::Precision;
 
 use super::{Backend, Conv2d, Glu, GroupNormArgs, HostData, LoraArgs, Rows, View, same_len};
@@ -64,6 +67,8 @@ pub struct CudaBackend<E: Executor> {
     /// f32 scratch of multi-launch ops (GroupNorm's partial statistics), allocated on first use
     /// and kept: ops on one stream use it one after the other.
     workspace: std::sync::OnceLock<(E::Buffer, DevPtr)>,
+    /// Device allocations made so far (arenas, workspace, frame buffers, weight slabs).
+    allocations: std::sync::atomic::AtomicU64,
 }
 
 impl<E: Executor> CudaBackend<E> {
@@ -74,6 +79,7 @@ impl<E: Executor> CudaBackend<E> {
             kernels: Kernels::default(),
             weights: Mutex::new(WeightStore::default()),
             workspace: std::sync::OnceLock::new(),
+            allocations: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -100,6 +106,32 @@ impl<E: Executor> CudaBackend<E> {
         self.kernels == Kernels::TensorCore && self.precision == Precision::F16
     }
 
+    /// Device allocations this backend has made (arenas, workspace, frame buffers, weight
+    /// slabs): what a reserved engine's calls must leave unchanged.
+    pub fn device_allocations(&self) -> u64 {
+        self.allocations.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `bytes` of device memory, counted.
+    pub(crate) fn device_alloc(&self, bytes: usize) -> Result<E::Buffer> {
+        let buf = self.exec.alloc(bytes)?;
+        self.allocations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(buf)
+    }
+
+    /// Uploads the weights staged so far now (they otherwise go up at their first use).
+    pub fn upload_staged(&self) -> Result<()> {
+        let mut store = self.store()?;
+        let before = store.device_bytes;
+        store.flush(&self.exec)?;
+        if store.device_bytes != before {
+            self.allocations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// Bytes of weights uploaded to the device so far.
     pub fn weight_bytes(&self) -> usize {
         self.store().map(|s| s.device_bytes).unwrap_or(0)
@@ -116,7 +148,7 @@ impl<E: Executor> CudaBackend<E> {
         if let Some((_, ptr)) = self.workspace.get() {
             return Ok(*ptr);
         }
-        let buf = self.exec.alloc(ops::norm::WORKSPACE_BYTES)?;
+        let buf = self.device_alloc(ops::norm::WORKSPACE_BYTES)?;
         let ptr = self.exec.ptr(&buf);
         // One thread drives a backend; were there a race, the loser's buffer is freed here.
         let _ = self.workspace.set((buf, ptr));
@@ -149,7 +181,14 @@ impl<E: Executor> CudaBackend<E> {
 
     /// The device address of a weight in any layout (ops that check [`CudaWeight::layout`]).
     pub(crate) fn weight_any(&self, w: &CudaWeight) -> Result<DevPtr> {
-        self.store()?.ptr(&self.exec, w)
+        let mut store = self.store()?;
+        let before = store.device_bytes;
+        let ptr = store.ptr(&self.exec, w)?;
+        if store.device_bytes != before {
+            self.allocations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(ptr)
     }
 
     pub(crate) fn stage(&self, values: &[f32], layout: Layout) -> Result<CudaWeight> {
@@ -227,7 +266,7 @@ impl<E: Executor> Backend for CudaBackend<E> {
         let buf = if bytes == 0 {
             None
         } else {
-            Some(self.exec.alloc(bytes)?)
+            Some(self.device_alloc(bytes)?)
         };
         let base = buf.as_ref().map_or(0, |b| self.exec.ptr(b));
         Ok(CudaArena {

@@ -11,6 +11,7 @@ unsafe extern "C" {
     fn f2i_sim_alloc(bytes: usize) -> *mut c_void;
     fn f2i_sim_free(p: *mut c_void);
     fn f2i_sim_protect(p: *mut c_void, readonly: c_int) -> c_int;
+    fn f2i_sim_owns(p: *const c_void, bytes: usize, writable: c_int) -> c_int;
     fn f2i_sim_launch(
         kernel: *const c_char,
         grid: *const c_uint,
@@ -52,6 +53,9 @@ impl Drop for SimBuffer {
 pub struct SimExecutor {
     pub check_schedules: bool,
     pub seed: u64,
+    /// Behave as an integrated GPU: harness allocations passed as host memory are used in
+    /// place ([`Executor::host_alias`]), as pinned memory is on a Jetson.
+    pub integrated: bool,
 }
 
 impl Default for SimExecutor {
@@ -59,16 +63,19 @@ impl Default for SimExecutor {
         SimExecutor {
             check_schedules: true,
             seed: 0x5eed,
+            integrated: false,
         }
     }
 }
 
 impl SimExecutor {
-    /// The default executor, with schedule checking off when `F2I_SIM_SCHEDULES=1`.
+    /// The default executor, with schedule checking off when `F2I_SIM_SCHEDULES=1`, and an
+    /// integrated GPU when `F2I_SIM_INTEGRATED=1`.
     pub fn from_env() -> SimExecutor {
-        let single = std::env::var("F2I_SIM_SCHEDULES").is_ok_and(|v| v.trim() == "1");
+        let on = |var: &str| std::env::var(var).is_ok_and(|v| v.trim() == "1");
         SimExecutor {
-            check_schedules: !single,
+            check_schedules: !on("F2I_SIM_SCHEDULES"),
+            integrated: on("F2I_SIM_INTEGRATED"),
             ..SimExecutor::default()
         }
     }
@@ -181,5 +188,30 @@ impl Executor for SimExecutor {
 
     fn synchronize(&self) -> Result<()> {
         Ok(())
+    }
+
+    fn set_stream(&self, _stream: DevPtr) -> Result<()> {
+        Ok(())
+    }
+
+    fn synchronize_device(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn host_alias(&self, ptr: usize, bytes: usize) -> Option<DevPtr> {
+        let alias = ptr as DevPtr;
+        (self.integrated && self.check_device_range(alias, bytes, true).is_ok()).then_some(alias)
+    }
+
+    fn check_device_range(&self, ptr: DevPtr, bytes: usize, writable: bool) -> Result<()> {
+        // SAFETY: the harness only looks the address up in its registry; nothing is accessed.
+        let owned = unsafe { f2i_sim_owns(ptr as *const c_void, bytes, c_int::from(writable)) };
+        if owned == 0 {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument(format!(
+            "{bytes} bytes at {ptr:#x} are not {}device memory (a harness allocation)",
+            if writable { "writable " } else { "" }
+        )))
     }
 }

@@ -17,6 +17,10 @@ pub const HEADERS: &[(&str, &str)] = &[
         include_str!("../../../kernels/common/f2i_mma.h"),
     ),
     (
+        "common/f2i_cubic.h",
+        include_str!("../../../kernels/common/f2i_cubic.h"),
+    ),
+    (
         "common/f2i_norm.h",
         include_str!("../../../kernels/common/f2i_norm.h"),
     ),
@@ -41,6 +45,7 @@ macro_rules! module {
 pub const MODULES: &[Module] = &[
     module!("elementwise"),
     module!("resize"),
+    module!("frame"),
     module!("norm"),
     module!("conv"),
     module!("conv_tc"),

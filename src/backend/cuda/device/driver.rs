@@ -94,6 +94,8 @@ const SYMBOLS: &[&str] = &[
     "cuModuleUnload",
     "cuFuncSetAttribute",
     "cuLaunchKernel",
+    "cuPointerGetAttribute",
+    "cuCtxSynchronize",
 ];
 
 /// The driver library is there and has every entry point used (checked once).
@@ -195,6 +197,8 @@ pub struct DeviceInfo {
     pub compute_capability: (i32, i32),
     pub total_memory: usize,
     pub multiprocessors: i32,
+    /// An integrated GPU (Jetson): host and device share DRAM.
+    pub integrated: bool,
 }
 
 impl DeviceInfo {
@@ -255,6 +259,7 @@ pub fn device_info(ordinal: usize) -> Result<(sys::CUdevice, DeviceInfo)> {
             ),
             total_memory: mem,
             multiprocessors: attribute(dev, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?,
+            integrated: attribute(dev, CU_DEVICE_ATTRIBUTE_INTEGRATED)? != 0,
         };
         Ok((dev, info))
     })
@@ -322,7 +327,10 @@ struct Kernels {
 /// Kernels executed on a GPU.
 pub struct DeviceExecutor {
     ctx: Arc<Context>,
+    /// The executor's own stream.
     stream: sys::CUstream,
+    /// A caller's stream that work goes to instead (`Executor::set_stream`); 0 = `stream`.
+    caller_stream: std::sync::atomic::AtomicU64,
     /// Boxed: the executor stays small inside enums of backends.
     s: Box<State>,
 }
@@ -371,6 +379,7 @@ impl DeviceExecutor {
             Ok(DeviceExecutor {
                 ctx,
                 stream,
+                caller_stream: std::sync::atomic::AtomicU64::new(0),
                 s: Box::new(State {
                     info,
                     kernel_dir,
@@ -383,6 +392,32 @@ impl DeviceExecutor {
 
     pub fn info(&self) -> &DeviceInfo {
         &self.s.info
+    }
+
+    /// Where work goes now: the caller's stream when one is set, else the executor's own.
+    fn current_stream(&self) -> sys::CUstream {
+        match self
+            .caller_stream
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            0 => self.stream,
+            s => s as usize as sys::CUstream,
+        }
+    }
+
+    /// One pointer attribute of `ptr` (a `u64`-sized or smaller value), or the driver's error.
+    fn pointer_attribute<T: Default>(
+        &self,
+        ptr: DevPtr,
+        attribute: sys::CUpointer_attribute,
+    ) -> Result<T> {
+        let mut v = T::default();
+        // SAFETY: `v` is a writable value of the attribute's type (the callers pair each
+        // attribute with its documented type); the driver only inspects the address.
+        check("cuPointerGetAttribute", unsafe {
+            sys::cuPointerGetAttribute((&raw mut v).cast(), attribute, ptr)
+        })?;
+        Ok(v)
     }
 
     /// The architecture kernels are compiled for (`sm_90`).
@@ -505,6 +540,12 @@ impl Drop for DeviceExecutor {
             // SAFETY: `stream` and every module were created by this executor in this context
             // and are destroyed exactly once, after the stream's work has finished.
             unsafe {
+                // Callers' streams may still run kernels that read this executor's buffers
+                // (f2i_engine_free waits for them); such a stream may be gone by now, so the
+                // whole context is waited for instead of the handle.
+                if self.current_stream() != self.stream {
+                    sys::cuCtxSynchronize();
+                }
                 sys::cuStreamSynchronize(self.stream);
                 if let Ok(k) = self.s.kernels.get_mut() {
                     for (_, m) in k.modules.drain() {
@@ -569,7 +610,7 @@ impl Executor for DeviceExecutor {
                     dst,
                     src.as_ptr() as *const c_void,
                     src.len(),
-                    self.stream,
+                    self.current_stream(),
                 )
             })
         })
@@ -588,12 +629,12 @@ impl Executor for DeviceExecutor {
                     dst.as_mut_ptr() as *mut c_void,
                     src,
                     dst.len(),
-                    self.stream,
+                    self.current_stream(),
                 )
             })?;
             // SAFETY: `stream` is live.
             check("cuStreamSynchronize (after a copy to host)", unsafe {
-                sys::cuStreamSynchronize(self.stream)
+                sys::cuStreamSynchronize(self.current_stream())
             })
         })
     }
@@ -651,7 +692,7 @@ impl Executor for DeviceExecutor {
                         g.block[1],
                         g.block[2],
                         g.shared_bytes,
-                        self.stream,
+                        self.current_stream(),
                         params.as_mut_ptr(),
                         std::ptr::null_mut(),
                     )
@@ -660,7 +701,7 @@ impl Executor for DeviceExecutor {
             if self.s.sync_each_launch {
                 // SAFETY: `stream` is live.
                 check(&format!("{kernel} (F2I_CUDA_SYNC=1)"), unsafe {
-                    sys::cuStreamSynchronize(self.stream)
+                    sys::cuStreamSynchronize(self.current_stream())
                 })?;
             }
             Ok(())
@@ -672,8 +713,78 @@ impl Executor for DeviceExecutor {
             self.ctx.bind()?;
             // SAFETY: `stream` is live.
             check("cuStreamSynchronize", unsafe {
-                sys::cuStreamSynchronize(self.stream)
+                sys::cuStreamSynchronize(self.current_stream())
             })
+        })
+    }
+
+    fn set_stream(&self, stream: DevPtr) -> Result<()> {
+        self.caller_stream
+            .store(stream, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn synchronize_device(&self) -> Result<()> {
+        guarded("cuCtxSynchronize", || {
+            self.ctx.bind()?;
+            // SAFETY: a context is current.
+            check("cuCtxSynchronize", unsafe { sys::cuCtxSynchronize() })
+        })
+    }
+
+    fn host_alias(&self, ptr: usize, bytes: usize) -> Option<DevPtr> {
+        use sys::CUpointer_attribute as A;
+        if !self.s.info.integrated {
+            return None;
+        }
+        guarded("cuPointerGetAttribute", || {
+            self.ctx.bind()?;
+            let kind: u32 =
+                self.pointer_attribute(ptr as DevPtr, A::CU_POINTER_ATTRIBUTE_MEMORY_TYPE)?;
+            if kind != sys::CUmemorytype::CU_MEMORYTYPE_HOST as u32 {
+                return Err(Error::InvalidArgument("not pinned host memory".into()));
+            }
+            let alias: u64 =
+                self.pointer_attribute(ptr as DevPtr, A::CU_POINTER_ATTRIBUTE_DEVICE_POINTER)?;
+            self.check_device_range(alias, bytes, true)?;
+            Ok(alias)
+        })
+        .ok()
+    }
+
+    fn check_device_range(&self, ptr: DevPtr, bytes: usize, _writable: bool) -> Result<()> {
+        use sys::CUpointer_attribute as A;
+        guarded("cuPointerGetAttribute", || {
+            self.ctx.bind()?;
+            let bad =
+                |why: String| Error::InvalidArgument(format!("{bytes} bytes at {ptr:#x}: {why}"));
+            let kind: u32 = self
+                .pointer_attribute(ptr, A::CU_POINTER_ATTRIBUTE_MEMORY_TYPE)
+                .map_err(|_| bad("not memory the CUDA driver knows (a host pointer?)".into()))?;
+            // Device memory, or host memory pinned / registered with the driver (usable by
+            // kernels through unified addressing).
+            if kind != sys::CUmemorytype::CU_MEMORYTYPE_DEVICE as u32
+                && kind != sys::CUmemorytype::CU_MEMORYTYPE_HOST as u32
+            {
+                return Err(bad(format!("memory type {kind} is not device memory")));
+            }
+            let ordinal: i32 =
+                self.pointer_attribute(ptr, A::CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL)?;
+            if ordinal as usize != self.s.info.ordinal {
+                return Err(bad(format!(
+                    "memory of cuda:{ordinal}, the engine runs on cuda:{}",
+                    self.s.info.ordinal
+                )));
+            }
+            let start: u64 =
+                self.pointer_attribute(ptr, A::CU_POINTER_ATTRIBUTE_RANGE_START_ADDR)?;
+            let size: u64 = self.pointer_attribute(ptr, A::CU_POINTER_ATTRIBUTE_RANGE_SIZE)?;
+            if ptr - start + bytes as u64 > size {
+                return Err(bad(format!(
+                    "runs past the end of its {size}-byte allocation at {start:#x}"
+                )));
+            }
+            Ok(())
         })
     }
 }

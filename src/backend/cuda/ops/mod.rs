@@ -6,6 +6,7 @@ pub mod attention_tc;
 pub mod conv;
 pub mod conv_tc;
 pub mod elementwise;
+pub mod frame;
 pub mod gemm_tc;
 pub mod linear;
 pub mod linear_tc;
