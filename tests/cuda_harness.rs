@@ -26,6 +26,7 @@ fn checked_reverse() -> SimExecutor {
     SimExecutor {
         check_schedules: true,
         seed: 0,
+        ..SimExecutor::default()
     }
 }
 
@@ -34,6 +35,7 @@ fn single() -> SimExecutor {
     SimExecutor {
         check_schedules: false,
         seed: 0,
+        ..SimExecutor::default()
     }
 }
 
