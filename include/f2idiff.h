@@ -440,16 +440,6 @@ const char *f2i_version_string(void);
 enum f2i_status f2i_engine_reserve(struct f2i_engine *engine, const struct f2i_upscale_params *params, uint32_t max_width, uint32_t max_height, uint64_t *reserved_bytes);
 
 /**
- * Writes to `*out` how many device allocations `engine` has made so far (weights, tile
- * arenas, scratch, frame buffers); 0 for CPU engines. What a caller checks that a reserved
- * engine's calls allocate nothing.
- *
- * # Safety
- * `engine` is NULL or a live engine not in use by another thread; `out` NULL or writable.
- */
-enum f2i_status f2i_engine_device_allocations(const struct f2i_engine *engine, uint64_t *out);
-
-/**
  * Writes to `*out` how many tiles of `engine`'s calls so far produced values that are not
  * finite in f16 storage (an activation beyond f16's range) and were therefore computed again
  * in f32 on the same device. 0 on engines that compute in f32 (the CPU, `F2I_PRECISION_F32`).
@@ -460,6 +450,17 @@ enum f2i_status f2i_engine_device_allocations(const struct f2i_engine *engine, u
  * `engine` is NULL or a live engine; `out` NULL or writable.
  */
 enum f2i_status f2i_engine_f32_reruns(const struct f2i_engine *engine, uint64_t *out);
+
+/**
+ * Writes to `*out` how many device allocations `engine` has made so far (tile arenas,
+ * scratch, frame buffers, and weights when it uploaded them; engines sharing weights count
+ * them once); 0 for CPU engines. What a caller checks that a reserved engine's calls
+ * allocate nothing.
+ *
+ * # Safety
+ * `engine` is NULL or a live engine not in use by another thread; `out` NULL or writable.
+ */
+enum f2i_status f2i_engine_device_allocations(const struct f2i_engine *engine, uint64_t *out);
 
 #ifdef __cplusplus
 }  // extern "C"

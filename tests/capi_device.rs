@@ -106,6 +106,12 @@ fn last_error() -> String {
         .into_owned()
 }
 
+/// Asserts a call succeeded, with its message when it did not.
+#[track_caller]
+fn ok(s: f2i_status) {
+    assert_eq!(s, f2i_status::F2I_OK, "{}", last_error());
+}
+
 fn params() -> f2i_upscale_params {
     let mut p = std::mem::MaybeUninit::<f2i_upscale_params>::uninit();
     // SAFETY: init writes the whole struct.
@@ -348,12 +354,7 @@ fn a_reserved_engine_allocates_nothing_per_frame_and_refuses_bigger_frames() {
     ] {
         let input = Img::filled(f, w, h, 0, true, 2);
         let output = Img::new(f, 4 * w, 4 * h, 0, true);
-        assert_eq!(
-            upscale(&e, &input, &output, &q),
-            f2i_status::F2I_OK,
-            "{}",
-            last_error()
-        );
+        ok(upscale(&e, &input, &output, &q));
     }
     assert_eq!(
         e.allocations(),
@@ -385,12 +386,7 @@ fn a_reserved_engine_allocates_nothing_per_frame_and_refuses_bigger_frames() {
     let mut r = q;
     r.roi = &roi;
     let output = Img::new(pf::F2I_PIXEL_RGB8, 48, 40, 0, true);
-    assert_eq!(
-        upscale(&e, &input, &output, &r),
-        f2i_status::F2I_OK,
-        "{}",
-        last_error()
-    );
+    ok(upscale(&e, &input, &output, &r));
     assert_eq!(e.allocations(), reserved);
 }
 
@@ -496,12 +492,7 @@ fn pinned_host_frames_on_an_integrated_gpu_are_used_in_place() {
     let (fin, fout) = (pf::F2I_PIXEL_NV12, pf::F2I_PIXEL_BGRA8);
     let pinned_in = Img::filled(fin, 12, 10, 3, true, 6);
     let pinned_out = Img::new(fout, 48, 40, 5, true);
-    assert_eq!(
-        upscale(&e, &pinned_in, &pinned_out, &p),
-        f2i_status::F2I_OK,
-        "{}",
-        last_error()
-    );
+    ok(upscale(&e, &pinned_in, &pinned_out, &p));
     assert_eq!(
         e.allocations(),
         reserved,

@@ -158,6 +158,33 @@ impl<E: crate::backend::cuda::Executor> CudaEngine<E> {
         }))
     }
 
+    /// Enqueues the upscale of `input` into `output` (frames in device memory) on the call's
+    /// stream; returns without waiting for it.
+    pub fn enqueue(
+        &mut self,
+        input: &crate::backend::cuda::DeviceFrame,
+        output: &crate::backend::cuda::DeviceFrame,
+        call: &super::params::Call,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> CResult<()> {
+        let Some(nets) = &self.nets else {
+            return Err(
+                crate::Error::Device("the engine's networks failed to reload".into()).into(),
+            );
+        };
+        self.backend.executor().set_stream(call.stream)?;
+        crate::pipeline::device_frame::upscale_frame(
+            nets,
+            &self.backend,
+            &mut self.frames,
+            input,
+            output,
+            &call.opts,
+            progress,
+        )?;
+        Ok(())
+    }
+
     /// Reserves device memory for device-memory calls on regions up to `w × h` (see
     /// `f2i_engine_reserve`); returns the bytes held.
     pub fn reserve(&mut self, call: &super::params::Call, w: usize, h: usize) -> CResult<u64> {

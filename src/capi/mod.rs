@@ -23,5 +23,5 @@ pub mod types;
 
 pub use engine::f2i_engine;
 pub use exports::*;
-pub use reserve::{f2i_engine_device_allocations, f2i_engine_reserve};
-pub use stats::f2i_engine_f32_reruns;
+pub use reserve::f2i_engine_reserve;
+pub use stats::{f2i_engine_device_allocations, f2i_engine_f32_reruns};

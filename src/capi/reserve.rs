@@ -71,33 +71,3 @@ fn reserve(engine: &f2i_engine, call: &params::Call, w: usize, h: usize) -> CRes
         EngineNets::CudaSim(e) => e.reserve(call, w, h),
     }
 }
-
-/// Writes to `*out` how many device allocations `engine` has made so far (weights, tile
-/// arenas, scratch, frame buffers); 0 for CPU engines. What a caller checks that a reserved
-/// engine's calls allocate nothing.
-///
-/// # Safety
-/// `engine` is NULL or a live engine not in use by another thread; `out` NULL or writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn f2i_engine_device_allocations(
-    engine: *const f2i_engine,
-    out: *mut u64,
-) -> f2i_status {
-    boundary(|| {
-        if engine.is_null() || out.is_null() {
-            return Err(Failure::invalid("engine and out must not be NULL"));
-        }
-        // SAFETY: a live engine per the contract; only shared access is used.
-        let loaded = unsafe { &*engine }.lock()?;
-        let n = match &loaded.nets {
-            EngineNets::Cpu(..) => 0,
-            #[cfg(feature = "cuda")]
-            EngineNets::Cuda(e) => e.backend.device_allocations(),
-            #[cfg(feature = "cuda-sim")]
-            EngineNets::CudaSim(e) => e.backend.device_allocations(),
-        };
-        // SAFETY: non-null and writable per the contract.
-        unsafe { out.write_unaligned(n) };
-        Ok(())
-    })
-}

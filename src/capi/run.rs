@@ -13,8 +13,6 @@ use crate::backend::cpu::kernels::resize::bicubic;
 #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 use crate::backend::cuda::{DeviceFrame, Executor};
 use crate::error::Error;
-#[cfg(any(feature = "cuda", feature = "cuda-sim"))]
-use crate::pipeline::device_frame::upscale_frame;
 use crate::pipeline::{Rect, upscale};
 #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
 use crate::pipeline::{Upscaled, upscale_checked};
@@ -182,27 +180,10 @@ fn pinned<E: Executor>(
         Some(f)
     };
     let (fin, fout) = (alias(input)?, alias(output)?);
-    let Some(nets) = &e.nets else {
-        return Some(Err(Error::Device(
-            "the engine's networks failed to reload".into(),
-        )
-        .into()));
-    };
-    let mut run = || -> CResult<()> {
-        e.backend.executor().set_stream(call.stream)?;
-        upscale_frame(
-            nets,
-            &e.backend,
-            &mut e.frames,
-            &fin,
-            &fout,
-            &call.opts,
-            progress,
-        )?;
-        e.backend.synchronize()?;
-        Ok(())
-    };
-    Some(run())
+    Some(
+        e.enqueue(&fin, &fout, call, progress)
+            .and_then(|()| Ok(e.backend.synchronize()?)),
+    )
 }
 
 /// A device-memory call: the planes checked to be device memory of the engine's GPU, then
@@ -215,9 +196,6 @@ fn device<E: Executor>(
     call: &Call,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> CResult<()> {
-    let Some(nets) = &e.nets else {
-        return Err(Error::Device("the engine's networks failed to reload".into()).into());
-    };
     let frame = |img: &Checked, writable: bool, what: &str| -> CResult<DeviceFrame> {
         for (ptr, len) in img.planes() {
             e.backend
@@ -231,17 +209,7 @@ fn device<E: Executor>(
         frame(input, false, "input")?,
         frame(output, true, "output")?,
     );
-    e.backend.executor().set_stream(call.stream)?;
-    upscale_frame(
-        nets,
-        &e.backend,
-        &mut e.frames,
-        &fin,
-        &fout,
-        &call.opts,
-        progress,
-    )?;
-    Ok(())
+    e.enqueue(&fin, &fout, call, progress)
 }
 
 /// Bicubic ×`s` of the alpha plane `[h, w]` (of the ROI only, when given), in [0, 1].
@@ -260,9 +228,12 @@ fn upscale_alpha(
         height: h,
     });
     // Bicubic taps reach 2 input pixels, so this window gives the whole-image values in the ROI.
-    let (x0, y0) = (r.x.saturating_sub(2), r.y.saturating_sub(2));
-    let (x1, y1) = ((r.x + r.width + 2).min(w), (r.y + r.height + 2).min(h));
-    let (cw, ch) = (x1 - x0, y1 - y0);
+    let Rect {
+        x: x0,
+        y: y0,
+        width: cw,
+        height: ch,
+    } = r.grown(2, w, h);
     let mut win = buffer(cw * ch)?;
     for y in 0..ch {
         win[y * cw..][..cw].copy_from_slice(&a[(y0 + y) * w + x0..][..cw]);

@@ -13,8 +13,7 @@
 
 use super::color_fix::ColorFix;
 use super::one_step::one_step;
-use super::tiling;
-use super::upscale::{Rect, UpscaleOptions, auto_tile, lr_tile, roi_margin};
+use super::upscale::{Rect, TileGrid, UpscaleOptions, auto_tile, lr_tile, roi_margin, tile_grid};
 use crate::arena::Plan;
 use crate::backend::Backend;
 use crate::backend::cuda::{
@@ -74,10 +73,7 @@ struct Tiling {
     w: usize,
     h: usize,
     /// LR tile size and starts inside the region.
-    th: usize,
-    tw: usize,
-    ys: Vec<usize>,
-    xs: Vec<usize>,
+    grid: TileGrid,
 }
 
 impl<E: Executor> FrameState<E> {
@@ -229,16 +225,7 @@ fn tiling<E: Executor>(
         height: h,
     };
     let roi = opts.roi.unwrap_or(whole);
-    if roi.width == 0
-        || roi.height == 0
-        || roi.x.checked_add(roi.width).is_none_or(|e| e > w)
-        || roi.y.checked_add(roi.height).is_none_or(|e| e > h)
-    {
-        return Err(Error::InvalidArgument(format!(
-            "ROI {}×{} at ({}, {}) is not inside the {w}×{h} image",
-            roi.width, roi.height, roi.x, roi.y
-        )));
-    }
+    roi.check_inside(w, h)?;
     if let Some(r) = state.reserved
         && (roi.width > r.max_width || roi.height > r.max_height)
     {
@@ -247,49 +234,21 @@ fn tiling<E: Executor>(
             roi.width, roi.height, r.max_width, r.max_height
         )));
     }
-    let (x0, y0, x1, y1) = match opts.roi {
-        None => (0, 0, w, h),
-        Some(r) => {
-            let m = roi_margin(s, opts.overlap);
-            (
-                r.x.saturating_sub(m),
-                r.y.saturating_sub(m),
-                (r.x + r.width + m).min(w),
-                (r.y + r.height + m).min(h),
-            )
-        }
+    let region = match opts.roi {
+        None => whole,
+        Some(r) => r.grown(roi_margin(s, opts.overlap), w, h),
     };
-    let (rw, rh) = (x1 - x0, y1 - y0);
-    let tile = match (opts.tile, state.reserved) {
-        (Some(t), _) => t,
-        (None, Some(r)) => r.tile,
-        (None, None) => auto_tile(nets, backend, rh, rw, opts.memory_budget)?,
-    };
-    let t = lr_tile(tile, s, rh, rw)?;
-    let (th, tw) = (t.min(rh), t.min(rw));
-    if opts.overlap % s != 0 {
-        return Err(Error::InvalidArgument(format!(
-            "overlap {} is not a multiple of the scale {s}",
-            opts.overlap
-        )));
-    }
-    let o = opts.overlap / s;
-    if tile != 0 && o >= t {
-        return Err(Error::InvalidArgument(format!(
-            "overlap {} must be smaller than the tile {tile}",
-            opts.overlap
-        )));
-    }
+    let (x0, y0, rw, rh) = (region.x, region.y, region.width, region.height);
+    // A reserved engine's own tile when the call leaves it automatic.
+    let tile = opts.tile.or(state.reserved.map(|r| r.tile));
+    let grid = tile_grid(nets, backend, rh, rw, tile, opts)?;
     Ok((
         Tiling {
             x0,
             y0,
             w: rw,
             h: rh,
-            th,
-            tw,
-            ys: tiling::starts(rh, th, o.min(th - 1)),
-            xs: tiling::starts(rw, tw, o.min(tw - 1)),
+            grid,
         },
         roi,
     ))
@@ -318,6 +277,8 @@ pub fn upscale_frame<E: Executor>(
     let s = nets.configs.pipeline.scale as usize;
     let lora_scale = nets.lora_scale_for(opts.lora_scale)?;
     let (t, roi) = tiling(nets, backend, state, (input.width, input.height), opts)?;
+    let TileGrid { th, tw, ys, xs } = &t.grid;
+    let (th, tw) = (*th, *tw);
     let (ow, oh) = (roi.width * s, roi.height * s);
     if (output.width, output.height) != (ow, oh) {
         return Err(Error::InvalidArgument(format!(
@@ -328,13 +289,13 @@ pub fn upscale_frame<E: Executor>(
     let alpha = crate::backend::cuda::frame_has_alpha(input.format)
         && crate::backend::cuda::frame_has_alpha(output.format);
     let (ah, aw) = (t.h * s, t.w * s);
-    let (sth, stw) = (t.th * s, t.tw * s);
+    let (sth, stw) = (th * s, tw * s);
     let need = FrameLayout {
         acc_px: ah * aw,
         tile_px: sth * stw,
         alpha_px: if alpha { ow * oh } else { 0 },
     };
-    let peak = state.ensure_plan(nets, backend, t.th, t.tw)?;
+    let peak = state.ensure_plan(nets, backend, th, tw)?;
     state.fit(backend, peak, need)?;
     let FrameState {
         arena: Some(arena),
@@ -348,15 +309,15 @@ pub fn upscale_frame<E: Executor>(
     backend.frame_clear(bufs.acc(), 3 * ah * aw)?;
     backend.frame_clear(bufs.wsum(), ah * aw)?;
 
-    let total = t.ys.len() * t.xs.len();
+    let total = ys.len() * xs.len();
     let mut done = 0;
-    for (iy, &ty) in t.ys.iter().enumerate() {
-        for (ix, &tx) in t.xs.iter().enumerate() {
+    for (iy, &ty) in ys.iter().enumerate() {
+        for (ix, &tx) in xs.iter().enumerate() {
             let mut cx = Exec::running(backend, arena, plan);
             cx.set_lora_scale(lora_scale);
-            let x = cx.alloc(&[3, t.th, t.tw])?;
+            let x = cx.alloc(&[3, th, tw])?;
             let xv = x.view();
-            cx.launch(|b, a| b.frame_to_tile(a, input, t.x0 + tx, t.y0 + ty, t.tw, t.th, xv))?;
+            cx.launch(|b, a| b.frame_to_tile(a, input, t.x0 + tx, t.y0 + ty, tw, th, xv))?;
             let (sr, lq) = one_step(nets, &mut cx, &x)?;
             drop(x);
             let at = Placement {
@@ -366,9 +327,9 @@ pub fn upscale_frame<E: Executor>(
                 x: tx * s,
             };
             let ramps = u32::from(iy > 0)
-                | u32::from(iy + 1 < t.ys.len()) << 1
+                | u32::from(iy + 1 < ys.len()) << 1
                 | u32::from(ix > 0) << 2
-                | u32::from(ix + 1 < t.xs.len()) << 3;
+                | u32::from(ix + 1 < xs.len()) << 3;
             let fix = opts.color_fix;
             cx.launch(|b, a| {
                 let (s0, s1, s2) = (bufs.scratch(0), bufs.scratch(1), bufs.scratch(2));
@@ -402,17 +363,13 @@ pub fn upscale_frame<E: Executor>(
     let alpha_at = if alpha {
         // The C interface's alpha: bicubic over the ROI and 2 pixels around it (its taps'
         // reach), cropped to the ROI.
-        let (wx, wy) = (roi.x.saturating_sub(2), roi.y.saturating_sub(2));
-        let (wx1, wy1) = (
-            (roi.x + roi.width + 2).min(input.width),
-            (roi.y + roi.height + 2).min(input.height),
-        );
+        let win = roi.grown(2, input.width, input.height);
         let out = bufs.alpha();
         backend.alpha_upscale(
             input,
-            (wx, wy, wx1 - wx, wy1 - wy),
+            (win.x, win.y, win.width, win.height),
             s,
-            ((roi.x - wx) * s, (roi.y - wy) * s),
+            ((roi.x - win.x) * s, (roi.y - win.y) * s),
             (ow, oh),
             out,
         )?;

@@ -56,6 +56,38 @@ impl Default for UpscaleOptions {
     }
 }
 
+impl Rect {
+    /// An error unless the rectangle is non-empty and inside a `w × h` image.
+    pub fn check_inside(&self, w: usize, h: usize) -> Result<()> {
+        if self.width == 0
+            || self.height == 0
+            || self.x.checked_add(self.width).is_none_or(|e| e > w)
+            || self.y.checked_add(self.height).is_none_or(|e| e > h)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "ROI {}×{} at ({}, {}) is not inside the {w}×{h} image",
+                self.width, self.height, self.x, self.y
+            )));
+        }
+        Ok(())
+    }
+
+    /// The rectangle grown by `m` on every side, clipped to a `w × h` image.
+    pub fn grown(&self, m: usize, w: usize, h: usize) -> Rect {
+        let (x0, y0) = (self.x.saturating_sub(m), self.y.saturating_sub(m));
+        let (x1, y1) = (
+            (self.x + self.width + m).min(w),
+            (self.y + self.height + m).min(h),
+        );
+        Rect {
+            x: x0,
+            y: y0,
+            width: x1 - x0,
+            height: y1 - y0,
+        }
+    }
+}
+
 /// Context kept around an ROI, in LR pixels: at least the tile overlap, and enough for the
 /// wavelet colour fix's reach at the ROI's edge.
 pub fn roi_margin(scale: usize, overlap: usize) -> usize {
@@ -112,21 +144,14 @@ pub fn upscale_checked<B: Backend>(
         return upscale_tiles(nets, backend, fallback, lr01, h, w, opts, progress);
     };
     let r = roi;
-    if r.width == 0
-        || r.height == 0
-        || r.x.checked_add(r.width).is_none_or(|e| e > w)
-        || r.y.checked_add(r.height).is_none_or(|e| e > h)
-    {
-        return Err(Error::InvalidArgument(format!(
-            "ROI {}×{} at ({}, {}) is not inside the {w}×{h} image",
-            r.width, r.height, r.x, r.y
-        )));
-    }
+    r.check_inside(w, h)?;
     // Grow by the margin (clipped at the borders), upscale that, crop to ROI × s.
-    let m = roi_margin(s, opts.overlap);
-    let (x0, y0) = (r.x.saturating_sub(m), r.y.saturating_sub(m));
-    let (x1, y1) = ((r.x + r.width + m).min(w), (r.y + r.height + m).min(h));
-    let (cw, ch) = (x1 - x0, y1 - y0);
+    let Rect {
+        x: x0,
+        y: y0,
+        width: cw,
+        height: ch,
+    } = r.grown(roi_margin(s, opts.overlap), w, h);
     let mut crop = buffer(&[3, cw, ch])?;
     window(lr01, h, w, (y0, x0), (ch, cw), &mut crop);
     let grown = upscale_tiles(nets, backend, fallback, &crop, ch, cw, opts, progress)?;
@@ -232,6 +257,52 @@ pub fn auto_tile<B: Backend>(
     best.ok_or_else(|| Error::InvalidArgument("no tile size".into()))
 }
 
+/// How an `h × w` LR image is tiled: the LR tile size and the tiles' starts per axis.
+pub(crate) struct TileGrid {
+    pub th: usize,
+    pub tw: usize,
+    pub ys: Vec<usize>,
+    pub xs: Vec<usize>,
+}
+
+/// The tile grid of an `h × w` LR image for output tile `tile` (`None`: [`auto_tile`]) and
+/// `opts.overlap`, both checked.
+pub(crate) fn tile_grid<B: Backend>(
+    nets: &Networks<B>,
+    backend: &B,
+    h: usize,
+    w: usize,
+    tile: Option<usize>,
+    opts: &UpscaleOptions,
+) -> Result<TileGrid> {
+    let s = nets.configs.pipeline.scale as usize;
+    let tile = match tile {
+        Some(t) => t,
+        None => auto_tile(nets, backend, h, w, opts.memory_budget)?,
+    };
+    let t = lr_tile(tile, s, h, w)?;
+    let (th, tw) = (t.min(h), t.min(w));
+    if opts.overlap % s != 0 {
+        return Err(Error::InvalidArgument(format!(
+            "overlap {} is not a multiple of the scale {s}",
+            opts.overlap
+        )));
+    }
+    let o = opts.overlap / s;
+    if tile != 0 && o >= t {
+        return Err(Error::InvalidArgument(format!(
+            "overlap {} must be smaller than the tile {tile}",
+            opts.overlap
+        )));
+    }
+    Ok(TileGrid {
+        th,
+        tw,
+        ys: tiling::starts(h, th, o.min(th - 1)),
+        xs: tiling::starts(w, tw, o.min(tw - 1)),
+    })
+}
+
 /// The first value of `a` then `b` that is not finite, as text ("NaN", "inf").
 fn non_finite(a: &[f32], b: &[f32]) -> String {
     a.iter()
@@ -257,29 +328,7 @@ fn upscale_tiles<B: Backend>(
 ) -> Result<Upscaled> {
     let s = nets.configs.pipeline.scale as usize;
     let lora_scale = nets.lora_scale_for(opts.lora_scale)?;
-    let tile = match opts.tile {
-        Some(t) => t,
-        None => auto_tile(nets, backend, h, w, opts.memory_budget)?,
-    };
-    let t = lr_tile(tile, s, h, w)?;
-    let (th, tw) = (t.min(h), t.min(w));
-    if opts.overlap % s != 0 {
-        return Err(Error::InvalidArgument(format!(
-            "overlap {} is not a multiple of the scale {s}",
-            opts.overlap
-        )));
-    }
-    let o = opts.overlap / s;
-    if tile != 0 && o >= t {
-        return Err(Error::InvalidArgument(format!(
-            "overlap {} must be smaller than the tile {tile}",
-            opts.overlap
-        )));
-    }
-    let (ys, xs) = (
-        tiling::starts(h, th, o.min(th - 1)),
-        tiling::starts(w, tw, o.min(tw - 1)),
-    );
+    let TileGrid { th, tw, ys, xs } = tile_grid(nets, backend, h, w, opts.tile, opts)?;
     let (oh, ow) = (h * s, w * s);
     let (sth, stw) = (th * s, tw * s);
     let ramp = opts.overlap;
