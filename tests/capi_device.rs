@@ -281,16 +281,16 @@ fn every_format_in_and_out_matches_the_host_path_byte_for_byte() {
     let e = Engine::cuda();
     // Each input format once and each output format once; odd sizes for NV12.
     let cases = [
-        (pf::F2I_PIXEL_RGB8, pf::F2I_PIXEL_NV12, (12, 10)),
-        (pf::F2I_PIXEL_RGBA8, pf::F2I_PIXEL_BGRA8, (12, 10)),
-        (pf::F2I_PIXEL_BGR8, pf::F2I_PIXEL_RGB16, (12, 10)),
-        (pf::F2I_PIXEL_BGRA8, pf::F2I_PIXEL_RGBA8, (11, 9)),
-        (pf::F2I_PIXEL_RGB16, pf::F2I_PIXEL_BGR8, (12, 10)),
-        (pf::F2I_PIXEL_NV12, pf::F2I_PIXEL_RGB8, (11, 9)),
+        (pf::F2I_PIXEL_RGB8, pf::F2I_PIXEL_NV12, (8, 6)),
+        (pf::F2I_PIXEL_RGBA8, pf::F2I_PIXEL_BGRA8, (8, 6)),
+        (pf::F2I_PIXEL_BGR8, pf::F2I_PIXEL_RGB16, (8, 6)),
+        (pf::F2I_PIXEL_BGRA8, pf::F2I_PIXEL_RGBA8, (7, 5)),
+        (pf::F2I_PIXEL_RGB16, pf::F2I_PIXEL_BGR8, (8, 6)),
+        (pf::F2I_PIXEL_NV12, pf::F2I_PIXEL_RGB8, (7, 5)),
         (
             pf::F2I_PIXEL_NV12_BT601_FULL,
             pf::F2I_PIXEL_NV12_BT601_FULL,
-            (11, 9),
+            (7, 5),
         ),
     ];
     for (fin, fout, size) in cases {
@@ -322,11 +322,12 @@ fn roi_and_odd_offsets_match_the_host_path() {
         width: 7,
         height: 5,
     };
-    for (fin, fout) in [
-        (pf::F2I_PIXEL_NV12, pf::F2I_PIXEL_NV12),
-        (pf::F2I_PIXEL_RGBA8, pf::F2I_PIXEL_RGBA8),
+    // Tiled once (four tiles: placement, ramps), one tile for the alpha case.
+    for (fin, fout, tiled) in [
+        (pf::F2I_PIXEL_NV12, pf::F2I_PIXEL_NV12, true),
+        (pf::F2I_PIXEL_RGBA8, pf::F2I_PIXEL_RGBA8, false),
     ] {
-        let [host, device] = both(&e, fin, fout, (13, 11), Some(roi), true);
+        let [host, device] = both(&e, fin, fout, (13, 11), Some(roi), tiled);
         assert!(
             host == device,
             "{fin:?} → {fout:?} ROI: device path differs"
@@ -337,10 +338,11 @@ fn roi_and_odd_offsets_match_the_host_path() {
 #[test]
 fn a_reserved_engine_allocates_nothing_per_frame_and_refuses_bigger_frames() {
     let e = Engine::cuda();
-    let p = params();
+    let mut p = params();
+    p.tile_size = F2I_TILE_WHOLE_IMAGE;
     let mut bytes = 0u64;
     // SAFETY: live engine, readable params, writable out.
-    let s = unsafe { f2i_engine_reserve(e.0, &p, 12, 10, &mut bytes) };
+    let s = unsafe { f2i_engine_reserve(e.0, &p, 8, 6, &mut bytes) };
     assert_eq!(s, f2i_status::F2I_OK, "{}", last_error());
     assert!(bytes > 0);
     let reserved = e.allocations();
@@ -348,9 +350,9 @@ fn a_reserved_engine_allocates_nothing_per_frame_and_refuses_bigger_frames() {
     q.memory = f2i_memory::F2I_MEMORY_CUDA as u32;
     q.stream = STREAM;
     for (w, h, f) in [
-        (12, 10, pf::F2I_PIXEL_RGBA8),
-        (9, 7, pf::F2I_PIXEL_NV12),
-        (12, 10, pf::F2I_PIXEL_RGB8),
+        (8, 6, pf::F2I_PIXEL_RGBA8),
+        (7, 5, pf::F2I_PIXEL_NV12),
+        (8, 6, pf::F2I_PIXEL_RGB8),
     ] {
         let input = Img::filled(f, w, h, 0, true, 2);
         let output = Img::new(f, 4 * w, 4 * h, 0, true);
@@ -363,8 +365,8 @@ fn a_reserved_engine_allocates_nothing_per_frame_and_refuses_bigger_frames() {
     );
 
     // A bigger frame: refused, nothing written, nothing allocated.
-    let input = Img::filled(pf::F2I_PIXEL_RGB8, 13, 10, 0, true, 3);
-    let output = Img::new(pf::F2I_PIXEL_RGB8, 52, 40, 0, true);
+    let input = Img::filled(pf::F2I_PIXEL_RGB8, 9, 6, 0, true, 3);
+    let output = Img::new(pf::F2I_PIXEL_RGB8, 36, 24, 0, true);
     let (before_in, before_out) = (input.bytes(), output.bytes());
     let s = upscale(&e, &input, &output, &q);
     assert_eq!(
@@ -380,12 +382,12 @@ fn a_reserved_engine_allocates_nothing_per_frame_and_refuses_bigger_frames() {
     let roi = f2i_rect {
         x: 1,
         y: 0,
-        width: 12,
-        height: 10,
+        width: 8,
+        height: 6,
     };
     let mut r = q;
     r.roi = &roi;
-    let output = Img::new(pf::F2I_PIXEL_RGB8, 48, 40, 0, true);
+    let output = Img::new(pf::F2I_PIXEL_RGB8, 32, 24, 0, true);
     ok(upscale(&e, &input, &output, &r));
     assert_eq!(e.allocations(), reserved);
 }
@@ -481,25 +483,26 @@ fn misuse_gives_typed_errors_with_nothing_touched() {
 #[test]
 fn pinned_host_frames_on_an_integrated_gpu_are_used_in_place() {
     let e = Engine::cuda();
-    let p = params();
+    let mut p = params();
+    p.tile_size = F2I_TILE_WHOLE_IMAGE;
     // SAFETY: live engine, readable params; NULL out is allowed.
-    let s = unsafe { f2i_engine_reserve(e.0, &p, 12, 10, std::ptr::null_mut()) };
+    let s = unsafe { f2i_engine_reserve(e.0, &p, 8, 6, std::ptr::null_mut()) };
     assert_eq!(s, f2i_status::F2I_OK, "{}", last_error());
     let reserved = e.allocations();
     // Host memory (memory = F2I_MEMORY_HOST) that the driver knows: harness allocations here,
     // pinned or registered memory on a Jetson. It takes the device path in place: no arena is
     // allocated (the reserved one serves), and the result is the pageable path's.
     let (fin, fout) = (pf::F2I_PIXEL_NV12, pf::F2I_PIXEL_BGRA8);
-    let pinned_in = Img::filled(fin, 12, 10, 3, true, 6);
-    let pinned_out = Img::new(fout, 48, 40, 5, true);
+    let pinned_in = Img::filled(fin, 8, 6, 3, true, 6);
+    let pinned_out = Img::new(fout, 32, 24, 5, true);
     ok(upscale(&e, &pinned_in, &pinned_out, &p));
     assert_eq!(
         e.allocations(),
         reserved,
         "a pinned frame was not used in place"
     );
-    let pageable_in = Img::filled(fin, 12, 10, 3, false, 6);
-    let pageable_out = Img::new(fout, 48, 40, 5, false);
+    let pageable_in = Img::filled(fin, 8, 6, 3, false, 6);
+    let pageable_out = Img::new(fout, 32, 24, 5, false);
     assert_eq!(
         upscale(&e, &pageable_in, &pageable_out, &p),
         f2i_status::F2I_OK
@@ -526,13 +529,13 @@ fn two_engines_on_one_model_share_the_weights_and_run_at_once() {
     p.tile_size = F2I_TILE_WHOLE_IMAGE;
     p.memory = f2i_memory::F2I_MEMORY_CUDA as u32;
     p.stream = STREAM;
-    let frame = |seed| Img::filled(pf::F2I_PIXEL_NV12, 10, 8, 0, true, seed);
+    let frame = |seed| Img::filled(pf::F2I_PIXEL_NV12, 8, 6, 0, true, seed);
     let (in_a, in_b) = (frame(7), frame(8));
     // Alone, one after the other on engine a.
     let alone: Vec<Vec<u8>> = [&in_a, &in_b]
         .iter()
         .map(|input| {
-            let out = Img::new(pf::F2I_PIXEL_RGB8, 40, 32, 0, true);
+            let out = Img::new(pf::F2I_PIXEL_RGB8, 32, 24, 0, true);
             assert_eq!(upscale(&a, input, &out, &p), f2i_status::F2I_OK);
             out.bytes()
         })
@@ -546,7 +549,7 @@ fn two_engines_on_one_model_share_the_weights_and_run_at_once() {
         let jobs = [Shared(&a, &in_a, p), Shared(&b, &in_b, p)].map(|job| {
             s.spawn(move || {
                 let job = job;
-                let out = Img::new(pf::F2I_PIXEL_RGB8, 40, 32, 0, true);
+                let out = Img::new(pf::F2I_PIXEL_RGB8, 32, 24, 0, true);
                 assert_eq!(upscale(job.0, job.1, &out, &job.2), f2i_status::F2I_OK);
                 out.bytes()
             })
