@@ -43,18 +43,89 @@ pub fn is_image_path(path: &Path) -> bool {
     format_of(path).is_ok()
 }
 
+/// Largest side, in pixels, of an image [`load`] decodes (the C API's `F2I_MAX_INPUT_SIDE`).
+pub const MAX_IMAGE_SIDE: u32 = 65536;
+/// Most pixels of an image [`load`] decodes: 2²⁸ (16384 × 16384, 268 MP), 3 GiB as planar f32.
+pub const MAX_IMAGE_PIXELS: u64 = 1 << 28;
+
+/// What a decode may cost: checked from the file's header before any pixel is decoded, and
+/// given to the decoders as their allocation limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    pub max_side: u32,
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeLimits {
+    /// The CLI's: [`MAX_IMAGE_SIDE`], [`MAX_IMAGE_PIXELS`].
+    fn default() -> Self {
+        DecodeLimits {
+            max_side: MAX_IMAGE_SIDE,
+            max_pixels: MAX_IMAGE_PIXELS,
+        }
+    }
+}
+
 pub fn load(path: &Path) -> Result<Picture> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let img = image::load_from_memory(&bytes).map_err(|e| Error::Image {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
-    })?;
-    let (width, height) = (img.width() as usize, img.height() as usize);
-    if width == 0 || height == 0 {
-        return Err(Error::Image {
+    decode(&bytes, path, &DecodeLimits::default())
+}
+
+/// Decodes an image file's bytes (type from the content; `path` only names it in messages)
+/// within `limits`. What [`load`] does after reading the file.
+///
+/// A panic inside a third-party decoder on a malformed file (the fuzzers found one in the TIFF
+/// decoder: `tests/fuzz_regressions.rs`) is an `Error::Image` too, not the end of the process.
+pub fn decode(bytes: &[u8], path: &Path, limits: &DecodeLimits) -> Result<Picture> {
+    std::panic::catch_unwind(|| decode_unguarded(bytes, path, limits)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::Image {
             path: path.to_path_buf(),
-            msg: "image has no pixels".into(),
-        });
+            msg: format!("the decoder failed on a malformed file ({what})"),
+        })
+    })
+}
+
+fn decode_unguarded(bytes: &[u8], path: &Path, limits: &DecodeLimits) -> Result<Picture> {
+    let bad = |msg: String| Error::Image {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| bad(e.to_string()))
+    };
+    let (w, h) = reader()?
+        .into_dimensions()
+        .map_err(|e| bad(e.to_string()))?;
+    if w == 0 || h == 0 {
+        return Err(bad("image has no pixels".into()));
+    }
+    if w > limits.max_side || h > limits.max_side || w as u64 * h as u64 > limits.max_pixels {
+        return Err(bad(format!(
+            "{w}x{h} pixels: larger than this program decodes (at most {} per side, {} in all)",
+            limits.max_side, limits.max_pixels
+        )));
+    }
+    let mut decode_limits = image::Limits::default();
+    decode_limits.max_image_width = Some(limits.max_side);
+    decode_limits.max_image_height = Some(limits.max_side);
+    // The widest buffer a decoder makes: RGBA, 16 bits per channel (f32 formats are converted
+    // by way of it), plus room for a decoder's own scratch.
+    decode_limits.max_alloc = Some(limits.max_pixels.saturating_mul(16).max(1 << 20));
+    let mut r = reader()?;
+    r.limits(decode_limits);
+    let img = r.decode().map_err(|e| bad(e.to_string()))?;
+    let (width, height) = (img.width() as usize, img.height() as usize);
+    if (width, height) != (w as usize, h as usize) {
+        return Err(bad(format!(
+            "decoded {width}x{height} pixels, the header said {w}x{h}"
+        )));
     }
     let sixteen_bit = matches!(
         img,

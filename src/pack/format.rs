@@ -12,6 +12,16 @@ pub const DATA_ALIGN: u64 = 4096;
 /// Alignment of every tensor inside the data section (enough for AVX-512 and GPU uploads).
 pub const TENSOR_ALIGN: u64 = 256;
 pub const MAX_NDIM: usize = 8;
+/// Largest pack file a reader opens, in bytes (64 GiB; the largest F2IDiff-SR configuration in
+/// f32 is about 6 GB). Beyond it, opening is `Error::Unsupported` before any allocation or map.
+pub const MAX_PACK_BYTES: u64 = 64 << 30;
+/// Most tensors a pack's table may hold (an SD-2.1 U-Net, a DINOv2-g and a VAE with runtime LoRA
+/// on every layer need a few thousand). Beyond it, opening is `Error::Unsupported`, and the
+/// writer refuses to write such a pack.
+pub const MAX_TENSORS: usize = 1 << 16;
+/// Longest JSON header a reader parses, in bytes (real headers are a few tens of KiB).
+/// Beyond it, opening is `Error::Unsupported`.
+pub const MAX_HEADER_BYTES: u64 = 16 << 20;
 const PREAMBLE_CRC_AT: usize = PREAMBLE_LEN - 4;
 
 /// Where the sections are, and their checksums.
@@ -135,6 +145,13 @@ impl Preamble {
             ("tensor table", self.table_offset, self.table_len),
             ("data", self.data_offset, self.data_len),
         ];
+        if self.header_len > MAX_HEADER_BYTES {
+            return Err(Error::Unsupported(format!(
+                "{}: header of {} bytes, more than the {MAX_HEADER_BYTES} a pack may have",
+                path.display(),
+                self.header_len
+            )));
+        }
         let mut prev_end = PREAMBLE_LEN as u64;
         for (what, off, len) in sections {
             let end = off
@@ -238,6 +255,12 @@ pub fn decode_table(path: &Path, b: &[u8], data_len: u64) -> Result<Vec<TableEnt
             path,
             format!("tensor table claims {count} entries"),
         ));
+    }
+    if count > MAX_TENSORS {
+        return Err(Error::Unsupported(format!(
+            "{}: {count} tensors, more than the {MAX_TENSORS} a pack may hold",
+            path.display()
+        )));
     }
     let mut entries = Vec::with_capacity(count);
     for _ in 0..count {

@@ -75,14 +75,11 @@ impl Pack {
     /// Opens and validates the pack at `path`, holding its bytes as `load` says.
     pub fn open_with(path: impl AsRef<Path>, load: PackLoad) -> Result<Pack> {
         let path = path.as_ref();
-        if cfg!(target_endian = "big") {
-            return Err(Error::Unsupported(
-                "packs are little-endian; this host is not".into(),
-            ));
-        }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        check_size(path, len)?;
         let store = match load {
-            PackLoad::Private => Bytes::Private(AlignedBytes::read(path, file)?),
+            PackLoad::Private => Bytes::Private(AlignedBytes::read(path, file, len)?),
             // SAFETY: the map is read-only and every access below is bounds-checked against
             // its length. The file must not be truncated or rewritten in place while the pack
             // is open (the contract of `PackLoad::Mapped`, stated in the C header too); the
@@ -91,6 +88,25 @@ impl Pack {
                 Bytes::Mapped(unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?)
             }
         };
+        Pack::validate(path, store)
+    }
+
+    /// Validates a pack held in memory (`path` only names it in messages), copying `bytes`
+    /// into private memory: the same checks as [`Pack::open`], without a file. For hosts that
+    /// receive models over a channel, and for the fuzzers.
+    pub fn from_bytes(path: impl AsRef<Path>, bytes: &[u8]) -> Result<Pack> {
+        let path = path.as_ref();
+        check_size(path, bytes.len() as u64)?;
+        Pack::validate(path, Bytes::Private(AlignedBytes::copy_of(path, bytes)?))
+    }
+
+    /// Every check of an open, in order: preamble, header, table, configs, required tensors.
+    fn validate(path: &Path, store: Bytes) -> Result<Pack> {
+        if cfg!(target_endian = "big") {
+            return Err(Error::Unsupported(
+                "packs are little-endian; this host is not".into(),
+            ));
+        }
         let bytes: &[u8] = &store;
         let file_len = bytes.len() as u64;
         let preamble = Preamble::decode(
@@ -323,10 +339,28 @@ unsafe impl Send for AlignedBytes {}
 unsafe impl Sync for AlignedBytes {}
 
 impl AlignedBytes {
-    /// Reads all of `file` (its length when opened; a file that shrinks meanwhile is an I/O
-    /// error, growth after that length is ignored).
-    fn read(path: &Path, mut file: File) -> Result<AlignedBytes> {
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    /// Reads the first `len` bytes of `file` (its length when opened; a file that shrinks
+    /// meanwhile is an I/O error, growth after that length is ignored).
+    fn read(path: &Path, mut file: File, len: u64) -> Result<AlignedBytes> {
+        let bytes = AlignedBytes::zeroed(path, len)?;
+        // SAFETY: `ptr` is a live, initialised allocation of at least `len` bytes that only
+        // `bytes` owns; this is the one mutable view ever made of it, and it ends here.
+        let buf = unsafe { std::slice::from_raw_parts_mut(bytes.ptr.as_ptr(), bytes.len) };
+        file.read_exact(buf).map_err(|e| Error::io(path, e))?;
+        Ok(bytes)
+    }
+
+    /// A private, aligned copy of `src`.
+    fn copy_of(path: &Path, src: &[u8]) -> Result<AlignedBytes> {
+        let bytes = AlignedBytes::zeroed(path, src.len() as u64)?;
+        // SAFETY: as in `read`: the one mutable view of a fresh allocation of `src.len()` bytes.
+        unsafe { std::slice::from_raw_parts_mut(bytes.ptr.as_ptr(), bytes.len) }
+            .copy_from_slice(src);
+        Ok(bytes)
+    }
+
+    /// `len` zero bytes, page-aligned.
+    fn zeroed(path: &Path, len: u64) -> Result<AlignedBytes> {
         let too_big = || Error::OutOfMemory(format!("{}: {len} bytes", path.display()));
         let len = usize::try_from(len).map_err(|_| too_big())?;
         // A zero-size allocation is not allowed; an empty file gets a one-byte (unused) one.
@@ -334,12 +368,7 @@ impl AlignedBytes {
         // SAFETY: `layout` has a non-zero size. Zeroed memory (calloc: fresh pages for large
         // sizes, so no extra pass) is initialised, so viewing it as `&mut [u8]` below is sound.
         let ptr = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).ok_or_else(too_big)?;
-        let bytes = AlignedBytes { ptr, layout, len };
-        // SAFETY: `ptr` is a live, initialised allocation of at least `len` bytes that only
-        // `bytes` owns; this is the one mutable view ever made of it, and it ends here.
-        let buf = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) };
-        file.read_exact(buf).map_err(|e| Error::io(path, e))?;
-        Ok(bytes)
+        Ok(AlignedBytes { ptr, layout, len })
     }
 }
 
@@ -357,6 +386,18 @@ impl Drop for AlignedBytes {
         // SAFETY: allocated in `read` with exactly this layout, freed once.
         unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
     }
+}
+
+/// Refuses a pack larger than [`format::MAX_PACK_BYTES`] before anything is allocated or mapped.
+fn check_size(path: &Path, len: u64) -> Result<()> {
+    if len > format::MAX_PACK_BYTES {
+        return Err(Error::Unsupported(format!(
+            "{}: {len} bytes, more than the {} a pack may have",
+            path.display(),
+            format::MAX_PACK_BYTES
+        )));
+    }
+    Ok(())
 }
 
 /// A section of the file whose bounds the preamble checks have already established.

@@ -28,6 +28,16 @@ pub fn write_pack(
     let header_json = serde_json::to_vec(header)
         .map_err(|e| Error::InvalidArgument(format!("header does not serialize: {e}")))?;
 
+    if plans.len() > format::MAX_TENSORS || header_json.len() as u64 > format::MAX_HEADER_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "{} tensors and a {}-byte header: a pack holds at most {} and {}",
+            plans.len(),
+            header_json.len(),
+            format::MAX_TENSORS,
+            format::MAX_HEADER_BYTES
+        )));
+    }
+
     // Layout: preamble, header, table, then the data section on a page boundary.
     let mut entries = Vec::with_capacity(plans.len());
     let mut offset = 0u64;
