@@ -47,7 +47,7 @@ fn main() {
             .collect();
         let bias = values(3, c_out);
         let mut out = vec![0f32; c_out * hw * hw];
-        let mut scratch = vec![0f32; p.scratch_len(hw, hw)];
+        let mut scratch = vec![0f32; p.scratch_len(hw, hw, rayon::current_num_threads())];
         let flops = 2 * c_out * c_in * 9 * hw * hw;
         g.throughput(Throughput::Elements(flops as u64));
         g.bench_function(format!("{c_in}to{c_out}_{hw}x{hw}"), |b| {
@@ -76,7 +76,7 @@ fn main() {
     let k = values(5, t * hd);
     let v = values(6, t * hd);
     let mut out = vec![0f32; t * hd];
-    let mut scratch = vec![0f32; attention_scratch_len(t, t, heads, hd)];
+    let mut scratch = vec![0f32; attention_scratch_len(t, t, rayon::current_num_threads())];
     let scale = 1.0 / (hd as f32).sqrt();
     g.throughput(Throughput::Elements((4 * t * t * hd) as u64));
     g.bench_function("1head_hd512_1024tok", |b| {

@@ -55,6 +55,17 @@
 #define F2I_MAX_INPUT_SIDE 65536
 
 /**
+ * Largest accepted input area, in pixels: 2^28 (16384 x 16384; a 12 MP frame is 1/22 of it).
+ * Outputs may be up to 16 x 16 times larger (the largest scale).
+ */
+#define F2I_MAX_INPUT_PIXELS 268435456
+
+/**
+ * Largest accepted `f2i_engine_options.num_threads` (`CpuBackend::MAX_THREADS`).
+ */
+#define F2I_MAX_THREADS 1024
+
+/**
  * Result of every fallible call. Values are never renumbered; 0 is success.
  * `f2i_last_error()` gives the failure's message with context.
  */
@@ -204,11 +215,14 @@ typedef struct f2i_engine_options {
    */
   int32_t device_index;
   /**
-   * CPU threads; 0 = all cores.
+   * CPU threads; 0 = all cores. At most `F2I_MAX_THREADS`.
    */
   uint32_t num_threads;
   /**
-   * Budget for one tile's activations when `tile_size` is 0 (automatic); 0 = 2 GiB.
+   * Budget for one tile's activations when `tile_size` is 0 (automatic); 0 = 2 GiB. The
+   * automatic tile is the largest whose arena, planned as for one CPU thread, fits it, so
+   * the tile and the output do not depend on `num_threads`; each further CPU thread adds
+   * its kernels' scratch (at most 4 MiB per thread for up to 512 channels).
    */
   uint64_t memory_budget_bytes;
   /**

@@ -18,4 +18,6 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 # The CLI tests spawn the binary, which qemu-user cannot follow without binfmt_misc: they run
 # natively in scripts/test.sh and skip themselves here.
-F2IDIFF_SKIP_CLI="binary cannot be spawned under qemu-user" cargo test --locked --target "$target"
+# F2IDIFF_EMULATED: tests that repeat long runs repeat fewer of them (tests/determinism.rs).
+F2IDIFF_SKIP_CLI="binary cannot be spawned under qemu-user" F2IDIFF_EMULATED=qemu-user \
+  cargo test --locked --target "$target"

@@ -567,3 +567,14 @@ fn no_byte_flip_or_cut_in_the_metadata_panics_or_opens() {
         );
     }
 }
+
+#[test]
+fn thread_count_over_the_limit_is_refused() {
+    use f2idiff::backend::cpu::CpuBackend;
+    let max = CpuBackend::MAX_THREADS;
+    let err = CpuBackend::new(max + 1).err().expect("over the limit");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert_names(&err, &[&format!("{}", max + 1), &format!("{max}")]);
+    assert!(CpuBackend::new(usize::MAX).is_err());
+    assert_eq!(CpuBackend::new(3).unwrap().threads(), 3);
+}

@@ -17,29 +17,20 @@ fn f2idiff(args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// The directory holding a fresh `libf2idiff.so`. `cargo test` does not build the cdylib, and
-/// the build directory is locked while tests run, so this builds the library once per test
-/// process into its own target directory (`target/capi-lib`; a no-op when it is up to date).
+/// The directory holding the `libf2idiff.so` / `libf2idiff.a` of this build: `cargo test`
+/// builds the library target with all its crate types (cdylib and staticlib included) before
+/// the test binaries, into `deps/` beside them (unhashed names), so the C programs link
+/// against the same code the Rust tests exercise.
 fn lib_dir() -> PathBuf {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        // target/<profile>/deps/<test> → target/capi-lib
-        let target = exe.ancestors().nth(3).unwrap().join("capi-lib");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let o = Command::new(cargo)
-            .args(["build", "--lib", "--locked", "--target-dir"])
-            .arg(&target)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "building the cdylib failed:\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        target.join("debug")
-    })
-    .clone()
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> → target/<profile>/deps
+    let dir = exe.parent().unwrap().to_path_buf();
+    assert!(
+        dir.join("libf2idiff.so").is_file(),
+        "{} has no libf2idiff.so: run through `cargo test`",
+        dir.display()
+    );
+    dir
 }
 
 fn works(cmd: &str, arg: &str) -> bool {
@@ -374,17 +365,9 @@ fn cmake_builds_the_examples_from_an_installed_package() {
     }
     let d = f.dir.path();
     let prefix = d.join("prefix");
-    let profile = lib_dir().file_name().unwrap().to_str().unwrap().to_string();
-    let target = lib_dir().parent().unwrap().to_path_buf();
     let o = Command::new("scripts/install.sh")
-        .args([
-            "--prefix",
-            prefix.to_str().unwrap(),
-            "--profile",
-            &profile,
-            "--no-build",
-        ])
-        .env("CARGO_TARGET_DIR", &target)
+        .args(["--prefix", prefix.to_str().unwrap(), "--from"])
+        .arg(lib_dir())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -53,8 +53,16 @@ fn first_difference(a: &[u32], b: &[u32]) -> Option<(usize, f32, f32)> {
         .map(|i| (i, f32::from_bits(a[i]), f32::from_bits(b[i])))
 }
 
+/// True under qemu-user (`scripts/test-aarch64.sh` sets `F2IDIFF_EMULATED`), where every run
+/// costs tens of times more: there [`check`] compares 1 and 3 threads, one run each — the same
+/// claim (the NEON kernels' output does not depend on the pool) with fewer repeats.
+fn emulated() -> bool {
+    std::env::var_os("F2IDIFF_EMULATED").is_some()
+}
+
 /// Runs `opts` on `lr` with every thread count and with a second engine on 2 threads, twice
-/// each, and requires every output to equal the first bit for bit.
+/// each (emulated: 1 and 3 threads, once), and requires every output to equal the first bit
+/// for bit.
 fn check(pack: &Arc<Pack>, lr: &[f32], hw: (usize, usize), opts: &UpscaleOptions, what: &str) {
     let mut want: Option<Vec<u32>> = None;
     let mut compare = |got: Vec<u32>, how: String| match &want {
@@ -66,15 +74,23 @@ fn check(pack: &Arc<Pack>, lr: &[f32], hw: (usize, usize), opts: &UpscaleOptions
             }
         }
     };
-    for threads in [1, 2, 3] {
+    let (threads_list, runs): (&[usize], usize) = if emulated() {
+        (&[1, 3], 1)
+    } else {
+        (&[1, 2, 3], 2)
+    };
+    for &threads in threads_list {
         let backend = CpuBackend::new(threads).unwrap();
         let nets = Networks::load(&backend, pack.clone(), 1.0).unwrap();
-        for r in 0..2 {
+        for r in 0..runs {
             compare(
                 run(&nets, &backend, lr, hw, opts),
                 format!("{threads} threads, run {r}"),
             );
         }
+    }
+    if emulated() {
+        return;
     }
     // A second engine (its own networks and pool) on the same pack.
     let backend = CpuBackend::new(2).unwrap();
@@ -134,4 +150,75 @@ fn random_sd_model_is_bit_identical_across_threads_engines_and_runs() {
         };
         check(&pack, &lr, (h, w), &opts, &format!("sd, tile {tile}"));
     }
+}
+
+/// The arena of one `t × t` LR tile (clamped to the image) on `backend`, as planned.
+fn tile_peak(
+    nets: &Networks<CpuBackend>,
+    backend: &CpuBackend,
+    t: usize,
+    hw: (usize, usize),
+) -> usize {
+    let (th, tw) = (t.min(hw.0), t.min(hw.1));
+    f2idiff::engine::plan(backend, |cx| {
+        let x = cx.alloc(&[3, th, tw])?;
+        drop(f2idiff::pipeline::one_step(nets, cx, &x)?);
+        Ok(())
+    })
+    .unwrap()
+    .peak_bytes(4)
+}
+
+/// The automatic tile fits the memory budget with the arena planned as for one thread: a
+/// bigger pool (whose kernels plan more scratch) must not pick a smaller tile, which would
+/// change the tiling and so the output. Budgets at the exact one-thread arena of each tile are
+/// the ones where a thread-dependent choice would differ.
+#[test]
+fn automatic_tile_and_output_are_the_same_on_every_thread_count() {
+    let pack = Arc::new(Pack::open(root().join("models/f2idiff-demo.f2i")).unwrap());
+    let (w, h) = (72, 40);
+    let lr = photo_crop(20, 20, w as u32, h as u32);
+    let pools: Vec<CpuBackend> = [1, 2, 3].map(|t| CpuBackend::new(t).unwrap()).into();
+    let nets: Vec<Networks<CpuBackend>> = pools
+        .iter()
+        .map(|b| Networks::load(b, pack.clone(), 1.0).unwrap())
+        .collect();
+    let scale = nets[0].configs.pipeline.scale as usize;
+    let mut tight = None;
+    for out_tile in [256, 128, 64] {
+        let one_thread = tile_peak(&nets[0], &pools[0], out_tile / scale, (h, w));
+        let three_threads = tile_peak(&nets[2], &pools[2], out_tile / scale, (h, w));
+        assert!(
+            three_threads >= one_thread,
+            "more threads never plan less scratch"
+        );
+        let chosen: Vec<usize> = nets
+            .iter()
+            .zip(&pools)
+            .map(|(n, b)| f2idiff::pipeline::auto_tile(n, b, h, w, one_thread).unwrap())
+            .collect();
+        assert!(
+            chosen.iter().all(|&t| t == chosen[0]),
+            "budget {one_thread} B (one-thread arena of tile {out_tile}; {three_threads} B on 3 \
+             threads): automatic tiles {chosen:?} on 1/2/3 threads"
+        );
+        if three_threads > one_thread && chosen[0] < w.max(h) * scale {
+            tight.get_or_insert(one_thread);
+        }
+    }
+    // And the output, with the automatic tile at a budget where the pools' arenas differ.
+    let budget = tight.expect("a budget where 3 threads plan more than 1, with several tiles");
+    let opts = UpscaleOptions {
+        tile: None,
+        memory_budget: budget,
+        overlap: 16,
+        ..UpscaleOptions::default()
+    };
+    check(
+        &pack,
+        &lr,
+        (h, w),
+        &opts,
+        &format!("automatic tile, budget {budget} B"),
+    );
 }

@@ -92,6 +92,13 @@ pub trait Backend {
     fn name(&self) -> String;
     /// Runs `f` in the backend's execution context (the CPU backend's thread pool).
     fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R;
+    /// Runs `f` (which plans, on this thread) with scratch sizes as a one-thread backend would
+    /// ask for them, so that what it plans depends on the problem only, never on the thread
+    /// count: the automatic tile is chosen this way, and the output cannot depend on the
+    /// pool. The CPU's scratch grows with its pool; other backends plan the same either way.
+    fn plan_as_one_thread<R>(&self, f: impl FnOnce() -> R) -> R {
+        f()
+    }
     fn alloc_arena(&self, elems: usize) -> Result<Self::Arena>;
     fn upload(&self, shape: &[usize], data: HostData) -> Result<Self::Weight>;
     fn write(&self, a: &mut Self::Arena, dst: View, src: &[f32]) -> Result<()>;

@@ -2,17 +2,15 @@
 //! [`boundary`], so no panic crosses into C and the thread's last error is always set.
 
 use super::engine::f2i_engine;
-use super::image;
+use super::image::{self, SizeLimit};
 use super::params::{self, default_options, default_params, read_versioned};
 use super::status::{self, Failure, boundary};
 use super::types::{
-    F2I_ENGINE_MAP_PACK, F2I_MAX_INPUT_SIDE, RawStatus, f2i_engine_options, f2i_image, f2i_status,
+    F2I_ENGINE_MAP_PACK, F2I_MAX_THREADS, RawStatus, f2i_engine_options, f2i_image, f2i_status,
     f2i_upscale_params,
 };
 use std::ffi::{CStr, c_char};
 use std::path::Path;
-
-const MAX_INPUT_SIDE: u64 = F2I_MAX_INPUT_SIDE as u64;
 
 /// Every `f2i_engine_options.flags` bit this version knows.
 const KNOWN_ENGINE_FLAGS: u64 = F2I_ENGINE_MAP_PACK;
@@ -86,6 +84,12 @@ pub unsafe extern "C" fn f2i_engine_create(
                 "opts.flags has unknown bits {unknown:#x}"
             )));
         }
+        if opts.num_threads > F2I_MAX_THREADS {
+            return Err(Failure::invalid(format!(
+                "opts.num_threads {} is over F2I_MAX_THREADS ({F2I_MAX_THREADS})",
+                opts.num_threads
+            )));
+        }
         let engine = Box::new(f2i_engine::create(path, &opts)?);
         // SAFETY: as above.
         unsafe { out.write_unaligned(Box::into_raw(engine)) };
@@ -151,7 +155,7 @@ pub unsafe extern "C" fn f2i_output_size(
         }
         // SAFETY: a live engine per the contract; only shared access is used.
         let engine = unsafe { &*engine };
-        let (w, h) = checked_input_size(in_width, in_height)?;
+        let (w, h) = SizeLimit::INPUT.check(in_width as u64, in_height as u64, "input")?;
         // SAFETY: NULL or readable per the contract.
         let p = unsafe { params::read_params(params) }?;
         let call = params::call(&p, engine.scale, w, h, engine.memory_budget)?;
@@ -163,16 +167,6 @@ pub unsafe extern "C" fn f2i_output_size(
         }
         Ok(())
     })
-}
-
-fn checked_input_size(w: u32, h: u32) -> status::CResult<(usize, usize)> {
-    let max = MAX_INPUT_SIDE;
-    if w == 0 || h == 0 || w as u64 > max || h as u64 > max {
-        return Err(Failure::invalid(format!(
-            "input size {w}x{h} is outside 1..={max} per side"
-        )));
-    }
-    Ok((w as usize, h as usize))
 }
 
 /// Super-resolves `input` into `output` (sized by `f2i_output_size`, any pixel format; see
@@ -196,7 +190,7 @@ pub unsafe extern "C" fn f2i_upscale(
         // SAFETY: a live engine per the contract; shared access only (its lock serialises use).
         let engine = unsafe { &*engine };
         // SAFETY: NULL or readable per the contract.
-        let input = unsafe { image::check(input, "input", MAX_INPUT_SIDE) }?;
+        let input = unsafe { image::check(input, "input", SizeLimit::INPUT) }?;
         // SAFETY: NULL or readable per the contract.
         let p = unsafe { params::read_params(params) }?;
         let call = params::call(
@@ -208,7 +202,7 @@ pub unsafe extern "C" fn f2i_upscale(
         )?;
         let (ow, oh) = params::output_size(&call, engine.scale, input.width, input.height);
         // SAFETY: NULL or readable per the contract.
-        let output = unsafe { image::check(output, "output", MAX_INPUT_SIDE * 16) }?;
+        let output = unsafe { image::check(output, "output", SizeLimit::OUTPUT) }?;
         if (output.width, output.height) != (ow, oh) {
             return Err(Failure::invalid(format!(
                 "output is {}x{}, expected {ow}x{oh} (see f2i_output_size)",

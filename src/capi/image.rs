@@ -3,7 +3,7 @@
 
 use super::pixels::{PixelFormat, Pixels, Plane};
 use super::status::{CResult, Failure};
-use super::types::f2i_image;
+use super::types::{F2I_MAX_INPUT_PIXELS, F2I_MAX_INPUT_SIDE, f2i_image};
 
 /// The memory of one plane: `len` bytes at `ptr`.
 #[derive(Debug, Clone, Copy)]
@@ -57,11 +57,53 @@ fn span(ptr: *mut u8, stride: usize, row_bytes: usize, rows: usize, what: &str) 
     })
 }
 
-/// Checks `img` (`what` names it in messages). `max_side` bounds width and height.
+/// Bounds on an image's size: each side, and the area.
+///
+/// cbindgen:ignore
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SizeLimit {
+    pub(crate) side: u64,
+    pub(crate) pixels: u64,
+}
+
+/// cbindgen:ignore
+impl SizeLimit {
+    /// What an input may be: `F2I_MAX_INPUT_SIDE`, `F2I_MAX_INPUT_PIXELS`.
+    pub const INPUT: SizeLimit = SizeLimit {
+        side: F2I_MAX_INPUT_SIDE as u64,
+        pixels: F2I_MAX_INPUT_PIXELS,
+    };
+    /// What an output may be: the input's limits at the largest scale, 16.
+    pub const OUTPUT: SizeLimit = SizeLimit {
+        side: Self::INPUT.side * 16,
+        pixels: Self::INPUT.pixels * 256,
+    };
+
+    /// `w × h` as `usize`s, or `F2I_ERR_INVALID_ARGUMENT` naming `what` when a side is 0 or
+    /// either limit is exceeded.
+    pub fn check(self, w: u64, h: u64, what: &str) -> CResult<(usize, usize)> {
+        let side = self.side;
+        if w == 0 || h == 0 || w > side || h > side {
+            return Err(Failure::invalid(format!(
+                "{what}: size {w}x{h} is outside 1..={side} per side"
+            )));
+        }
+        if w * h > self.pixels {
+            return Err(Failure::invalid(format!(
+                "{what}: {w}x{h} is {} pixels, more than the limit of {}",
+                w * h,
+                self.pixels
+            )));
+        }
+        Ok((w as usize, h as usize))
+    }
+}
+
+/// Checks `img` (`what` names it in messages) against `limit`.
 ///
 /// # Safety
 /// `img` is NULL or points to a readable `f2i_image`.
-pub unsafe fn check(img: *const f2i_image, what: &str, max_side: u64) -> CResult<Checked> {
+pub unsafe fn check(img: *const f2i_image, what: &str, limit: SizeLimit) -> CResult<Checked> {
     if img.is_null() {
         return Err(Failure::invalid(format!("{what} is NULL")));
     }
@@ -70,13 +112,7 @@ pub unsafe fn check(img: *const f2i_image, what: &str, max_side: u64) -> CResult
     let i: f2i_image = unsafe { img.read_unaligned() };
     let format = PixelFormat::from_raw(i.format)
         .ok_or_else(|| Failure::invalid(format!("{what}: unknown pixel format {}", i.format)))?;
-    let (w, h) = (i.width as u64, i.height as u64);
-    if w == 0 || h == 0 || w > max_side || h > max_side {
-        return Err(Failure::invalid(format!(
-            "{what}: size {w}x{h} is outside 1..={max_side} per side"
-        )));
-    }
-    let (w, h) = (w as usize, h as usize);
+    let (w, h) = limit.check(i.width as u64, i.height as u64, what)?;
     if i.data.is_null() {
         return Err(Failure::invalid(format!("{what}: data is NULL")));
     }

@@ -3,9 +3,10 @@
 //! more is refused (`F2I_ERR_EXCEEDS_RESERVATION`) instead of allocating.
 
 use super::engine::{EngineNets, f2i_engine};
+use super::image::SizeLimit;
 use super::params;
 use super::status::{CResult, Failure, boundary};
-use super::types::{F2I_MAX_INPUT_SIDE, f2i_status, f2i_upscale_params};
+use super::types::{f2i_status, f2i_upscale_params};
 
 /// Reserves the device memory of `F2I_MEMORY_CUDA` calls on regions (the ROI, or the whole
 /// image when there is none) of up to `max_width` x `max_height` input pixels, with `params`'
@@ -37,12 +38,8 @@ pub unsafe extern "C" fn f2i_engine_reserve(
         }
         // SAFETY: a live engine per the contract; shared access only (its lock serialises use).
         let engine = unsafe { &*engine };
-        let (w, h) = (max_width as usize, max_height as usize);
-        if w == 0 || h == 0 || max_width > F2I_MAX_INPUT_SIDE || max_height > F2I_MAX_INPUT_SIDE {
-            return Err(Failure::invalid(format!(
-                "reserved size {w}x{h} is outside 1..={F2I_MAX_INPUT_SIDE} per side"
-            )));
-        }
+        let (w, h) =
+            SizeLimit::INPUT.check(max_width as u64, max_height as u64, "reserved size")?;
         // SAFETY: NULL or readable per the contract.
         let p = unsafe { params::read_params(params) }?;
         let mut p = p;

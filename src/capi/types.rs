@@ -161,9 +161,12 @@ pub struct f2i_engine_options {
     pub device: RawDevice,
     /// GPU ordinal for CUDA; 0 or -1 (default) for the CPU.
     pub device_index: i32,
-    /// CPU threads; 0 = all cores.
+    /// CPU threads; 0 = all cores. At most `F2I_MAX_THREADS`.
     pub num_threads: u32,
-    /// Budget for one tile's activations when `tile_size` is 0 (automatic); 0 = 2 GiB.
+    /// Budget for one tile's activations when `tile_size` is 0 (automatic); 0 = 2 GiB. The
+    /// automatic tile is the largest whose arena, planned as for one CPU thread, fits it, so
+    /// the tile and the output do not depend on `num_threads`; each further CPU thread adds
+    /// its kernels' scratch (at most 4 MiB per thread for up to 512 channels).
     pub memory_budget_bytes: u64,
     /// CUDA storage precision (added in 0.2; callers built against an older header, whose
     /// `struct_size` ends before this field, get F2I_PRECISION_F16). CUDA kernels come from
@@ -239,3 +242,9 @@ pub const F2I_TILE_WHOLE_IMAGE: u32 = 0xFFFF_FFFF;
 pub const F2I_OVERLAP_DEFAULT: u32 = 0xFFFF_FFFF;
 /// Largest accepted input side, in pixels.
 pub const F2I_MAX_INPUT_SIDE: u32 = 65536;
+/// Largest accepted input area, in pixels: 2^28 (16384 x 16384; a 12 MP frame is 1/22 of it).
+/// Outputs may be up to 16 x 16 times larger (the largest scale).
+pub const F2I_MAX_INPUT_PIXELS: u64 = 268_435_456;
+/// Largest accepted `f2i_engine_options.num_threads` (`CpuBackend::MAX_THREADS`).
+pub const F2I_MAX_THREADS: u32 = 1024;
+const _: () = assert!(F2I_MAX_THREADS as usize == crate::backend::cpu::CpuBackend::MAX_THREADS);

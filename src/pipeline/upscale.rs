@@ -221,6 +221,11 @@ pub(crate) fn lr_tile(tile: usize, scale: usize, h: usize, w: usize) -> Result<u
 
 /// The largest standard tile whose planned arena fits `budget` bytes (at least the smallest),
 /// starting from the model's declared `tile` (`f2idiff.json`) when it has one.
+///
+/// The arena is planned as for one thread ([`Backend::plan_as_one_thread`]), so the tile, and
+/// with it the output, is the same on every thread count; each further CPU thread then adds
+/// its share of kernel scratch to the arena actually used (at most 4 MiB per thread up to 512
+/// channels, or 256 bytes per attention key beyond 16384 keys).
 pub fn auto_tile<B: Backend>(
     nets: &Networks<B>,
     backend: &B,
@@ -243,11 +248,13 @@ pub fn auto_tile<B: Backend>(
         let tile = c.div_ceil(step) * step;
         let t = tile / s;
         let (th, tw) = (t.min(h), t.min(w));
-        let p = engine::plan(backend, |cx| {
-            let x = cx.alloc(&[3, th, tw])?;
-            let out = one_step(nets, cx, &x)?;
-            drop(out);
-            Ok(())
+        let p = backend.plan_as_one_thread(|| {
+            engine::plan(backend, |cx| {
+                let x = cx.alloc(&[3, th, tw])?;
+                let out = one_step(nets, cx, &x)?;
+                drop(out);
+                Ok(())
+            })
         })?;
         best = Some(tile);
         if p.peak_bytes(4) <= budget {

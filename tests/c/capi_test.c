@@ -114,6 +114,12 @@ static void test_create_errors(const char *corrupt_path) {
   o.device = F2I_DEVICE_CUDA;
   EXPECT_STATUS(f2i_engine_create(model_path, &o, &e), F2I_ERR_UNSUPPORTED);
   CHECK(e == NULL);
+  f2i_engine_options_init(&o);
+  o.num_threads = F2I_MAX_THREADS + 1;
+  EXPECT_STATUS(f2i_engine_create(model_path, &o, &e), F2I_ERR_INVALID_ARGUMENT);
+  CHECK(e == NULL && strstr(f2i_last_error(), "F2I_MAX_THREADS") != NULL);
+  o.num_threads = 0xFFFFFFFFu;
+  EXPECT_STATUS(f2i_engine_create(model_path, &o, &e), F2I_ERR_INVALID_ARGUMENT);
   f2i_engine_free(NULL);
 }
 
@@ -139,6 +145,16 @@ static void test_argument_errors(f2i_engine *e) {
   EXPECT_STATUS(f2i_output_size(e, 0xFFFFFFFFu, 8, NULL, &w, &h), F2I_ERR_INVALID_ARGUMENT);
   EXPECT_STATUS(f2i_output_size(e, 8, F2I_MAX_INPUT_SIDE + 1, NULL, &w, &h),
                 F2I_ERR_INVALID_ARGUMENT);
+  /* Each side allowed, the area not: 65536 x 4097 > F2I_MAX_INPUT_PIXELS. */
+  CHECK((uint64_t)F2I_MAX_INPUT_SIDE * (F2I_MAX_INPUT_PIXELS / F2I_MAX_INPUT_SIDE + 1) >
+        F2I_MAX_INPUT_PIXELS);
+  EXPECT_STATUS(f2i_output_size(e, F2I_MAX_INPUT_SIDE,
+                                (uint32_t)(F2I_MAX_INPUT_PIXELS / F2I_MAX_INPUT_SIDE) + 1, NULL, &w,
+                                &h),
+                F2I_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(f2i_last_error(), "pixels") != NULL);
+  EXPECT_OK(f2i_output_size(e, F2I_MAX_INPUT_SIDE,
+                            (uint32_t)(F2I_MAX_INPUT_PIXELS / F2I_MAX_INPUT_SIDE), NULL, &w, &h));
   EXPECT_OK(f2i_output_size(e, 7, 5, NULL, &w, &h));
   CHECK(w == 28 && h == 20);
 
@@ -187,6 +203,10 @@ static void test_argument_errors(f2i_engine *e) {
   in.width = 0xFFFFFFFFu;
   in.height = 0xFFFFFFFFu;
   in.stride = (size_t)-1;
+  EXPECT_STATUS(f2i_upscale(e, &in, &out, NULL), F2I_ERR_INVALID_ARGUMENT);
+  in = rgb8_input();
+  in.width = F2I_MAX_INPUT_SIDE; /* each side allowed, the area over F2I_MAX_INPUT_PIXELS */
+  in.height = (uint32_t)(F2I_MAX_INPUT_PIXELS / F2I_MAX_INPUT_SIDE) + 1;
   EXPECT_STATUS(f2i_upscale(e, &in, &out, NULL), F2I_ERR_INVALID_ARGUMENT);
   in = rgb8_input();
   in.stride = (size_t)-1; /* rows * stride overflows */

@@ -11,15 +11,31 @@ pub use weight::CpuWeight;
 use super::{Backend, Conv2d, Glu, HostData, Rows, View, same_len};
 use crate::error::{Error, Result};
 use kernels::{activation, antialias, attention, conv, embed, linear, norm, resize};
+use std::cell::Cell;
 use views::{get, get_mut, split};
+
+thread_local! {
+    /// Set by [`Backend::plan_as_one_thread`] on the planning thread.
+    static PLAN_AS_ONE_THREAD: Cell<bool> = const { Cell::new(false) };
+}
 
 pub struct CpuBackend {
     pool: rayon::ThreadPool,
 }
 
 impl CpuBackend {
-    /// A backend computing on `threads` threads (0 = all cores).
+    /// The most threads a backend may be asked for; more is `Error::InvalidArgument`.
+    pub const MAX_THREADS: usize = 1024;
+
+    /// A backend computing on `threads` threads (0 = all cores, as rayon counts them:
+    /// `RAYON_NUM_THREADS` or the available parallelism; otherwise at most [`Self::MAX_THREADS`]).
     pub fn new(threads: usize) -> Result<CpuBackend> {
+        if threads > Self::MAX_THREADS {
+            return Err(Error::InvalidArgument(format!(
+                "{threads} CPU threads asked for; at most {} are allowed",
+                Self::MAX_THREADS
+            )));
+        }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("f2idiff-cpu-{i}"))
@@ -32,6 +48,16 @@ impl CpuBackend {
 
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()
+    }
+
+    /// The thread count scratch is planned for: the pool's, or 1 inside
+    /// [`Backend::plan_as_one_thread`] on this thread.
+    fn plan_threads(&self) -> usize {
+        if PLAN_AS_ONE_THREAD.get() {
+            1
+        } else {
+            self.threads()
+        }
     }
 }
 
@@ -75,8 +101,20 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn plan_as_one_thread<R>(&self, f: impl FnOnce() -> R) -> R {
+        /// Restores the flag however `f` ends.
+        struct Restore(bool);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                PLAN_AS_ONE_THREAD.set(self.0);
+            }
+        }
+        let _restore = Restore(PLAN_AS_ONE_THREAD.replace(true));
+        f()
+    }
+
     fn conv2d_scratch(&self, p: &Conv2d, h: usize, w: usize) -> usize {
-        self.install(|| p.scratch_len(h, w))
+        p.scratch_len(h, w, self.plan_threads())
     }
 
     fn conv2d(
@@ -180,7 +218,8 @@ impl Backend for CpuBackend {
     }
 
     fn attention_scratch(&self, tq: usize, tk: usize, heads: usize, head_dim: usize) -> usize {
-        self.install(|| attention::attention_scratch_len(tq, tk, heads, head_dim))
+        let _ = (heads, head_dim);
+        attention::attention_scratch_len(tq, tk, self.plan_threads())
     }
 
     fn attention(

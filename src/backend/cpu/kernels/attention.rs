@@ -25,14 +25,13 @@ const MAX_BLOCK_Q: usize = 256;
 const MIN_BLOCK_Q: usize = 64;
 const SCORE_FLOATS: usize = 1 << 20;
 
-/// Floats of scratch [`attention`] needs: one score buffer of `rows·tk` floats (rows ≤ 256,
-/// and ≥ 64 unless `tq` is smaller) per thread of the current rayon pool (fewer when there are
+/// Floats of scratch [`attention`] needs on a pool of `threads`: one score buffer of `rows·tk`
+/// floats (rows ≤ 256, and ≥ 64 unless `tq` is smaller) per thread (fewer when there are
 /// fewer query blocks than threads). At most threads · max(2^20, 64·tk) floats: linear in `tk`,
 /// independent of `tq`.
-pub fn attention_scratch_len(tq: usize, tk: usize, heads: usize, head_dim: usize) -> usize {
-    let _ = (heads, head_dim);
+pub fn attention_scratch_len(tq: usize, tk: usize, threads: usize) -> usize {
     let blocks = tq.div_ceil(block_rows(tq, tk)).max(1);
-    slot_len(tq, tk) * rayon::current_num_threads().clamp(1, blocks)
+    slot_len(tq, tk) * threads.clamp(1, blocks)
 }
 
 /// Query rows per block for `tq` queries against `tk` keys: a function of the shapes only
@@ -315,7 +314,7 @@ mod tests {
         let v = rng.vec(tk * width);
         let want = reference(&q, width, &k, width, &v, width, tq, tk, heads, hd, scale);
         let mut out = vec![f32::NAN; tq * width];
-        let mut scratch = vec![0f32; attention_scratch_len(tq, tk, heads, hd)];
+        let mut scratch = vec![0f32; attention_scratch_len(tq, tk, rayon::current_num_threads())];
         attention(
             &q,
             width,
@@ -372,7 +371,7 @@ mod tests {
         let (q, k, v) = (&qkv[..], &qkv[width..], &qkv[2 * width..]);
         let want = reference(q, qkv_rs, k, qkv_rs, v, qkv_rs, t, t, heads, hd, scale);
         let mut out = vec![7.0f32; t * out_rs];
-        let mut scratch = vec![0f32; attention_scratch_len(t, t, heads, hd)];
+        let mut scratch = vec![0f32; attention_scratch_len(t, t, rayon::current_num_threads())];
         attention(
             q,
             qkv_rs,
@@ -411,7 +410,8 @@ mod tests {
             let k = rng.vec_scaled(tk * width, 2.0);
             let v = rng.vec(tk * width);
             let run = |scratch_len: Option<usize>| {
-                let len = scratch_len.unwrap_or_else(|| attention_scratch_len(tq, tk, heads, hd));
+                let len = scratch_len
+                    .unwrap_or_else(|| attention_scratch_len(tq, tk, rayon::current_num_threads()));
                 let mut scratch = vec![0f32; len];
                 let mut out = vec![0f32; tq * width];
                 attention(
@@ -449,26 +449,14 @@ mod tests {
             }
         }
         // 600 queries: four blocks of 150 rows, so two threads each get a score buffer.
-        assert_eq!(
-            in_pool(2, || attention_scratch_len(600, 150, 2, 16)),
-            2 * 150 * 150
-        );
+        assert_eq!(attention_scratch_len(600, 150, 2), 2 * 150 * 150);
     }
 
     #[test]
     fn scratch_is_linear_in_tokens() {
-        assert_eq!(
-            in_pool(2, || attention_scratch_len(4096, 4096, 1, 512)),
-            2 * 171 * 4096
-        );
-        assert_eq!(
-            in_pool(2, || attention_scratch_len(16384, 16384, 1, 512)),
-            2 * 64 * 16384
-        );
-        assert_eq!(
-            in_pool(3, || attention_scratch_len(4096, 77, 5, 64)),
-            3 * 171 * 77
-        );
-        assert_eq!(in_pool(2, || attention_scratch_len(1, 257, 16, 64)), 257);
+        assert_eq!(attention_scratch_len(4096, 4096, 2), 2 * 171 * 4096);
+        assert_eq!(attention_scratch_len(16384, 16384, 2), 2 * 64 * 16384);
+        assert_eq!(attention_scratch_len(4096, 77, 3), 3 * 171 * 77);
+        assert_eq!(attention_scratch_len(1, 257, 2), 257);
     }
 }

@@ -53,20 +53,19 @@ impl Conv2d {
         )
     }
 
-    /// Floats of scratch [`conv2d`] needs for an `h×w` input on the current rayon pool: 0 for a
+    /// Floats of scratch [`conv2d`] needs for an `h×w` input on a pool of `threads`: 0 for a
     /// pointwise convolution, otherwise one block's im2col and output tile per thread: at most
     /// threads × max(2^20, (K + c_out)·64) floats (4 MiB per thread up to 512 channels), never
     /// proportional to the image.
     ///
     /// With less scratch (e.g. planned for a smaller pool), [`conv2d`] still works, with fewer
     /// threads taking blocks; it needs at least one thread's share.
-    pub fn scratch_len(&self, h: usize, w: usize) -> usize {
+    pub fn scratch_len(&self, h: usize, w: usize, threads: usize) -> usize {
         if self.is_pointwise() {
             return 0;
         }
         let (ho, wo) = self.out_hw(h, w);
-        self.plan(ho * wo, rayon::current_num_threads())
-            .scratch_len()
+        self.plan(ho * wo, threads).scratch_len()
     }
 
     /// 1×1, stride 1, no padding: the input already is the GEMM operand.
@@ -275,7 +274,8 @@ mod tests {
                 let mut out = out0.clone();
                 match split {
                     None => {
-                        let mut scratch = vec![f32::NAN; p.scratch_len(h, w)];
+                        let mut scratch =
+                            vec![f32::NAN; p.scratch_len(h, w, rayon::current_num_threads())];
                         conv2d(&p, &x, h, w, &wt, bias, &mut out, &mut scratch, acc);
                     }
                     Some(slots) => in_pool(2, || {
@@ -346,19 +346,20 @@ mod tests {
 
     #[test]
     fn scratch_is_zero_for_pointwise_and_bounded_for_big_images() {
-        assert_eq!(conv(512, 512, (1, 1), 1, [0; 4]).scratch_len(256, 256), 0);
+        assert_eq!(
+            conv(512, 512, (1, 1), 1, [0; 4]).scratch_len(256, 256, 2),
+            0
+        );
         for threads in [1, 2, 3] {
             for c in [3, 128, 256, 512, 1280] {
-                let len = in_pool(threads, || {
-                    conv(c, c, (3, 3), 1, [1; 4]).scratch_len(512, 512)
-                });
+                let len = conv(c, c, (3, 3), 1, [1; 4]).scratch_len(512, 512, threads);
                 let per_thread = SLOT_FLOATS.max((c * 9 + c) * MIN_BLOCK);
                 assert!(len > 0 && len <= threads * per_thread, "c {c}: {len}");
             }
         }
         // A tiny image needs no more than its own im2col and output.
         assert_eq!(
-            conv(4, 4, (3, 3), 1, [1; 4]).scratch_len(5, 5),
+            conv(4, 4, (3, 3), 1, [1; 4]).scratch_len(5, 5, 2),
             (36 + 4) * 25
         );
     }
@@ -385,10 +386,10 @@ mod tests {
                 conv2d(&p, &x, h, w, &wt, Some(&b), &mut out, &mut scratch, false);
                 out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
             };
-            let one_thread_scratch = in_pool(1, || p.scratch_len(h, w));
+            let one_thread_scratch = p.scratch_len(h, w, 1);
             let one = in_pool(1, || run(one_thread_scratch));
             for threads in [2, 3] {
-                let planned = in_pool(threads, || p.scratch_len(h, w));
+                let planned = p.scratch_len(h, w, threads);
                 assert_eq!(
                     one,
                     in_pool(threads, || run(planned)),
