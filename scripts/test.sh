@@ -3,7 +3,10 @@
 # sm_90 (NVRTC + ptxas from pinned pip wheels; fails on errors or register spills), every test
 # natively — with the CUDA kernels run on the CPU execution harness (feature cuda-sim) against
 # the CPU backend — then the CPU tests cross-built for aarch64 and run under qemu-user
-# (scripts/test-aarch64.sh installs the target, Debian's cross linker and qemu when missing).
+# (scripts/test-aarch64.sh installs the target, Debian's cross linker and qemu when missing),
+# and last each fuzz target for a short fixed time from its committed seeds plus the
+# concurrency soak under AddressSanitizer (scripts/fuzz.sh --ci; nightly toolchain, installed
+# when missing).
 # Goldens are committed under tests/data, so no Python or PyTorch is needed here; no GPU either
 # (GPU tests skip and say so; scripts/gpu-check.sh runs them on a GPU machine).
 set -euo pipefail
@@ -45,4 +48,9 @@ echo "== CUDA kernels: NVRTC + ptxas for sm_87 and sm_90, no spills (reuses the 
 ./scripts/kernel-check.sh
 echo "== aarch64 (Jetson CPU) under qemu-user"
 ./scripts/test-aarch64.sh
+echo "== fuzz targets from their seeds, then the soak under AddressSanitizer"
+if ! cargo +nightly --version >/dev/null 2>&1; then
+  rustup toolchain install nightly --profile minimal
+fi
+SECONDS_PER_TARGET="${SECONDS_PER_TARGET:-15}" ./scripts/fuzz.sh --ci
 echo "== all checks passed"
