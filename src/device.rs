@@ -70,6 +70,10 @@ impl Opened {
     /// same device with the same kernels (see [`crate::pipeline::F32Fallback`]); `None` for
     /// backends that already compute in f32.
     pub fn f32_twin(&self, opts: &DeviceOptions) -> Result<Option<Opened>> {
+        #[cfg_attr(
+            not(any(feature = "cuda", feature = "cuda-sim")),
+            allow(unused_variables)
+        )]
         let f32_opts = DeviceOptions {
             precision: Precision::F32,
             ..opts.clone()

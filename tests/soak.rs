@@ -4,7 +4,8 @@
 //! colour fixes, LoRA scales and cancellations from the progress callback. Every finished call
 //! must equal, byte for byte, the same call run alone on one thread beforehand; a cancelled
 //! call must leave its engine fully usable. Meant to run under a sanitizer too
-//! (docs/SECURITY.md; `scripts/fuzz.sh --ci` runs it under AddressSanitizer).
+//! (docs/SECURITY.md; `scripts/fuzz.sh --ci` runs it under AddressSanitizer,
+//! `scripts/tsan-soak.sh` under ThreadSanitizer).
 
 use f2idiff::capi::types::*;
 use f2idiff::capi::*;
@@ -211,7 +212,7 @@ fn last_error() -> String {
         .into_owned()
 }
 
-fn engine(path: &CString, map: bool) -> usize {
+fn engine(path: &CString, map: bool, threads: u32) -> usize {
     let mut opts = std::mem::MaybeUninit::<f2i_engine_options>::uninit();
     // SAFETY: init writes the whole struct.
     let mut opts = unsafe {
@@ -219,7 +220,7 @@ fn engine(path: &CString, map: bool) -> usize {
         opts.assume_init()
     };
     opts.device = f2i_device::F2I_DEVICE_CPU as u32;
-    opts.num_threads = 1;
+    opts.num_threads = threads;
     if map {
         opts.flags = F2I_ENGINE_MAP_PACK;
     }
@@ -256,12 +257,15 @@ fn threads_with_own_engines_match_one_thread() {
     };
     let runtime = pack("runtime.f2i", LoraChoice::Runtime);
     let merged = pack("merged.f2i", LoraChoice::Merge);
-    // Thread t's engine: 0 and 1 share the runtime pack (private), 2 maps it, 3 is merged.
+    // Thread t's engine: 0 and 1 share the runtime pack (private), 2 maps it, 3 is merged;
+    // 0 and 2 compute on two threads of their own (so their kernels' parallel splits run under
+    // the sanitizer too), 1 and 3 on one. The references run on one thread: the output does
+    // not depend on the thread count (tests/determinism.rs).
     let engine_spec = [
-        (&runtime, false),
-        (&runtime, false),
-        (&runtime, true),
-        (&merged, false),
+        (&runtime, false, 2),
+        (&runtime, false, 1),
+        (&runtime, true, 2),
+        (&merged, false, 1),
     ];
     let calls = std::env::var("F2I_SOAK_CALLS")
         .ok()
@@ -274,7 +278,10 @@ fn threads_with_own_engines_match_one_thread() {
 
     // Reference: every job that is not cancelled, alone, on one engine per pack and mode.
     let reference: Vec<Vec<Option<Vec<u8>>>> = {
-        let refs: Vec<usize> = engine_spec.iter().map(|&(p, m)| engine(p, m)).collect();
+        let refs: Vec<usize> = engine_spec
+            .iter()
+            .map(|&(p, m, _)| engine(p, m, 1))
+            .collect();
         let out = jobs
             .iter()
             .map(|js| {
@@ -295,9 +302,9 @@ fn threads_with_own_engines_match_one_thread() {
 
     std::thread::scope(|scope| {
         for (t, (js, refs)) in jobs.iter().zip(&reference).enumerate() {
-            let (path, map) = engine_spec[t];
+            let (path, map, threads) = engine_spec[t];
             scope.spawn(move || {
-                let e = engine(path, map) as *mut f2i_engine;
+                let e = engine(path, map, threads) as *mut f2i_engine;
                 for (k, (j, expected)) in js.iter().zip(refs).enumerate() {
                     let (s, out) = run(e, j);
                     match expected {

@@ -301,6 +301,7 @@ impl f2i_engine {
         };
         let (opened, _) = device::open(device, &dev_opts)?;
         let device = opened.describe();
+        #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
         let twin = opened.f32_twin(&dev_opts)?;
         let nets = match opened {
             Opened::Cpu(backend) => {

@@ -153,6 +153,7 @@ pub unsafe fn check(img: *const f2i_image, what: &str, limit: SizeLimit) -> CRes
 
 impl Checked {
     /// `(address, bytes)` of each plane.
+    #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
     pub fn planes(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         self.spans().map(|s| (s.ptr as usize, s.len))
     }

@@ -97,6 +97,7 @@ pub struct Call {
     /// The pixels are in CUDA device memory.
     pub device_memory: bool,
     /// The caller's stream (0 = the engine's own).
+    #[cfg_attr(not(any(feature = "cuda", feature = "cuda-sim")), allow(dead_code))]
     pub stream: u64,
 }
 

@@ -37,6 +37,7 @@ impl PixelFormat {
     }
 
     /// The C enum value (`f2i_pixel_format`).
+    #[cfg(any(feature = "cuda", feature = "cuda-sim"))]
     pub fn code(self) -> u32 {
         (match self {
             PixelFormat::Rgb8 => F2I_PIXEL_RGB8,

@@ -58,9 +58,9 @@ fn reserve(engine: &f2i_engine, call: &params::Call, w: usize, h: usize) -> CRes
     let mut loaded = engine.lock()?;
     engine.set_lora_scale(&mut loaded, call.lora_scale)?;
     match &mut loaded.nets {
-        EngineNets::Cpu(..) => Err(crate::Error::Unsupported(
-            "f2i_engine_reserve on a CPU engine (it reserves CUDA device memory)".into(),
-        )
+        EngineNets::Cpu(..) => Err(crate::Error::Unsupported(format!(
+            "f2i_engine_reserve ({w}x{h}) on a CPU engine (it reserves CUDA device memory)"
+        ))
         .into()),
         #[cfg(feature = "cuda")]
         EngineNets::Cuda(e) => e.reserve(call, w, h),
