@@ -17,16 +17,23 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
 fi
 
 # The C interface's tests compile C and C++ against the library, run them under valgrind, and
-# build the examples with CMake from a pkg-config install (tests/capi.rs).
+# build the examples with CMake from a pkg-config install (tests/capi.rs). The CPU's matrix
+# products use a system OpenBLAS (pthreads build) or BLIS where one is installed
+# (src/backend/cpu/kernels/blas.rs): both are installed here, the whole suite runs on the
+# default choice (OpenBLAS), and the CPU kernels' tests run again on BLIS and on the gemm crate.
 missing=""
 for tool in cc c++ valgrind cmake pkg-config; do
   command -v "$tool" >/dev/null || missing=1
 done
+multiarch="$(gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)"
+blis="/usr/lib/$multiarch/blis-serial/libblis.so.4"
+[ -e "/usr/lib/$multiarch/openblas-pthread/libopenblas.so.0" ] && [ -e "$blis" ] || missing=1
 if [ -n "$missing" ]; then
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -q
-  $sudo_cmd apt-get install -y -q gcc g++ valgrind cmake pkg-config
+  $sudo_cmd apt-get install -y -q gcc g++ valgrind cmake pkg-config libopenblas0-pthread \
+    libblis4-serial
 fi
 
 echo "== cargo fmt --check"
@@ -42,8 +49,11 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     exit 1
   }
 fi
-echo "== cargo test --features cuda-sim (CUDA kernels on the CPU execution harness)"
-cargo test --locked --features cuda-sim
+echo "== cargo test --features cuda-sim (CUDA kernels on the CPU execution harness; system BLAS)"
+F2IDIFF_REQUIRE_BLAS=1 cargo test --locked --features cuda-sim
+echo "== the CPU kernels again on BLIS, then on the gemm crate (F2IDIFF_BLAS)"
+F2IDIFF_REQUIRE_BLAS=1 F2IDIFF_BLAS="$blis" cargo test --locked --features cuda-sim --lib
+F2IDIFF_BLAS=off cargo test --locked --features cuda-sim --lib
 echo "== CUDA kernels: NVRTC + ptxas for sm_87 and sm_90, no spills (reuses the test build)"
 ./scripts/kernel-check.sh
 echo "== aarch64 (Jetson CPU) under qemu-user"

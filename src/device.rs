@@ -93,7 +93,7 @@ impl Opened {
         }
     }
 
-    /// What was opened, for messages ("cpu (2 threads)", "cuda:0 NVIDIA H200 (sm_90) (f16)").
+    /// What was opened, for messages ("cpu (2 threads, BLAS: …)", "cuda:0 NVIDIA H200 (sm_90) (f16)").
     pub fn describe(&self) -> String {
         use crate::backend::Backend;
         match self {

@@ -11,10 +11,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn f2idiff(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_f2idiff"))
-        .args(args)
-        .output()
-        .unwrap()
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_f2idiff"));
+    same_kernels(&mut cmd);
+    cmd.args(args).output().unwrap()
+}
+
+/// The C programs' output is compared with the CLI's byte for byte, so both must run the same
+/// CPU kernels. Valgrind's CPU has no AVX-512, so a system BLAS (which picks its kernels from
+/// the CPU it sees) would round differently under valgrind than in the native CLI run: with
+/// valgrind, both sides use the gemm crate's kernels (`F2IDIFF_BLAS=off`).
+fn same_kernels(cmd: &mut Command) {
+    static CHECK: std::sync::OnceLock<Checker> = std::sync::OnceLock::new();
+    if *CHECK.get_or_init(checker) == Checker::Valgrind {
+        cmd.env("F2IDIFF_BLAS", "off");
+    }
 }
 
 /// The directory holding the `libf2idiff.so` / `libf2idiff.a` of this build: `cargo test`
@@ -121,6 +131,7 @@ fn run_checked(exe: &Path, args: &[&str], check: Checker) -> Output {
         }
         _ => Command::new(exe),
     };
+    same_kernels(&mut cmd);
     if check == Checker::Asan {
         cmd.env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0");
     }
@@ -399,7 +410,9 @@ fn cmake_builds_the_examples_from_an_installed_package() {
         );
     }
     let out = d.join("cmake.ppm");
-    let o = Command::new(build.join("upscale"))
+    let mut cmd = Command::new(build.join("upscale"));
+    same_kernels(&mut cmd);
+    let o = cmd
         .args([f.model.to_str().unwrap(), f.lr_ppm.to_str().unwrap()])
         .arg(&out)
         .output()

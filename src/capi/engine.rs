@@ -235,7 +235,7 @@ pub struct Loaded {
 /// `f2i_engine`: opaque to C.
 #[allow(non_camel_case_types)]
 pub struct f2i_engine {
-    /// What the engine computes on ("cpu (2 threads)", "cuda:0 … (f16)").
+    /// What the engine computes on ("cpu (2 threads, BLAS: …)", "cuda:0 … (f16)").
     pub device: String,
     pub memory_budget: usize,
     pub scale: u32,

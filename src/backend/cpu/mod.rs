@@ -66,7 +66,11 @@ impl Backend for CpuBackend {
     type Weight = CpuWeight;
 
     fn name(&self) -> String {
-        format!("cpu ({} threads)", self.threads())
+        format!(
+            "cpu ({} threads, {})",
+            self.threads(),
+            kernels::blas::describe()
+        )
     }
 
     fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {

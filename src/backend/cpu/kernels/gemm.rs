@@ -1,10 +1,12 @@
-//! Safe, bounds-checked wrappers over the `gemm` crate's strided f32 matrix product.
+//! Safe, bounds-checked wrappers over the f32 matrix product: a system BLIS where one is
+//! installed ([`blas`]), the `gemm` crate's strided kernels otherwise.
 //!
 //! Every heavy kernel (convolution, linear layers, attention) ends in one of these calls, so the
 //! raw-pointer contract of `gemm::gemm` is checked in exactly one place: each operand's slice must
 //! cover the last element its strides address, and the destination rows must not overlap (the
 //! crate writes rows from several threads).
 
+use super::blas;
 use gemm::Parallelism;
 
 /// C\[m×n\] = A\[m×k\]·B\[k×n\] (+ C when `accumulate`), on the current rayon pool.
@@ -133,6 +135,16 @@ impl<'a> Operands<'a> {
     fn run(self, accumulate: bool, scale: f32, parallelism: Parallelism) {
         let Self { m, n, k, a, b, c } = self;
         if m == 0 || n == 0 {
+            return;
+        }
+        if let Some(blas) = blas::get()
+            && let Some(call) = blas::Call::new(m, n, k, (a.1, a.2), (b.1, b.2), c.1)
+        {
+            let parallel = !matches!(parallelism, Parallelism::None);
+            // SAFETY: `new` checked that A, B and C cover every element these shapes and
+            // strides address (CBLAS's leading dimensions are those strides, or the extent
+            // of a single row/column); C is a unique borrow, so it aliases neither A nor B.
+            unsafe { blas.run(&call, a.0, b.0, c.0, scale, accumulate, parallel) };
             return;
         }
         // Strides fit isize (checked in `new`), so these casts are exact.

@@ -1,0 +1,448 @@
+//! A system BLAS found at run time, for the f32 matrix products: OpenBLAS (Debian's
+//! `libopenblas0-pthread`) or BLIS (`libblis4-serial`), which pick their kernels for the CPU they
+//! run on (AVX-512, AVX2, NEON…). Loaded once, with `dlopen`, the first time a product is
+//! computed; where neither is installed the `gemm` crate's kernels are used ([`super::gemm`]),
+//! so nothing is required at build or run time.
+//!
+//! Products are called from many threads at once (rayon's, and the host's engines), so only
+//! reentrant builds are used: OpenBLAS's pthreads build, set to one thread per call
+//! (`openblas_set_num_threads(1)`: the parallelism is ours) — not its serial build, whose
+//! concurrent calls race (measured: wrong results) — and BLIS, reentrant by design. OpenBLAS
+//! is skipped when the host process already has it loaded, so that its thread setting is never
+//! changed under the host's feet.
+//!
+//! `F2IDIFF_BLAS` chooses: unset = the first usable of OpenBLAS-pthreads, then BLIS; `off` =
+//! never; a file name or path = that library (OpenBLAS is checked to be a pthreads build; any
+//! other library must be reentrant and export `cblas_sgemm`). [`describe`] says what was
+//! chosen, or why none was.
+//!
+//! Determinism: a product is cut into column (or row) chunks whose sizes depend on its shape
+//! only, never on the pool, and each chunk is one call; serial and parallel products make the
+//! same calls, so the bits never depend on the thread count.
+
+use std::ffi::c_int;
+use std::sync::OnceLock;
+
+/// `cblas_sgemm(layout, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)`.
+type Sgemm = unsafe extern "C" fn(
+    c_int,
+    c_int,
+    c_int,
+    c_int,
+    c_int,
+    c_int,
+    f32,
+    *const f32,
+    c_int,
+    *const f32,
+    c_int,
+    f32,
+    *mut f32,
+    c_int,
+);
+
+const ROW_MAJOR: c_int = 101;
+const NO_TRANS: c_int = 111;
+const TRANS: c_int = 112;
+
+/// Columns of C per call when a product is cut by columns.
+const COL_CHUNK: usize = 512;
+/// Rows of C per call when a narrow product (one column chunk) is cut by rows.
+const ROW_CHUNK: usize = 256;
+
+/// The loaded library.
+pub struct Blas {
+    sgemm: Sgemm,
+    name: String,
+    _lib: libloading::Library,
+}
+
+/// What [`get`] found: the library, or why there is none.
+struct Choice {
+    blas: Option<Blas>,
+    why: String,
+}
+
+/// Libraries tried when `F2IDIFF_BLAS` is unset, fastest first (on the Xeon of
+/// benches/RESULTS.md one thread of OpenBLAS 0.3.21 gives ~150 GFLOP/s, BLIS 0.9 ~100, the
+/// `gemm` crate ~55): the sonames, then Debian's per-flavour directories.
+fn candidates() -> Vec<String> {
+    let mut c = vec!["libopenblas.so.0".to_string()];
+    let triple = if cfg!(target_arch = "x86_64") {
+        Some("x86_64-linux-gnu")
+    } else if cfg!(target_arch = "aarch64") {
+        Some("aarch64-linux-gnu")
+    } else {
+        None
+    };
+    if let Some(t) = triple {
+        c.push(format!("/usr/lib/{t}/openblas-pthread/libopenblas.so.0"));
+    }
+    c.push("libblis.so.4".into());
+    if let Some(t) = triple {
+        for flavour in ["serial", "pthread", "openmp"] {
+            c.push(format!("/usr/lib/{t}/blis-{flavour}/libblis.so.4"));
+        }
+    }
+    c
+}
+
+/// The loader's message for `e` (libloading's own says only "dlopen failed").
+fn loader_error(e: libloading::Error) -> String {
+    match std::error::Error::source(&e) {
+        Some(s) => s.to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// True when `name` is already loaded in this process (by the host).
+#[cfg(unix)]
+fn already_loaded(name: &str) -> bool {
+    // SAFETY: RTLD_NOLOAD never loads anything (no initialiser runs); it only looks the name
+    // up among the loaded objects, and the handle is closed again at once.
+    unsafe { libloading::os::unix::Library::open(Some(name), libc::RTLD_NOW | libc::RTLD_NOLOAD) }
+        .is_ok()
+}
+
+#[cfg(not(unix))]
+fn already_loaded(_: &str) -> bool {
+    false
+}
+
+fn load(name: &str, explicit: bool) -> Result<Blas, String> {
+    let openblas = name.contains("openblas");
+    if openblas && !explicit && already_loaded(name) {
+        return Err(format!("{name} is already loaded by the host: not used"));
+    }
+    // SAFETY: loading a shared library runs its initialisers; the names are OpenBLAS's and
+    // BLIS's, or the one the user chose with F2IDIFF_BLAS, which must be a BLAS.
+    let lib = unsafe { libloading::Library::new(name) }.map_err(loader_error)?;
+    // SAFETY: `cblas_sgemm` has this signature in every CBLAS (`cblas.h`); the pointer stays
+    // valid while `lib` is loaded, and `Blas` keeps `lib`.
+    let sgemm = unsafe { lib.get::<Sgemm>(b"cblas_sgemm\0") }
+        .map(|s| *s)
+        .map_err(|e| format!("{name}: no cblas_sgemm ({})", loader_error(e)))?;
+    // SAFETY: OpenBLAS's `int openblas_get_parallel(void)` and `void
+    // openblas_set_num_threads(int)`; the pointers are used while `lib` is loaded.
+    let get_parallel =
+        unsafe { lib.get::<unsafe extern "C" fn() -> c_int>(b"openblas_get_parallel\0") };
+    if let Ok(get_parallel) = get_parallel {
+        // SAFETY: no arguments, no preconditions.
+        let parallel = unsafe { get_parallel() };
+        if parallel != 1 {
+            return Err(format!(
+                "{name} is OpenBLAS's {} build, not its pthreads build: concurrent calls into it \
+                 are not safe",
+                if parallel == 0 { "serial" } else { "OpenMP" }
+            ));
+        }
+        // SAFETY: as above.
+        let set_threads =
+            unsafe { lib.get::<unsafe extern "C" fn(c_int)>(b"openblas_set_num_threads\0") }
+                .map_err(|e| format!("{name}: {}", loader_error(e)))?;
+        // SAFETY: one thread per call; the library was loaded by us (not the host's).
+        unsafe { set_threads(1) };
+    }
+    let blas = Blas {
+        sgemm,
+        name: name.to_string(),
+        _lib: lib,
+    };
+    blas.self_test()?;
+    Ok(blas)
+}
+
+fn choose() -> Choice {
+    let requested = std::env::var("F2IDIFF_BLAS").ok();
+    match requested.as_deref().map(str::trim) {
+        Some("off" | "0" | "none" | "") => Choice {
+            blas: None,
+            why: "off (F2IDIFF_BLAS)".into(),
+        },
+        Some(name) => match load(name, true) {
+            Ok(b) => Choice {
+                why: format!("{name} (F2IDIFF_BLAS)"),
+                blas: Some(b),
+            },
+            Err(e) => Choice {
+                blas: None,
+                why: format!("F2IDIFF_BLAS={name} could not be used: {e}"),
+            },
+        },
+        None => {
+            let mut refused = Vec::new();
+            for name in candidates() {
+                match load(&name, false) {
+                    Ok(b) => {
+                        return Choice {
+                            why: name,
+                            blas: Some(b),
+                        };
+                    }
+                    // Not installed is the common case; anything else is worth saying.
+                    Err(e) if !e.contains("No such file") && !e.contains("cannot open") => {
+                        refused.push(e)
+                    }
+                    Err(_) => {}
+                }
+            }
+            Choice {
+                blas: None,
+                why: if refused.is_empty() {
+                    "no OpenBLAS (pthreads) or BLIS installed".into()
+                } else {
+                    refused.join("; ")
+                },
+            }
+        }
+    }
+}
+
+fn choice() -> &'static Choice {
+    static CHOICE: OnceLock<Choice> = OnceLock::new();
+    CHOICE.get_or_init(choose)
+}
+
+/// The library the products use, if any.
+pub fn get() -> Option<&'static Blas> {
+    choice().blas.as_ref()
+}
+
+/// For benchmarks and messages: the library used, or the `gemm` crate and why.
+pub fn describe() -> String {
+    match get() {
+        Some(b) => format!("BLAS {}", b.name),
+        None => format!("gemm crate: {}", choice().why),
+    }
+}
+
+/// An operand's layout for CBLAS (row-major): `(transpose, leading dimension)`, or `None` when
+/// its strides are not a CBLAS layout. `rows × cols` with strides `(rs, cs)`.
+fn layout(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<(c_int, c_int)> {
+    let fits = |v: usize| c_int::try_from(v).ok();
+    if cs == 1 && (rs >= cols || rows <= 1) {
+        Some((NO_TRANS, fits(rs.max(cols).max(1))?))
+    } else if rs == 1 && (cs >= rows || cols <= 1) {
+        Some((TRANS, fits(cs.max(rows).max(1))?))
+    } else {
+        None
+    }
+}
+
+/// A checked product: C\[m×n\] = alpha·A·B (+ C), row-major C with row stride `ldc`.
+pub(super) struct Call {
+    m: usize,
+    n: usize,
+    k: usize,
+    ta: c_int,
+    lda: c_int,
+    tb: c_int,
+    ldb: c_int,
+    ldc: c_int,
+}
+
+impl Call {
+    /// The call for these shapes and strides, or `None` when CBLAS cannot take them (a
+    /// strided layout, or a size over `int`); the caller then uses the `gemm` crate.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        m: usize,
+        n: usize,
+        k: usize,
+        (a_rs, a_cs): (usize, usize),
+        (b_rs, b_cs): (usize, usize),
+        c_rs: usize,
+    ) -> Option<Call> {
+        let (ta, lda) = layout(m, k, a_rs, a_cs)?;
+        let (tb, ldb) = layout(k, n, b_rs, b_cs)?;
+        let ldc = c_int::try_from(c_rs.max(n).max(1)).ok()?;
+        for d in [m, n, k] {
+            c_int::try_from(d).ok()?;
+        }
+        Some(Call {
+            m,
+            n,
+            k,
+            ta,
+            lda,
+            tb,
+            ldb,
+            ldc,
+        })
+    }
+
+    /// The chunks this product is computed in: `(row0, rows, col0, cols)`, from the shape only.
+    fn chunks(&self) -> Vec<(usize, usize, usize, usize)> {
+        let (m, n) = (self.m, self.n);
+        let cut = |len: usize, chunk: usize| -> Vec<(usize, usize)> {
+            let parts = len.div_ceil(chunk).max(1);
+            let base = len / parts;
+            let extra = len % parts;
+            let mut at = 0;
+            (0..parts)
+                .map(|i| {
+                    let l = base + usize::from(i < extra);
+                    let r = (at, l);
+                    at += l;
+                    r
+                })
+                .collect()
+        };
+        if n >= 2 * COL_CHUNK {
+            cut(n, COL_CHUNK)
+                .into_iter()
+                .map(|(c0, cn)| (0, m, c0, cn))
+                .collect()
+        } else {
+            cut(m, ROW_CHUNK)
+                .into_iter()
+                .map(|(r0, rm)| (r0, rm, 0, n))
+                .collect()
+        }
+    }
+}
+
+/// C as shared by the chunk calls, which write disjoint blocks of it.
+#[derive(Clone, Copy)]
+struct Dst(*mut f32);
+// SAFETY: every chunk writes only its own rows × columns of C (disjoint blocks), and `run`
+// holds the unique borrow of C until every chunk has finished.
+unsafe impl Send for Dst {}
+// SAFETY: as above.
+unsafe impl Sync for Dst {}
+
+impl Dst {
+    /// The element `off` past the start (a method, so closures capture the whole `Dst`).
+    ///
+    /// # Safety
+    /// `off` is inside C.
+    unsafe fn at(self, off: usize) -> *mut f32 {
+        // SAFETY: per the contract.
+        unsafe { self.0.add(off) }
+    }
+}
+
+impl Blas {
+    /// Computes `call` on `a`, `b` into `c` (whose sizes the caller checked against the call's
+    /// shapes and strides), on the rayon pool when `parallel`.
+    ///
+    /// # Safety
+    /// `a`, `b` and `c` cover every element the call's shapes and leading dimensions address
+    /// (`gemm::Operands::new` checks this), and `c` aliases neither `a` nor `b`.
+    pub(super) unsafe fn run(
+        &self,
+        call: &Call,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+        alpha: f32,
+        accumulate: bool,
+        parallel: bool,
+    ) {
+        if call.m == 0 || call.n == 0 {
+            return;
+        }
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        let dst = Dst(c.as_mut_ptr());
+        let (lda, ldb, ldc) = (call.lda as usize, call.ldb as usize, call.ldc as usize);
+        let one = |&(r0, rm, c0, cn): &(usize, usize, usize, usize)| {
+            // A's rows r0.., B's columns c0..: offsets by the layout of each.
+            let a_off = if call.ta == NO_TRANS { r0 * lda } else { r0 };
+            let b_off = if call.tb == NO_TRANS { c0 } else { c0 * ldb };
+            // SAFETY: the offsets address the sub-blocks of A, B and C that this chunk reads
+            // and writes, inside the slices (checked by the caller); chunks write disjoint
+            // blocks of C; CBLAS reads C only when beta is 1.
+            unsafe {
+                (self.sgemm)(
+                    ROW_MAJOR,
+                    call.ta,
+                    call.tb,
+                    rm as c_int,
+                    cn as c_int,
+                    call.k as c_int,
+                    alpha,
+                    a.as_ptr().add(if call.k == 0 { 0 } else { a_off }),
+                    call.lda,
+                    b.as_ptr().add(if call.k == 0 { 0 } else { b_off }),
+                    call.ldb,
+                    beta,
+                    dst.at(r0 * ldc + c0),
+                    call.ldc,
+                )
+            }
+        };
+        let chunks = call.chunks();
+        if parallel && chunks.len() > 1 {
+            use rayon::prelude::*;
+            chunks.par_iter().for_each(one);
+        } else {
+            chunks.iter().for_each(one);
+        }
+    }
+
+    /// A 3×2×2 product with known result: a library that loads but computes something else
+    /// (a stub, a wrong ABI) is refused instead of used.
+    fn self_test(&self) -> Result<(), String> {
+        let a = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]; // 3×2
+        let b = [1.0f32, 0.5, -1.0, 2.0]; // 2×2
+        let mut c = [f32::NAN; 6];
+        let call = Call::new(3, 2, 2, (2, 1), (2, 1), 2).expect("valid");
+        // SAFETY: the slices hold exactly the 3×2, 2×2 and 3×2 row-major matrices.
+        unsafe { self.run(&call, &a, &b, &mut c, 1.0, false, false) };
+        let want = [-1.0f32, 4.5, -1.0, 9.5, -1.0, 14.5];
+        if c == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: cblas_sgemm gave {c:?}, want {want:?}",
+                self.name
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `scripts/test.sh` installs BLIS and sets `F2IDIFF_REQUIRE_BLAS=1`, so that CI fails
+    /// when the library is there but not used (and runs the kernel tests again with
+    /// `F2IDIFF_BLAS=off` for the `gemm` crate's path).
+    #[test]
+    fn the_library_is_used_where_required() {
+        eprintln!("{}", describe());
+        if std::env::var_os("F2IDIFF_REQUIRE_BLAS").is_some() {
+            assert!(get().is_some(), "{}", describe());
+        }
+        if std::env::var("F2IDIFF_BLAS").is_ok_and(|v| v == "off") {
+            assert!(get().is_none());
+        }
+    }
+
+    #[test]
+    fn layouts_cblas_can_take_and_those_it_cannot() {
+        assert_eq!(layout(4, 3, 3, 1), Some((NO_TRANS, 3)));
+        assert_eq!(layout(4, 3, 5, 1), Some((NO_TRANS, 5)));
+        assert_eq!(layout(4, 3, 1, 4), Some((TRANS, 4)));
+        assert_eq!(layout(1, 3, 0, 1), Some((NO_TRANS, 3)));
+        assert_eq!(layout(4, 3, 2, 1), None, "rows overlap");
+        assert_eq!(layout(4, 3, 6, 2), None, "general strides");
+        assert_eq!(layout(4, 3, (1 << 31) + 1, 1), None, "over int");
+    }
+
+    #[test]
+    fn chunks_cover_c_once_and_depend_on_the_shape_only() {
+        for (m, n) in [(1, 1), (5, 3000), (1000, 64), (300, 1023), (7, 1024)] {
+            let call = Call::new(m, n, 8, (8, 1), (n, 1), n).unwrap();
+            let mut hits = vec![0u8; m * n];
+            for (r0, rm, c0, cn) in call.chunks() {
+                for r in r0..r0 + rm {
+                    for c in c0..c0 + cn {
+                        hits[r * n + c] += 1;
+                    }
+                }
+            }
+            assert!(hits.iter().all(|&h| h == 1), "{m}×{n}");
+        }
+    }
+}
