@@ -329,6 +329,7 @@ impl Blas {
     /// # Safety
     /// `a`, `b` and `c` cover every element the call's shapes and leading dimensions address
     /// (`gemm::Operands::new` checks this), and `c` aliases neither `a` nor `b`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn run(
         &self,
         call: &Call,
