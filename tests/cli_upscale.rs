@@ -294,6 +294,10 @@ fn eval_prints_basicsr_psnr_and_ssim() {
             (nums[1] - want[name]["ssim_y"].as_f64().unwrap()).abs() < 1e-4,
             "{line}"
         );
+        assert!(
+            (nums[2] - want[name]["gmsd"].as_f64().unwrap()).abs() < 1e-4,
+            "{line}"
+        );
     }
     let o = f2idiff(&[
         "eval",

@@ -23,9 +23,15 @@
 //!
 //! Both metrics are computed in parallel over fixed bands of rows whose partial sums are added in
 //! band order, so the result does not depend on the number of threads.
+//!
+//! [`gmsd`] (in `metrics/gmsd.rs`) adds GMSD, Gradient Magnitude Similarity Deviation, as the
+//! `piq` package defines it (its own luma, not BasicSR's Y), on the same cropped pixels.
 
 use crate::{Error, Result};
 use rayon::prelude::*;
+
+mod gmsd;
+pub use gmsd::gmsd;
 
 /// An interleaved RGB image view (8-bit).
 #[derive(Debug, Clone, Copy)]

@@ -1,7 +1,12 @@
-//! `f2idiff eval --sr DIR --hr DIR`: PSNR and SSIM on the Y channel (BasicSR's conventions), per
-//! image pair matched by file name, and their means.
+//! `f2idiff eval --sr DIR --hr DIR`: PSNR and SSIM on the Y channel (BasicSR's conventions) and
+//! GMSD (piq's definition; lower is better), all on the same border-cropped pixels, per image pair
+//! matched by file name, and their means.
+//!
+//! Output: a header, one line per image, then the means, columns separated by spaces:
+//! name left-aligned in 32, PSNR-Y (dB) right-aligned in 10, SSIM-Y and GMSD right-aligned in 8,
+//! all with 4 decimals (`inf` PSNR for identical images).
 
-use f2idiff::pipeline::metrics::{Rgb8, psnr_y, ssim_y};
+use f2idiff::pipeline::metrics::{Rgb8, gmsd, psnr_y, ssim_y};
 use f2idiff::{Error, Result, imageio};
 use std::path::{Path, PathBuf};
 
@@ -55,8 +60,11 @@ pub fn run(args: &Args) -> Result<()> {
             args.sr.display()
         )));
     }
-    let (mut psnr_sum, mut ssim_sum) = (0.0, 0.0);
-    println!("{:<32} {:>10} {:>8}", "image", "PSNR-Y", "SSIM-Y");
+    let (mut psnr_sum, mut ssim_sum, mut gmsd_sum) = (0.0, 0.0, 0.0);
+    println!(
+        "{:<32} {:>10} {:>8} {:>8}",
+        "image", "PSNR-Y", "SSIM-Y", "GMSD"
+    );
     for name in &names {
         let (sr_path, hr_path) = (args.sr.join(name), args.hr.join(name));
         let (sr, hr) = (load_rgb8(&sr_path)?, load_rgb8(&hr_path)?);
@@ -68,16 +76,19 @@ pub fn run(args: &Args) -> Result<()> {
         };
         let p = psnr_y(&view(&sr), &view(&hr), args.crop_border).map_err(with_name)?;
         let s = ssim_y(&view(&sr), &view(&hr), args.crop_border).map_err(with_name)?;
-        println!("{:<32} {p:>10.4} {s:>8.4}", name.display());
+        let g = gmsd(&view(&sr), &view(&hr), args.crop_border).map_err(with_name)?;
+        println!("{:<32} {p:>10.4} {s:>8.4} {g:>8.4}", name.display());
         psnr_sum += p;
         ssim_sum += s;
+        gmsd_sum += g;
     }
     let n = names.len() as f64;
     println!(
-        "{:<32} {:>10.4} {:>8.4}",
+        "{:<32} {:>10.4} {:>8.4} {:>8.4}",
         format!("mean of {}", names.len()),
         psnr_sum / n,
-        ssim_sum / n
+        ssim_sum / n,
+        gmsd_sum / n
     );
     Ok(())
 }
