@@ -1,12 +1,13 @@
-"""Which default tile the demo model should declare (`"tile"` in f2idiff.json), chosen on TRAINING photos.
+"""Which default tile the demo model should declare (`"tile"` in f2idiff.json), chosen on VALIDATION photos.
 
     /tmp/f2i-ref-venv/bin/python calib/train/choose_tile.py --cli target/release/f2idiff
 
 (after train.py). The paper trains and runs F2IDiff-SR on patches, and so does train.py (64 and 128 px HR
 patches; DINOv2 sees the patch's LR resized to 56x56). Run on a whole photo as one tile, DINOv2 sees the
 whole photo shrunk to 56x56 instead: a different input distribution. This script measures that choice
-on crops of the training photos (never the held-out ones, which only evaluate.py reads): the centre
-384x384 HR crop of each colour training photo, degraded like the training LR (own seeds), upscaled by
+on crops of the validation photos (data.py; never the held-out ones, which only evaluate.py reads): each
+validation photo resized so its long side is data.LONG_SIDES[1], its centre 384x384 HR crop, degraded like
+the training LR (degrade.degrade, own seeds), upscaled by
 `f2idiff upscale -m OUT/demo.f2i` whole (`--tile 0`) and with 256 and 128 px tiles (default overlap),
 scored by `f2idiff eval` (PSNR / SSIM on Y). Prints the table and the tile with the best mean PSNR-Y;
 writes OUT/choose_tile.json.
@@ -19,6 +20,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import os  # noqa: E402
 
 from common import ROOT, check_versions  # noqa: E402
 
@@ -43,8 +46,10 @@ def main():
     d = args.out / "choose_tile"
     if d.exists():
         shutil.rmtree(d)
-    for i, name in enumerate(data.TRAIN_COLOUR):
-        img = data.load_photo(name)
+    cache = Path(os.environ.get("F2IDIFF_PHOTO_CACHE", args.out / "photos"))
+    photos = [(name, imgs[1]) for name, imgs, _ in data.photo_set("val", cache)]
+    names = [n for n, _ in photos]
+    for i, (name, img) in enumerate(photos):
         top, left = (img.shape[0] - CROP) // 2, (img.shape[1] - CROP) // 2
         hr = np.ascontiguousarray(img[top:top + CROP, left:left + CROP])
         save_png(d / "hr" / f"{name}.png", hr)
@@ -56,9 +61,9 @@ def main():
         results[tile], txt = cli_eval(args.cli, sr, d / "hr")
         print(f"--tile {tile}:\n{txt}")
     best = max(TILES, key=lambda t: results[t]["mean"][0])
-    print("| tile | " + " | ".join(data.TRAIN_COLOUR) + " | mean |")
+    print("| tile | " + " | ".join(names) + " | mean |")
     for t in TILES:
-        cells = [f"{results[t][n][0]:.2f}" for n in list(data.TRAIN_COLOUR) + ["mean"]]
+        cells = [f"{results[t][n][0]:.2f}" for n in names + ["mean"]]
         print(f"| {t or 'whole'} | " + " | ".join(cells) + " |")
     print(f"best mean PSNR-Y: --tile {best}")
     (args.out / "choose_tile.json").write_text(json.dumps(dict(results=results, best=best), indent=2) + "\n")

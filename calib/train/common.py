@@ -69,8 +69,8 @@ def x0_coefficients(t):
 def dino_pixels(lr01, size):
     """LR in [0, 1] -> the DINOv2 input: bicubic to size x size (no clamp), ImageNet-normalised."""
     px = F.interpolate(lr01, size=(size, size), mode="bicubic", align_corners=False)
-    mean = torch.tensor(DINO_MEAN, dtype=lr01.dtype).reshape(1, 3, 1, 1)
-    std = torch.tensor(DINO_STD, dtype=lr01.dtype).reshape(1, 3, 1, 1)
+    mean = torch.tensor(DINO_MEAN, dtype=lr01.dtype, device=lr01.device).reshape(1, 3, 1, 1)
+    std = torch.tensor(DINO_STD, dtype=lr01.dtype, device=lr01.device).reshape(1, 3, 1, 1)
     return (px - mean) / std
 
 
@@ -102,7 +102,7 @@ def sr_forward(vae, unet, dino, lr01, dino_size, timestep=TIMESTEP, clamp=True, 
     lq = bicubic_lq(lr01)
     z = encode_mean(vae, lq)
     ctx = dino_tokens(dino, lr01, dino_size)
-    t = torch.full((lr01.shape[0],), timestep, dtype=torch.long)
+    t = torch.full((lr01.shape[0],), timestep, dtype=torch.long, device=lr01.device)
     eps = unet(z, t, encoder_hidden_states=ctx).sample
     c1, c2 = x0_coefficients(timestep)
     x0 = (z - c1 * eps) / c2
@@ -119,31 +119,17 @@ def psnr(a, b):
     return 10 * np.log10(1.0 / max(mse, 1e-12))
 
 
-class Budget:
-    """When a stage ends: after `minutes` of wall clock, or, if `steps` is given, after exactly that many
-    steps (replaying a run: the learning-rate schedule then follows steps instead of time)."""
+def psnr_y(a, b):
+    """Mean PSNR on Y (BasicSR's conventions: both rounded to u8, Y of BT.601 in [16, 235], 4-pixel border
+    cropped) over a batch of [N,3,H,W] in [0, 1]: the validation score; per-image, then averaged."""
+    w = torch.tensor([65.481, 128.553, 24.966], dtype=torch.float64, device=a.device).reshape(1, 3, 1, 1)
 
-    def __init__(self, minutes, steps=None):
-        self.t0 = time.time()
-        self.seconds = minutes * 60.0
-        self.steps = steps
-        self.step = 0
+    def y(x):
+        return ((torch.round(x.clamp(0, 1) * 255).double() / 255) * w).sum(1) + 16.0
 
-    def tick(self):
-        self.step += 1
-
-    def elapsed(self):
-        return time.time() - self.t0
-
-    def done(self):
-        if self.steps is not None:
-            return self.step >= self.steps
-        return self.elapsed() >= self.seconds
-
-    def frac(self):
-        if self.steps is not None:
-            return min(1.0, self.step / max(1, self.steps))
-        return min(1.0, self.elapsed() / self.seconds)
+    d = (y(a) - y(b))[:, 4:-4, 4:-4]
+    mse = (d ** 2).mean(dim=(1, 2)).clamp_min(1e-10)
+    return float((10 * torch.log10(255.0 ** 2 / mse)).mean())
 
 
 def log(msg, file=None):

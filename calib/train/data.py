@@ -1,56 +1,54 @@
-"""Training and held-out data: photos bundled inside the scikit-image 0.26 wheel (skimage/data/*.png,
-*.jpg; no download), each with the licence its `skimage.data` docstring states.
+"""Training, validation and held-out photos, and the patch pools cut from them.
 
-Held out (never cropped for training; only evaluate.py reads them):
-  chelsea    Chelsea the cat, 300x451.      "No copyright restrictions. CC0 by the photographer
-                                            (Stefan van der Walt)."
-  coffee     Coffee cup, 400x600.           Courtesy of Pikolo Espresso Bar. "No copyright restrictions.
-                                            CC0 by the photographer (Rachel Michetti)."
+Three disjoint sets:
+  held out    scikit-image's `chelsea` and `coffee` (HELD_OUT): read only by evaluate.py, once, at the end.
+  validation  the photos.tsv rows with split `val` (Debian wallpaper photos): every choice made while
+              training (stage 2's checkpoint, the model's tile) is made on them.
+  training    the photos.tsv rows with split `train` (Debian wallpaper photos, fetched by package name,
+              photos.py) and scikit-image's other bundled photos (inside its 0.26 wheel, no download;
+              licences as their `skimage.data` docstrings state them):
+      colour  astronaut (NASA, public domain), rocket (SpaceX, public domain), hubble_deep_field (NASA,
+              public domain), retina (Mikael Haggstrom, CC0), immunohistochemistry (CMMI, no known
+              copyright restrictions)
+      grey    camera (Lav Varshney, CC0), coins (Brooklyn Museum, no known copyright restrictions), brick
+              (CC0Textures, CC0), grass (linolafett, CC0), gravel (CC0Textures, CC0), text (Wikipedia,
+              public domain), cell (Paul Mueller et al., CC0); replicated to RGB
+    Samples whose docstring states no licence (moon, page, colorwheel, logo) and the motion-blurred clock
+    are not used.
 
-Training (colour):
-  astronaut  Eileen Collins, NASA Great Images database. "No known copyright restrictions, released into
-             the public domain."
-  rocket     DSCOVR launch on Falcon 9, SpaceX photos, "released in the public domain".
-  hubble_deep_field  Hubble eXtreme Deep Field, NASA, "may be freely used in the public domain".
-  retina     Fundus photograph (Mikael Haggstrom, Wikimedia Commons), "CC0 1.0 Universal Public Domain
-             Dedication".
-  immunohistochemistry  IHC staining, Center for Microscopy And Molecular Imaging. "No known copyright
-             restrictions."
-Training (grey, replicated to RGB, for texture and edges):
-  camera     "No copyright restrictions. CC0 by the photographer (Lav Varshney)."
-  coins      Greek coins, Brooklyn Museum Collection. "No known copyright restrictions."
-  brick      From CC0Textures (Bricks25), "Creative Commons CC0 License".
-  grass      From DeviantArt (linolafett), "Creative Commons CC0 License".
-  gravel     From CC0Textures (Gravel04), "Creative Commons CC0 License".
-  text       Wikipedia File:Corner.png, "No known copyright restrictions, released into the public domain".
-  cell       Quantitative phase image (Paul Mueller et al.), "This image is CC0, dedicated to the public
-             domain."
-
-Sample images whose docstring states no licence (moon, page, colorwheel, logo) and the motion-blurred
-clock are not used.
-
-Patches: random crops of a training photo downscaled by one of SCALES (Pillow LANCZOS, done once;
-more sharp detail per pixel, more scales), random flip / 90-degree rotation; crops
-with almost no texture (the black surround of `retina`, the sky of `hubble`) are rejected. Colour photos
-are drawn 2:1 over grey ones (by photo count). The LR of each HR patch comes from degrade.degrade.
+Scales: a wallpaper (1-5k px wide, soft at the pixel level) is resized (Pillow LANCZOS, once) so that its
+long side is each of LONG_SIDES, bringing its detail density near a phone photo's at the sizes the
+held-out photos have; scikit-image's photos (already small) are kept at each of SCALES. Every photo is
+drawn with the same probability (grey ones at GREY_WEIGHT), then one of its scales, then a random crop with
+a random flip / 90-degree rotation; crops with almost no texture (std under MIN_STD levels) are redrawn.
+The LR of each HR patch is degrade.training_lr (the clean downscale or the Real-ESRGAN-style degradation).
+Pools are cached under OUT/pools/ (keyed by their inputs), so a resumed run does not rebuild them.
 """
+
+import hashlib
+import io
+import json
+from pathlib import Path
 
 import numpy as np
 import skimage
 import skimage.data
 from PIL import Image
 
-from degrade import SCALE, degrade
+import photos as wallpapers
+from degrade import SCALE, clean, degrade, training_lr
 
 HELD_OUT = ("chelsea", "coffee")
-TRAIN_COLOUR = ("astronaut", "rocket", "hubble_deep_field", "retina", "immunohistochemistry")
-TRAIN_GREY = ("camera", "coins", "brick", "grass", "gravel", "text", "cell")
-COLOUR_WEIGHT = 2.0
+SKIMAGE_COLOUR = ("astronaut", "rocket", "hubble_deep_field", "retina", "immunohistochemistry")
+SKIMAGE_GREY = ("camera", "coins", "brick", "grass", "gravel", "text", "cell")
+GREY_WEIGHT = 0.5
 MIN_STD = 6.0  # u8 levels; reject flat crops
 SCALES = (1.0, 0.85, 0.7, 0.55)
+LONG_SIDES = (1280, 896, 640)
+HERE = Path(__file__).resolve().parent
 
 
-def load_photo(name):
+def load_skimage(name):
     img = getattr(skimage.data, name)()
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
@@ -58,32 +56,60 @@ def load_photo(name):
     return np.ascontiguousarray(img)
 
 
-def rescaled(img):
-    """The photo at each of SCALES."""
+def resized(img, f):
     h, w = img.shape[:2]
-    return [img if f == 1.0 else np.asarray(Image.fromarray(img).resize((round(w * f), round(h * f)), Image.LANCZOS))
-            for f in SCALES]
+    return img if f == 1.0 else np.asarray(Image.fromarray(img).resize((round(w * f), round(h * f)), Image.LANCZOS))
 
 
-def training_photos():
-    """[(name, [uint8 HxWx3 per scale], weight)]; asserts no held-out photo slips in."""
-    assert not set(HELD_OUT) & set(TRAIN_COLOUR + TRAIN_GREY)
-    out = [(n, rescaled(load_photo(n)), COLOUR_WEIGHT) for n in TRAIN_COLOUR]
-    out += [(n, rescaled(load_photo(n)), 1.0) for n in TRAIN_GREY]
-    return out
+def wallpaper_photos(split, cache):
+    """[(id, [uint8 HxWx3 per LONG_SIDES])] of `split`: from the photo cache folder (fetched by package
+    name, photos.py; each scale resized from the original), or from an archive made by `export_photos`
+    (a .npz, for the GPU machine: JPEG-compressed, the smaller scales resized from the largest one)."""
+    if Path(cache).suffix == ".npz":
+        with np.load(cache) as z:
+            big = [(str(i), np.asarray(Image.open(io.BytesIO(z[f"jpg_{i}"].tobytes())).convert("RGB")))
+                   for i, sp in zip(z["ids"], z["splits"]) if sp == split]
+        return [(i, [resized(img, s / LONG_SIDES[0]) for s in LONG_SIDES]) for i, img in big]
+    return [(row["id"], [resized(img, s / max(img.shape[:2])) for s in LONG_SIDES])
+            for row in wallpapers.fetch(cache) if row["split"] == split for img in [wallpapers.load(row)]]
+
+
+def export_photos(cache, dst):
+    """Every wallpaper photo at LONG_SIDES[0], as JPEG bytes (quality 95, no chroma subsampling: ~10 MB, where
+    lossless PNGs would not fit the 64 MiB the GPU machine receives) in one .npz: what
+    scripts/gpu-train.sh carries to the GPU machine, which cannot fetch Debian packages."""
+    arrays, ids, splits = {}, [], []
+    for split in ("train", "val"):
+        for i, imgs in wallpaper_photos(split, cache):
+            buf = io.BytesIO()
+            Image.fromarray(imgs[0]).save(buf, format="JPEG", quality=95, subsampling=0)
+            arrays[f"jpg_{i}"] = np.frombuffer(buf.getvalue(), np.uint8)
+            ids.append(i)
+            splits.append(split)
+    np.savez(dst, ids=np.array(ids), splits=np.array(splits), **arrays)
+
+
+def photo_set(split, cache):
+    """[(id, [uint8 HxWx3 per scale], weight)] of `split` ("train" or "val"); never a held-out photo."""
+    out = []
+    if split == "train":
+        assert not set(HELD_OUT) & set(SKIMAGE_COLOUR + SKIMAGE_GREY)
+        for n in SKIMAGE_COLOUR + SKIMAGE_GREY:
+            img = load_skimage(n)
+            out.append((n, [resized(img, f) for f in SCALES], GREY_WEIGHT if n in SKIMAGE_GREY else 1.0))
+    return out + [(i, imgs, 1.0) for i, imgs in wallpaper_photos(split, cache)]
 
 
 def held_out_hr(name):
     """The whole held-out photo, cropped (top-left) to multiples of 8 so HR = 4 x LR exactly and the
     engine needs no reflect pad."""
-    img = load_photo(name)
+    img = load_skimage(name)
     h, w = img.shape[0] // 8 * 8, img.shape[1] // 8 * 8
     return np.ascontiguousarray(img[:h, :w])
 
 
 def augment(rng, patch):
-    k = int(rng.integers(4))
-    patch = np.rot90(patch, k)
+    patch = np.rot90(patch, int(rng.integers(4)))
     if rng.random() < 0.5:
         patch = patch[:, ::-1]
     return np.ascontiguousarray(patch)
@@ -103,26 +129,51 @@ def sample_patch(rng, photos, probs, size):
             return augment(rng, p)
 
 
-def make_pool(n, size, seed):
-    """n (HR, LR) pairs: HR uint8 [n,size,size,3], LR uint8 [n,size/4,size/4,3]; deterministic in seed."""
+def make_pool(photos, n, size, seed, lr_fns):
+    """n HR patches uint8 [n,size,size,3] and, per entry of lr_fns {name: (hr, rng) -> LR}, their LR
+    uint8 [n,size/4,size/4,3]; deterministic in seed."""
     assert size % (2 * SCALE) == 0
     rng = np.random.default_rng(seed)
-    photos = training_photos()
     w = np.array([p[2] for p in photos], dtype=np.float64)
     probs = w / w.sum()
     hr = np.empty((n, size, size, 3), np.uint8)
-    lr = np.empty((n, size // SCALE, size // SCALE, 3), np.uint8)
+    lrs = {k: np.empty((n, size // SCALE, size // SCALE, 3), np.uint8) for k in lr_fns}
     for i in range(n):
         hr[i] = sample_patch(rng, photos, probs, size)
-        lr[i] = degrade(hr[i], rng)
-    return hr, lr
+        for k, fn in lr_fns.items():
+            lrs[k][i] = fn(hr[i], rng)
+    return hr, lrs
 
 
-def to_tensor01(u8):
-    """uint8 [N,H,W,3] -> float32 [N,3,H,W] in [0, 1]."""
+def pools(out, spec, cache):
+    """spec: {name: (split, n, size, seed, conditions)}, conditions from ("train", "realistic", "clean").
+    Returns {name: {"hr": ..., <condition>: LR}}, built once and cached in OUT/pools/<key>.npz."""
+    fns = {"train": training_lr, "realistic": degrade, "clean": lambda hr, _: clean(hr)}
+    src = [(HERE / f).read_bytes() for f in ("data.py", "degrade.py", "photos.tsv")]
+    res, sets = {}, {}
+    for name, (split, n, size, seed, conds) in spec.items():
+        key = hashlib.sha256(b"".join(src) + json.dumps([split, n, size, seed, conds]).encode()).hexdigest()[:16]
+        path = Path(out) / "pools" / f"{name}-{key}.npz"
+        if not path.exists():
+            if split not in sets:
+                sets[split] = photo_set(split, cache)
+            hr, lrs = make_pool(sets[split], n, size, seed, {c: fns[c] for c in conds})
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path.with_suffix(".tmp.npz"), hr=hr, **lrs)
+            path.with_suffix(".tmp.npz").replace(path)
+        with np.load(path) as z:
+            res[name] = {k: z[k] for k in z.files}
+    return res
+
+
+def to_tensor01(u8, dev=None):
+    """uint8 [N,H,W,3] -> float32 [N,3,H,W] in [0, 1] (on `dev`)."""
     import torch
 
-    return torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 255
+    t = torch.from_numpy(np.ascontiguousarray(u8))
+    if dev is not None:
+        t = t.to(dev)
+    return t.permute(0, 3, 1, 2).float() / 255
 
 
 def skimage_version():

@@ -38,6 +38,9 @@ RESIZE2_RANGE = (0.7, 1.2)
 GAUSS2_SIGMA = (1.0, 8.0)
 POISSON2_SCALE = (0.05, 1.0)
 JPEG2_RANGE = (70, 95)
+# training LR: this share is the clean bicubic downscale (no blur, noise or JPEG), so that the model
+# also sees sharp, clean LR (a phone's own ISP output) and does not over-sharpen it
+P_CLEAN = 0.2
 MODES = ("area", "bilinear", "bicubic")
 
 
@@ -134,3 +137,14 @@ def degrade(hr_u8, rng):
     x = resize(x, H // SCALE, W // SCALE, MODES[rng.integers(3)])
     x = jpeg(x, rng.uniform(*JPEG_RANGE))
     return (x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def clean(hr_u8):
+    """HR uint8 [H,W,3] -> the clean LR: Pillow BICUBIC (antialiased) downscale by SCALE."""
+    h, w = hr_u8.shape[0] // SCALE, hr_u8.shape[1] // SCALE
+    return np.asarray(Image.fromarray(hr_u8).resize((w, h), Image.BICUBIC))
+
+
+def training_lr(hr_u8, rng):
+    """The LR of a training patch: `clean` with probability P_CLEAN, else `degrade`."""
+    return clean(hr_u8) if rng.random() < P_CLEAN else degrade(hr_u8, rng)

@@ -9,7 +9,8 @@ example photo and the montage.
 Held-out set: each held-out photo whole (cropped to multiples of 8), two LR versions:
   realistic  degrade.degrade (the training degradation), numpy seed EVAL_SEED + index
   clean      Pillow BICUBIC downscale x4 (antialiased), no noise / JPEG
-Rows, all measured by `f2idiff eval` (PSNR / SSIM on Y, BasicSR conventions, crop border 4):
+Rows, all measured by `f2idiff eval` (PSNR / SSIM on Y, BasicSR conventions, and GMSD, lower = sharper
+and closer, all after cropping a 4-pixel border):
   bicubic          PyTorch F.interpolate(bicubic, align_corners=False, no antialias) x4 of the LR, in
                    [-1, 1] then clamped, rounded to u8: exactly the pipeline's `lq`
   FM without LoRA  `f2idiff upscale -m OUT/fm.f2i` (stage-1 networks, f16 pack)
@@ -31,7 +32,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
 from common import ROOT, bicubic_lq, check_versions, encode_mean, log, quiet, sr_forward  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -39,12 +39,14 @@ import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 import data  # noqa: E402
-from degrade import degrade  # noqa: E402
+from degrade import clean, degrade  # noqa: E402
 
 EVAL_SEED = 90210
 EXAMPLE = "coffee"  # README example: its realistic LR goes to examples/
-# montage crops (HR pixels: top, left, size), picked by content before any result was seen
-CROPS = {"chelsea": (60, 110, 96), "coffee": (150, 330, 96)}
+# montage crops (HR pixels: top, left, size), picked by content before any result was seen: the cat's
+# eye and the fur and stripes of its forehead, the spoon, the grain of the table's wood
+CROPS = [("chelsea", (60, 110, 96)), ("chelsea", (8, 210, 96)), ("coffee", (150, 330, 96)),
+         ("coffee", (24, 470, 96))]
 MONTAGE_ZOOM = 2
 
 
@@ -72,14 +74,14 @@ def run(cmd):
 
 
 def cli_eval(cli, sr_dir, hr_dir):
-    """Runs `f2idiff eval`; returns {name: (psnr, ssim)} including 'mean'."""
+    """Runs `f2idiff eval`; returns {name: (psnr_y, ssim_y, gmsd)} including 'mean'."""
     txt = run([cli, "eval", "--sr", sr_dir, "--hr", hr_dir])
     res = {}
     for line in txt.splitlines():
-        m = re.match(r"^(\S+|mean of \d+)\s+([-\d.]+)\s+([-\d.]+)\s*$", line.strip())
+        m = re.match(r"^(\S+|mean of \d+)\s+([-\d.]+)\s+([-\d.]+)\s+([-\d.]+)\s*$", line.strip())
         if m:
             key = "mean" if m.group(1).startswith("mean of") else Path(m.group(1)).stem
-            res[key] = (float(m.group(2)), float(m.group(3)))
+            res[key] = tuple(float(m.group(i)) for i in (2, 3, 4))
     assert "mean" in res, txt
     return res, txt
 
@@ -88,9 +90,7 @@ def make_sets(ev):
     """Writes ev/<cond>/{hr,lr}/<name>.png for both LR conditions; returns the condition names."""
     for i, name in enumerate(data.HELD_OUT):
         hr = data.held_out_hr(name)
-        h, w = hr.shape[0] // 4, hr.shape[1] // 4
-        lrs = {"realistic": degrade(hr, np.random.default_rng(EVAL_SEED + i)),
-               "clean": np.asarray(Image.fromarray(hr).resize((w, h), Image.BICUBIC))}
+        lrs = {"realistic": degrade(hr, np.random.default_rng(EVAL_SEED + i)), "clean": clean(hr)}
         for cond, lr in lrs.items():
             save_png(ev / cond / "hr" / f"{name}.png", hr)
             save_png(ev / cond / "lr" / f"{name}.png", lr)
@@ -122,7 +122,7 @@ def montage(ev, cond, rows_spec, path):
     cols = [("LR (x4 nearest)", "lr"), ("bicubic", "bicubic"), ("FM, no LoRA", "fm"), ("demo", "demo"),
             ("HR", "hr")]
     tiles, pad, label_h = [], 4, 16
-    for name, (top, left, size) in rows_spec.items():
+    for name, (top, left, size) in rows_spec:
         row = []
         for _, d in cols:
             img = load_png(ev / cond / d / f"{name}.png")
@@ -237,7 +237,7 @@ def main():
         for row, label in (("bicubic", "bicubic (PyTorch)"), ("fm", "FM without LoRA"), ("demo", "demo (F2IDiff-SR)"),
                            ("vae", "VAE reconstruction of HR (ceiling)")):
             r = results[cond][row]
-            cells = [f"{r[n][0]:.2f} / {r[n][1]:.4f}" for n in list(data.HELD_OUT) + ["mean"]]
+            cells = [f"{r[n][0]:.2f} / {r[n][1]:.4f} / {r[n][2]:.4f}" for n in list(data.HELD_OUT) + ["mean"]]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     lines.append(f"engine vs PyTorch: {check}")

@@ -9,60 +9,57 @@ No KL term: the latent's scale is fixed afterwards by scaling_factor = 1 / std(l
 
 quant_conv's bias is held at zero (encoder.conv_out has its own bias, so nothing is lost): the latent
 mean is then linear in quant_conv's weight alone, which stage 2's LoRA initialisation relies on.
+
+Validation: reconstruction PSNR (RGB) of the validation photos' HR crops (the score that picks nothing
+here: stage 0 keeps its last weights; it is logged so the ceiling is known before stage 1 starts).
 """
 
 import numpy as np
 import torch
 
-from common import Budget, encode_mean, log, psnr
+from common import encode_mean, psnr
 from data import to_tensor01
-from optim import adamw, running_mean, set_lr, update
+from loop import Stage
 
 LR = 1e-3
 BATCH = 8
 WARMUP = 100
 NOISE = 0.1
+VAL_EVERY = 2000
 
 
-def train_vae(vae, hr_pool, val_hr, minutes, seed, logfile, steps=None):
-    """hr_pool / val_hr: uint8 [N,S,S,3] (training photos only). Trains in place; returns stats."""
-    g = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    vae.train()
+def stage(vae, hr_pool, val_hr, steps, dev):
+    """hr_pool / val_hr: uint8 [N,S,S,3]. The Stage that trains `vae` in place."""
     with torch.no_grad():
         vae.quant_conv.bias.zero_()
     vae.quant_conv.bias.requires_grad_(False)
-    opt = adamw([p for p in vae.parameters() if p.requires_grad], LR)
-    budget = Budget(minutes, steps)
-    step, ema = 0, None
-    while not budget.done():
-        idx = g.integers(0, len(hr_pool), BATCH)
-        x = to_tensor01(hr_pool[idx]) * 2 - 1
-        set_lr(opt, LR, step, WARMUP, budget.frac())
+
+    def step(_, g):
+        x = to_tensor01(hr_pool[g.integers(0, len(hr_pool), BATCH)], dev) * 2 - 1
         mean = vae.encode(x).latent_dist.mean
-        z = mean + NOISE * mean.detach().std() * torch.randn_like(mean)
-        rec = vae.decode(z).sample
-        loss = (rec - x).abs().mean() + 0.1 * ((rec - x) ** 2).mean()
-        update(opt, loss, vae.parameters())
-        ema = running_mean(ema, loss.item())
-        step += 1
-        budget.tick()
-        if step % 200 == 0:
-            log(f"vae step {step} loss {ema:.4f} ({budget.elapsed() / 60:.1f} min)", logfile)
-    vae.eval()
-    sf, val_psnr = finish(vae, hr_pool, val_hr)
-    log(f"vae done: {step} steps in {budget.elapsed() / 60:.1f} min; scaling_factor {sf:.5f}; "
-        f"validation reconstruction PSNR (RGB, training-photo patches) {val_psnr:.2f} dB", logfile)
-    return dict(steps=step, minutes=budget.elapsed() / 60, scaling_factor=sf, val_psnr_rgb=val_psnr)
+        n = torch.from_numpy(g.standard_normal(tuple(mean.shape)).astype(np.float32)).to(dev)
+        rec = vae.decode(mean + NOISE * mean.detach().std() * n).sample
+        l1, mse = (rec - x).abs().mean(), ((rec - x) ** 2).mean()
+        return dict(loss=l1 + 0.1 * mse, l1=l1)
+
+    @torch.no_grad()
+    def validate():
+        vae.eval()
+        x = to_tensor01(val_hr, dev) * 2 - 1
+        rec = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+        return dict(score=psnr((rec + 1) / 2, (x + 1) / 2))
+
+    return Stage(name="vae", steps=steps, lr=LR, warmup=WARMUP, params=[p for p in vae.parameters()
+                                                                           if p.requires_grad],
+                 modules=dict(vae=vae), step=step, validate=validate, val_every=VAL_EVERY, train_modes=[vae])
 
 
 @torch.no_grad()
-def finish(vae, hr_pool, val_hr):
-    """Sets scaling_factor = 1 / std of HR latents (means); returns it and the validation PSNR."""
+def set_scaling_factor(vae, hr_pool, dev):
+    """scaling_factor = 1 / std of the HR latents (posterior means of up to 1024 pool patches)."""
+    vae.eval()
     vae.register_to_config(scaling_factor=1.0)
-    zs = [encode_mean(vae, to_tensor01(hr_pool[i:i + 64]) * 2 - 1) for i in range(0, min(len(hr_pool), 1024), 64)]
+    zs = [encode_mean(vae, to_tensor01(hr_pool[i:i + 64], dev) * 2 - 1) for i in range(0, min(len(hr_pool), 1024), 64)]
     sf = float(1.0 / torch.cat(zs).std())
     vae.register_to_config(scaling_factor=sf)
-    x = to_tensor01(val_hr) * 2 - 1
-    rec = vae.decode(encode_mean(vae, x) / sf).sample.clamp(-1, 1)
-    return sf, psnr((rec + 1) / 2, (x + 1) / 2)
+    return sf

@@ -11,53 +11,58 @@ dino_image_size and ImageNet-normalised (the paper assumes LR and HR features ar
 encoder has no such property, so it is trained on LR from the start).
 
 Batches: mostly 64x64 HR patches (16x16 latents); every 4th step a batch of 128x128 patches, so the
-networks also see larger context (inference runs the whole photo as one tile).
+networks also see larger context.
+
+Validation: epsilon-MSE on the validation photos' crops at fixed t and noise (score = its negative;
+logged only, stage 1 keeps its last weights).
 """
 
 import numpy as np
 import torch
 
-from common import DINO_MEAN, Budget, alphas_cumprod, dino_tokens, log  # noqa: F401
+from common import alphas_cumprod, dino_tokens
 from data import to_tensor01
-from optim import adamw, running_mean, set_lr, update
+from loop import Stage
 
 LR = 4e-4
 BATCH = 8
 BATCH_LARGE = 2
 WARMUP = 200
+VAL_EVERY = 2000
+VAL_SEED = 7
 
 
-def train_fm(unet, dino, pools, dino_size, minutes, seed, logfile, steps=None):
-    """pools: list of dicts {"z0": float tensor [N,C,h,w], "lr": uint8 [N,h,w,3]} (small, large)."""
-    g = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    unet.train()
-    dino.train()
-    params = list(unet.parameters()) + list(dino.parameters())
-    opt = adamw(params, LR, weight_decay=1e-4)
-    abar = alphas_cumprod().float()
-    budget = Budget(minutes, steps)
-    step, ema = 0, None
-    while not budget.done():
-        pool, b = (pools[1], BATCH_LARGE) if (step % 4 == 3 and len(pools) > 1) else (pools[0], BATCH)
+def stage(unet, dino, pools, val, dino_size, steps, dev):
+    """pools: [{"z0": float tensor [N,C,h,w] on dev, "lr": uint8 [N,h,w,3]}] (small, large);
+    val: {"z0", "lr"} of the validation crops."""
+    abar = alphas_cumprod().float().to(dev)
+
+    def eps_mse(z0, lr01, t, eps):
+        a = abar[t].reshape(-1, 1, 1, 1)
+        pred = unet(a.sqrt() * z0 + (1 - a).sqrt() * eps, t, encoder_hidden_states=dino_tokens(dino, lr01, dino_size))
+        return ((pred.sample - eps) ** 2).mean()
+
+    def step(i, g):
+        pool, b = (pools[1], BATCH_LARGE) if (i % 4 == 3 and len(pools) > 1) else (pools[0], BATCH)
         idx = g.integers(0, len(pool["lr"]), b)
         z0 = pool["z0"][idx]
-        lr01 = to_tensor01(pool["lr"][idx])
-        t = torch.from_numpy(g.integers(0, 1000, b))
-        eps = torch.from_numpy(g.standard_normal(z0.shape).astype(np.float32))
-        a = abar[t].reshape(-1, 1, 1, 1)
-        zt = a.sqrt() * z0 + (1 - a).sqrt() * eps
-        set_lr(opt, LR, step, WARMUP, budget.frac())
-        ctx = dino_tokens(dino, lr01, dino_size)
-        pred = unet(zt, t, encoder_hidden_states=ctx).sample
-        loss = ((pred - eps) ** 2).mean()
-        update(opt, loss, params)
-        ema = running_mean(ema, loss.item())
-        step += 1
-        budget.tick()
-        if step % 200 == 0:
-            log(f"fm step {step} eps-mse {ema:.4f} ({budget.elapsed() / 60:.1f} min)", logfile)
-    unet.eval()
-    dino.eval()
-    log(f"fm done: {step} steps in {budget.elapsed() / 60:.1f} min; eps-mse (EMA) {ema:.4f}", logfile)
-    return dict(steps=step, minutes=budget.elapsed() / 60, eps_mse=ema)
+        t = torch.from_numpy(g.integers(0, 1000, b)).to(dev)
+        eps = torch.from_numpy(g.standard_normal(tuple(z0.shape)).astype(np.float32)).to(dev)
+        loss = eps_mse(z0, to_tensor01(pool["lr"][idx], dev), t, eps)
+        return dict(loss=loss)
+
+    @torch.no_grad()
+    def validate():
+        unet.eval()
+        dino.eval()
+        g = np.random.default_rng(VAL_SEED)
+        z0 = val["z0"]
+        t = torch.from_numpy(g.integers(0, 1000, len(z0))).to(dev)
+        eps = torch.from_numpy(g.standard_normal(tuple(z0.shape)).astype(np.float32)).to(dev)
+        m = float(eps_mse(z0, to_tensor01(val["lr"], dev), t, eps))
+        return dict(score=-m, eps_mse=m)
+
+    params = list(unet.parameters()) + list(dino.parameters())
+    return Stage(name="fm", steps=steps, lr=LR, warmup=WARMUP, params=params, weight_decay=1e-4,
+                 modules=dict(unet=unet, dino=dino), step=step, validate=validate, val_every=VAL_EVERY,
+                 train_modes=[unet, dino])

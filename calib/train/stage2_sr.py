@@ -21,16 +21,18 @@ Losses (regression only; the paper's OSEDiff recipe adds LPIPS and a VSD term, l
 target is fidelity and no pretrained LPIPS / teacher exists):
   L1(colour-fixed SR, HR)                       pixels in [0, 1], the image the engine outputs
   + LAT_W * MSE(x0, z0_HR)                      latents, z0_HR = frozen-encoder latent of the HR patch
+
+Validation (the score that picks the checkpoint): mean PSNR-Y of the SR of the validation photos' crops,
+realistic and clean LR together (common.psnr_y); the weights of the best validation are the ones kept.
 """
 
-import numpy as np
 import torch
 from peft import LoraConfig, get_peft_model
 
-from common import TIMESTEP, Budget, log, sr_forward, x0_coefficients
+from common import TIMESTEP, psnr_y, sr_forward, x0_coefficients
 from data import to_tensor01
+from loop import Stage
 from models import LORA_UNET_TARGETS, LORA_VAE_TARGETS
-from optim import adamw, running_mean, set_lr, update
 
 LR = 1.5e-3
 BATCH = 8
@@ -39,6 +41,7 @@ WARMUP = 100
 LAT_W = 0.01
 RANK_UNET, ALPHA_UNET = 16, 16
 RANK_VAE, ALPHA_VAE = 8, 8
+VAL_EVERY = 500
 
 
 def add_lora(unet, vae, seed):
@@ -64,39 +67,34 @@ def add_lora(unet, vae, seed):
     return pu, pv
 
 
-def train_sr(unet, vae, dino, pools, dino_size, minutes, seed, logfile, steps=None):
-    """unet / vae already wrapped by add_lora (their modules now hold the adapters)."""
-    g = np.random.default_rng(seed)
-    torch.manual_seed(seed)
+def stage(unet, vae, dino, pools, val, dino_size, steps, dev):
+    """unet / vae already wrapped by add_lora (their modules now hold the adapters). pools as stage 1's
+    plus "hr"; val: {"hr", "lr": {condition: uint8 LR}} of the validation crops."""
     for p in dino.parameters():
         p.requires_grad_(False)
     dino.eval()
     params = [p for m in (unet, vae) for p in m.parameters() if p.requires_grad]
     assert params and all(".lora_" in n for m in (unet, vae) for n, p in m.named_parameters() if p.requires_grad)
-    unet.train()
-    vae.train()
-    opt = adamw(params, LR)
-    budget = Budget(minutes, steps)
-    step, ema = 0, None
-    while not budget.done():
-        pool, b = (pools[1], BATCH_LARGE) if (step % 4 == 3 and len(pools) > 1) else (pools[0], BATCH)
+
+    def step(i, g):
+        pool, b = (pools[1], BATCH_LARGE) if (i % 4 == 3 and len(pools) > 1) else (pools[0], BATCH)
         idx = g.integers(0, len(pool["lr"]), b)
-        lr01 = to_tensor01(pool["lr"][idx])
-        hr01 = to_tensor01(pool["hr"][idx])
-        z0 = pool["z0"][idx]
-        set_lr(opt, LR, step, WARMUP, budget.frac())
-        fixed, _, x0 = sr_forward(vae, unet, dino, lr01, dino_size, return_x0=True)
-        pix = (fixed - hr01).abs().mean()
-        lat = ((x0 - z0) ** 2).mean()
-        loss = pix + LAT_W * lat
-        update(opt, loss, params)
-        ema = running_mean(ema, np.array([loss.item(), pix.item(), lat.item()]))
-        step += 1
-        budget.tick()
-        if step % 100 == 0:
-            log(f"sr step {step} loss {ema[0]:.4f} (L1 {ema[1]:.4f}, latent MSE {ema[2]:.4f}) "
-                f"({budget.elapsed() / 60:.1f} min)", logfile)
-    unet.eval()
-    vae.eval()
-    log(f"sr done: {step} steps in {budget.elapsed() / 60:.1f} min; L1 (EMA) {ema[1]:.4f}", logfile)
-    return dict(steps=step, minutes=budget.elapsed() / 60, l1=float(ema[1]), latent_mse=float(ema[2]))
+        fixed, _, x0 = sr_forward(vae, unet, dino, to_tensor01(pool["lr"][idx], dev), dino_size, return_x0=True)
+        pix = (fixed - to_tensor01(pool["hr"][idx], dev)).abs().mean()
+        lat = ((x0 - pool["z0"][idx]) ** 2).mean()
+        return dict(loss=pix + LAT_W * lat, l1=pix, latent_mse=lat)
+
+    @torch.no_grad()
+    def validate():
+        unet.eval()
+        vae.eval()
+        hr = to_tensor01(val["hr"], dev)
+        res = {}
+        for cond, lr in val["lr"].items():
+            fixed, _ = sr_forward(vae, unet, dino, to_tensor01(lr, dev), dino_size)
+            res[f"psnr_y_{cond}"] = psnr_y(fixed, hr)
+        res["score"] = sum(res.values()) / len(res)
+        return res
+
+    return Stage(name="sr", steps=steps, lr=LR, warmup=WARMUP, params=params, modules=dict(unet=unet, vae=vae),
+                 step=step, validate=validate, val_every=VAL_EVERY, keep_best=True, train_modes=[unet, vae])

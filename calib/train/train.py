@@ -1,28 +1,31 @@
-"""Trains the demo model end to end and packs it: one command, a wall-clock budget, fixed seeds.
+"""Trains the demo model end to end and packs it: one command, fixed step counts and seeds, resumable.
 
-    /tmp/f2i-ref-venv/bin/python calib/train/train.py --budget-minutes 60
+    /tmp/f2i-ref-venv/bin/python calib/train/train.py            # CPU, from scratch
+    /tmp/f2i-ref-venv/bin/python calib/train/train.py --resume   # go on after an interruption
 
-(run from the repository root; venv pinned by calib/train/requirements.txt; CPU, 2 threads). Steps:
-  data     training-patch pools from the training photos (data.py), LR by degrade.py
-  stage 0  VAE autoencoder (stage0_vae.py)                                   VAE_SHARE of the budget
-  stage 1  feature-to-image FM: U-Net + DINOv2, eps-prediction (stage1_fm.py)  FM_SHARE
-  stage 2  one-step SR: LoRA on U-Net and VAE encoder (stage2_sr.py)          SR_SHARE
+(run from the repository root; venv pinned by calib/train/requirements.txt). Steps:
+  data     photos (data.py, photos.py: Debian wallpaper photos fetched by package name, scikit-image's),
+           training pools and the validation crops, cached under OUT/pools/
+  stage 0  VAE autoencoder (stage0_vae.py)
+  stage 1  feature-to-image FM: U-Net + DINOv2, eps-prediction (stage1_fm.py)
+  stage 2  one-step SR: LoRA on U-Net and VAE encoder (stage2_sr.py); the checkpoint with the best
+           validation PSNR-Y is the one kept
   export   OUT/fm and OUT/demo model folders, packed with `f2idiff pack --dtype f16`:
            OUT/fm.f2i (FM without LoRA) and models/f2idiff-demo.f2i (the CLI's default model)
-Pool generation, latent encoding and export are counted in the budget: each stage gets its share of
-what is left after the pools are built, minus a reserve for the rest.
+Each stage runs a fixed number of steps (`--steps VAE,FM,SR`; schedules follow the step, not the clock)
+and checkpoints to OUT/ckpt/ (loop.py): stop it any time (Ctrl-C, SIGTERM, `--stop-after-minutes`) and
+`--resume` continues where it stopped; the weights are the same as an uninterrupted run's on the same
+machine and library versions. OUT/train.json records steps, minutes, loss curves and validations per
+stage; plot.py draws them (docs/img/demo-training.svg).
 
-Time-budgeted runs follow the recipe and seeds but not bit for bit (how many steps fit depends on the
-machine). OUT/train.json records each stage's step count; `--steps VAE,FM,SR` replays those counts
-with step-based schedules (bitwise only on the same CPU, thread count and library versions).
-`--resume-fm` restarts after an interruption in stage 2: stages 0 and 1 are loaded from OUT/fm (and
-their statistics from OUT/stage01.json), the pools are rebuilt from the same seeds, and the whole
-budget goes to stage 2.
-Afterwards: calib/train/evaluate.py (held-out metrics, montage, engine-vs-PyTorch check).
+`--device cuda` runs the same recipe on a GPU (the pools travel as OUT/pools/*.npz; see
+scripts/gpu-train.sh). Afterwards: choose_tile.py (validation photos), evaluate.py (held-out photos).
 """
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -31,21 +34,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from common import ROOT, bicubic_lq, check_versions, encode_mean, log, psnr, quiet  # noqa: E402
+from common import ROOT, bicubic_lq, check_versions, encode_mean, log, psnr_y, quiet  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import data  # noqa: E402
 import export  # noqa: E402
+import loop  # noqa: E402
 import models  # noqa: E402
-from stage0_vae import train_vae  # noqa: E402
-from stage1_fm import train_fm  # noqa: E402
-from stage2_sr import add_lora, train_sr  # noqa: E402
+import stage0_vae  # noqa: E402
+import stage1_fm  # noqa: E402
+import stage2_sr  # noqa: E402
 
-VAE_SHARE, FM_SHARE, SR_SHARE = 0.22, 0.26, 0.52
-RESERVE_MINUTES = 1.5  # latents, export, packing
-POOL_SMALL, POOL_LARGE, POOL_VAL = 12000, 1500, 64  # 64x64 and 128x128 HR patches; validation 64x64
+STEPS = (6000, 3000, 2400)  # VAE, FM, SR
+# name: (split, patches, HR size, seed, LR conditions)
+POOLS = dict(small=("train", 32000, 64, 1, ("train",)), large=("train", 4000, 128, 2, ("train",)),
+             val=("val", 64, 128, 3, ("realistic", "clean")))
+QUICK_POOLS = dict(small=("train", 600, 64, 1, ("train",)), large=("train", 100, 128, 2, ("train",)),
+                   val=("val", 16, 128, 3, ("realistic", "clean")))
 SEED = 0
 
 
@@ -59,104 +65,108 @@ def find_cli(arg):
 
 
 @torch.no_grad()
-def latents(vae, hr_u8, batch=64):
-    return torch.cat([encode_mean(vae, data.to_tensor01(hr_u8[i:i + batch]) * 2 - 1)
+def latents(vae, hr_u8, dev, batch=64):
+    return torch.cat([encode_mean(vae, data.to_tensor01(hr_u8[i:i + batch], dev) * 2 - 1)
                       for i in range(0, len(hr_u8), batch)])
 
 
-def main():
+def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--budget-minutes", type=float, default=60.0, help="wall-clock budget of the whole run")
+    ap.add_argument("--steps", default=",".join(map(str, STEPS)), help="VAE,FM,SR step counts")
+    ap.add_argument("--resume", action="store_true", help="continue from the checkpoints in OUT/ckpt/")
+    ap.add_argument("--fresh", action="store_true", help="delete OUT/ckpt/ and start over")
+    ap.add_argument("--stop-after-minutes", type=float, help="checkpoint and stop after this much wall clock")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--out", type=Path, default=ROOT / "calib" / "train" / "out")
+    ap.add_argument("--photos", type=Path,
+                    help="photo cache folder (default OUT/photos, or F2IDIFF_PHOTO_CACHE), or an --export-photos .npz")
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "f2idiff-demo.f2i", help="packed demo model")
     ap.add_argument("--cli", help="f2idiff binary (default: cargo build --release, target/release/f2idiff)")
-    ap.add_argument("--steps", help="VAE,FM,SR step counts to replay instead of the time budget")
-    ap.add_argument("--quick", action="store_true", help="smoke test: small pools (use with a small budget)")
-    ap.add_argument("--resume-fm", action="store_true", help="load stages 0-1 from OUT/fm, train stage 2 only")
-    args = ap.parse_args()
+    ap.add_argument("--no-pack", action="store_true", help="export the model folders but do not pack them")
+    ap.add_argument("--export-photos", type=Path, metavar="NPZ",
+                    help="write the wallpaper photos as one archive (for --photos NPZ on the GPU machine) and stop")
+    ap.add_argument("--quick", action="store_true", help="smoke test: small pools (use with small --steps)")
+    ap.add_argument("--any-versions", action="store_true",
+                    help="run on another torch/diffusers/transformers than the pinned ones (GPU machine)")
+    return ap.parse_args()
 
-    check_versions()
+
+def main():
+    args = parse()
+    if not args.any_versions:
+        check_versions()
     quiet()
-    torch.set_num_threads(2)
-    t_start = time.time()
+    torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
     out = args.out
+    photo_cache = args.photos or Path(os.environ.get("F2IDIFF_PHOTO_CACHE", out / "photos"))
+    if args.export_photos:
+        data.export_photos(photo_cache, args.export_photos)
+        log(f"wrote {args.export_photos} ({args.export_photos.stat().st_size} bytes)")
+        return
+    ckpt = out / "ckpt"
+    if ckpt.exists() and not (args.resume or args.fresh):
+        sys.exit(f"{ckpt} holds checkpoints: pass --resume to continue them or --fresh to start over")
+    if args.fresh and ckpt.exists():
+        shutil.rmtree(ckpt)
     out.mkdir(parents=True, exist_ok=True)
     logfile = out / "train.log"
-    if not args.resume_fm:
+    if not args.resume:
         logfile.write_text("")
-    cli = find_cli(args.cli)
-    steps = [int(s) for s in args.steps.split(",")] if args.steps else [None] * 3
-    n_small, n_large = (600, 100) if args.quick else (POOL_SMALL, POOL_LARGE)
-    log(f"budget {args.budget_minutes} min, out {out}, torch threads {torch.get_num_threads()}", logfile)
+    loop.install_signal_handlers()
+    deadline = time.time() + args.stop_after_minutes * 60 if args.stop_after_minutes else None
+    steps = [int(s) for s in args.steps.split(",")]
+    log(f"steps {steps}, device {dev}, torch threads {torch.get_num_threads()}, out {out}", logfile)
 
     # ---- data -------------------------------------------------------------------------------------
     t0 = time.time()
-    hr_s, lr_s = data.make_pool(n_small, 64, SEED + 1)
-    hr_l, lr_l = data.make_pool(n_large, 128, SEED + 2)
-    hr_v, lr_v = data.make_pool(POOL_VAL, 64, SEED + 3)
-    bic = (bicubic_lq(data.to_tensor01(lr_v)) + 1) / 2
-    bic_psnr = psnr(bic, data.to_tensor01(hr_v))
-    log(f"pools: {n_small} x 64^2, {n_large} x 128^2, {POOL_VAL} validation; {(time.time() - t0) / 60:.1f} min; "
-        f"validation bicubic PSNR (RGB) {bic_psnr:.2f} dB", logfile)
-    left = args.budget_minutes - (time.time() - t_start) / 60 - RESERVE_MINUTES
-    minutes = [left * VAE_SHARE, left * FM_SHARE, left * SR_SHARE]
-    if not args.resume_fm:
-        log(f"stage budgets (min): vae {minutes[0]:.1f}, fm {minutes[1]:.1f}, sr {minutes[2]:.1f}", logfile)
+    p = data.pools(out, QUICK_POOLS if args.quick else POOLS, photo_cache)
+    small, large, val = p["small"], p["large"], p["val"]
+    val_bicubic = {c: psnr_y((bicubic_lq(data.to_tensor01(val[c])) + 1) / 2, data.to_tensor01(val["hr"]))
+                   for c in ("realistic", "clean")}
+    log(f"pools: {len(small['hr'])} x 64^2, {len(large['hr'])} x 128^2, {len(val['hr'])} validation crops; "
+        f"{(time.time() - t0) / 60:.1f} min; validation bicubic PSNR-Y {val_bicubic}", logfile)
 
-    if args.resume_fm:
-        from evaluate import load_folder
-
-        vae, unet, dino, _ = load_folder(out / "fm", merge=False)
-        st = json.loads((out / "stage01.json").read_text())
-        params, s0, s1, size_fm = st["params"], st["stage0_vae"], st["stage1_fm"], st["pack_bytes_fm"]
-        log(f"resumed stages 0-1 from {out / 'fm'}", logfile)
-    else:
-        torch.manual_seed(SEED)
-        vae, dino, unet = models.new_vae(), models.new_dino(), models.new_unet()
-        params = dict(vae=models.count(vae), dinov2=models.count(dino), unet=models.count(unet))
-        log(f"parameters: {params}, total {sum(params.values())}", logfile)
-
+    torch.manual_seed(SEED)
+    vae, dino, unet = models.new_vae().to(dev), models.new_dino().to(dev), models.new_unet().to(dev)
+    params = dict(vae=models.count(vae), dinov2=models.count(dino), unet=models.count(unet))
+    log(f"parameters: {params}, total {sum(params.values())}", logfile)
+    report = dict(steps=steps, device=str(dev), threads=torch.get_num_threads(), params=params, seed=SEED,
+                  pools={k: len(v["hr"]) for k, v in p.items()}, val_bicubic_psnr_y=val_bicubic,
+                  versions=common.PINNED)
+    try:
         # ---- stage 0: VAE ------------------------------------------------------------------------
-        s0 = train_vae(vae, np.concatenate([hr_s, hr_l[:, :64, :64], hr_l[:, 64:, 64:]]), hr_v, minutes[0],
-                       SEED + 10, logfile, steps[0])
-        s0["val_bicubic_psnr_rgb"] = bic_psnr
-    for p in vae.parameters():
-        p.requires_grad_(False)
-    pools = [dict(hr=hr_s, lr=lr_s, z0=latents(vae, hr_s)), dict(hr=hr_l, lr=lr_l, z0=latents(vae, hr_l))]
+        s = stage0_vae.stage(vae, small["hr"], val["hr"], steps[0], dev)
+        report["vae"] = loop.run(s, ckpt, SEED + 10, logfile, deadline=deadline)
+        for q in vae.parameters():
+            q.requires_grad_(False)
+        report["vae"]["scaling_factor"] = stage0_vae.set_scaling_factor(vae, small["hr"], dev)
+        pools = [dict(hr=small["hr"], lr=small["train"], z0=latents(vae, small["hr"], dev)),
+                 dict(hr=large["hr"], lr=large["train"], z0=latents(vae, large["hr"], dev))]
+        vz = dict(z0=latents(vae, val["hr"], dev), lr=val["realistic"])
 
-    if not args.resume_fm:
         # ---- stage 1: FM -------------------------------------------------------------------------
-        # redistribute time stage 0 left unused (or overran) between the later stages
-        left = args.budget_minutes - (time.time() - t_start) / 60 - RESERVE_MINUTES
-        minutes[1] = left * FM_SHARE / (FM_SHARE + SR_SHARE)
-        s1 = train_fm(unet, dino, pools, models.DINO_IMAGE_SIZE, minutes[1], SEED + 20, logfile, steps[1])
+        s = stage1_fm.stage(unet, dino, pools, vz, models.DINO_IMAGE_SIZE, steps[1], dev)
+        report["fm"] = loop.run(s, ckpt, SEED + 20, logfile, deadline=deadline)
         export.save_base(out / "fm", vae, unet, dino)
-        size_fm = export.pack(cli, out / "fm", out / "fm.f2i")
-        (out / "stage01.json").write_text(json.dumps(dict(params=params, stage0_vae=s0, stage1_fm=s1,
-                                                          pack_bytes_fm=size_fm), indent=2) + "\n")
 
-    # ---- stage 2: one-step SR with LoRA ------------------------------------------------------------
-    left = args.budget_minutes - (time.time() - t_start) / 60 - RESERVE_MINUTES / 2
-    minutes[2] = left
-    pu, pv = add_lora(unet, vae, SEED + 30)
-    s2 = train_sr(unet, vae, dino, pools, models.DINO_IMAGE_SIZE, minutes[2], SEED + 40, logfile, steps[2])
-    with torch.no_grad():
-        fixed, _ = common.sr_forward(vae, unet, dino, data.to_tensor01(lr_v), models.DINO_IMAGE_SIZE)
-    s2["val_psnr_rgb"] = psnr(fixed, data.to_tensor01(hr_v))
-    log(f"validation PSNR (RGB, training-photo patches): SR {s2['val_psnr_rgb']:.2f} dB vs bicubic "
-        f"{bic_psnr:.2f} dB", logfile)
+        # ---- stage 2: one-step SR with LoRA ----------------------------------------------------------
+        pu, pv = stage2_sr.add_lora(unet, vae, SEED + 30)
+        vsr = dict(hr=val["hr"], lr={c: val[c] for c in ("realistic", "clean")})
+        s = stage2_sr.stage(unet, vae, dino, pools, vsr, models.DINO_IMAGE_SIZE, steps[2], dev)
+        report["sr"] = loop.run(s, ckpt, SEED + 40, logfile, deadline=deadline)
+    except loop.Interrupted as e:
+        log(f"interrupted in stage {e}: continue with --resume", logfile)
+        sys.exit(3)
     export.save_demo(out / "fm", out / "demo", pu, pv)
-    size_demo = export.pack(cli, out / "demo", args.model)
-
-    total = (time.time() - t_start) / 60
-    report = dict(budget_minutes=args.budget_minutes, total_minutes=total, params=params,
-                  lora_params=dict(unet=sum(p.numel() for p in pu.parameters() if p.requires_grad),
-                                   vae=sum(p.numel() for p in pv.parameters() if p.requires_grad)),
-                  stage0_vae=s0, stage1_fm=s1, stage2_sr=s2, pack_bytes=dict(fm=size_fm, demo=size_demo),
-                  pools=dict(small=n_small, large=n_large, val=POOL_VAL), seed=SEED,
-                  versions=common.PINNED, threads=torch.get_num_threads())
+    if not args.no_pack:
+        cli = find_cli(args.cli)
+        report["pack_bytes"] = dict(fm=export.pack(cli, out / "fm", out / "fm.f2i"),
+                                    demo=export.pack(cli, out / "demo", args.model))
     (out / "train.json").write_text(json.dumps(report, indent=2) + "\n")
-    log(f"done in {total:.1f} min: {args.model} ({size_demo} bytes), {out / 'fm.f2i'} ({size_fm} bytes)", logfile)
+    minutes = sum(report[k]["minutes"] for k in ("vae", "fm", "sr"))
+    log(f"done: {minutes:.1f} min of training steps; {args.model}", logfile)
 
 
 if __name__ == "__main__":
