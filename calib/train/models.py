@@ -67,8 +67,9 @@ UNET = dict(
 )
 
 # "tile": the model runs on 128 px output patches, as it was trained (the larger training patch; DINOv2
-# then sees a patch, not a whole photo shrunk to 56x56). Chosen by choose_tile.py on training photos:
-# mean PSNR-Y 30.78 dB at 128 vs 30.68 at 256 and 30.63 whole-image (run of 2026-11-27).
+# then sees a patch, not a whole photo shrunk to 56x56). Checked by choose_tile.py on the validation
+# photos (run of 2026-12-02): mean PSNR-Y 26.57 / 28.05 dB (realistic / clean LR) at 128 vs 26.54 /
+# 28.02 at 256 and 26.54 / 28.03 whole-image.
 F2I = {"scale": 4, "timestep": 999, "dino_image_size": DINO_IMAGE_SIZE, "tile": 128}
 
 # PEFT LoRA targets (the converter merges them at pack time): everything the reference goldens cover
