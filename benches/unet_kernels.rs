@@ -6,6 +6,9 @@
 //!
 //! Runs on rayon's global pool (all cores). Run: `cargo bench --bench unet_kernels`.
 
+mod common;
+
+use common::values;
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use f2idiff::backend::cpu::kernels::attention::{attention, attention_scratch_len};
 use f2idiff::backend::cpu::kernels::conv::{Conv2d, conv2d};
@@ -13,16 +16,6 @@ use f2idiff::backend::cpu::kernels::linear::linear;
 use f2idiff::backend::cpu::kernels::norm::group_norm;
 use std::hint::black_box;
 use std::time::Duration;
-
-/// Deterministic values in [-1, 1): realistic bit patterns without a random-number dependency.
-fn values(seed: usize, n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| {
-            let h = (i ^ seed).wrapping_mul(0x9E37_79B9).wrapping_add(seed) % 2001;
-            h as f32 / 1000.0 - 1.0
-        })
-        .collect()
-}
 
 fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
     let mut g = c.benchmark_group(name);
