@@ -99,6 +99,8 @@ def run(stage, ckpt_dir, seed, logfile, ckpt_minutes=5.0, deadline=None):
         if saved["done"]:
             if stage.keep_best and saved["best"] is not None:
                 _load_weights(stage, saved["best"]["weights"])
+            for m in stage.train_modes:
+                m.eval()
             log(f"{stage.name}: finished earlier ({saved['step']} steps), restored from {path}", logfile)
             return _report(saved)
         opt.load_state_dict(saved["opt"])
