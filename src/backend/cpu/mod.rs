@@ -67,9 +67,14 @@ impl Backend for CpuBackend {
 
     fn name(&self) -> String {
         format!(
-            "cpu ({} threads, {})",
+            "cpu ({} threads, {}, Winograd {})",
             self.threads(),
-            kernels::blas::describe()
+            kernels::blas::describe(),
+            if kernels::winograd::enabled() {
+                "on"
+            } else {
+                "off (F2IDIFF_WINOGRAD)"
+            }
         )
     }
 

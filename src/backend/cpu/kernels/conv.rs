@@ -14,6 +14,7 @@
 use super::conv_block::{Plan, run_blocks};
 use super::gemm::matmul;
 use super::par::balanced_block;
+use super::winograd;
 
 /// Shape of a 2-D convolution (PyTorch `nn.Conv2d` with dilation 1, groups 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,13 +57,19 @@ impl Conv2d {
     /// Floats of scratch [`conv2d`] needs for an `h×w` input on a pool of `threads`: 0 for a
     /// pointwise convolution, otherwise one block's im2col and output tile per thread: at most
     /// threads × max(2^20, (K + c_out)·64) floats (4 MiB per thread up to 512 channels), never
-    /// proportional to the image.
+    /// proportional to the image. A 3×3 convolution on the Winograd path instead needs one
+    /// block's transformed input and products per thread (also at most 2^20 floats up to 1024
+    /// channels in and out together) plus its transformed weights once, shared by the threads
+    /// (at most 2^22 floats, 16 MiB).
     ///
     /// With less scratch (e.g. planned for a smaller pool), [`conv2d`] still works, with fewer
     /// threads taking blocks; it needs at least one thread's share.
     pub fn scratch_len(&self, h: usize, w: usize, threads: usize) -> usize {
         if self.is_pointwise() {
             return 0;
+        }
+        if winograd::applies(self, h, w) {
+            return winograd::Plan::new(self, h, w, threads).scratch_len();
         }
         let (ho, wo) = self.out_hw(h, w);
         self.plan(ho * wo, threads).scratch_len()
@@ -138,7 +145,13 @@ pub fn conv2d(
         pointwise(p, x, pixels, weight, bias, out, accumulate);
         return;
     }
-    let plan = p.plan(pixels, rayon::current_num_threads());
+    let threads = rayon::current_num_threads();
+    if winograd::applies(p, h, w) {
+        let plan = winograd::Plan::new(p, h, w, threads);
+        winograd::conv3x3(x, h, w, weight, bias, out, scratch, accumulate, plan);
+        return;
+    }
+    let plan = p.plan(pixels, threads);
     run_blocks(p, x, h, w, weight, bias, out, scratch, accumulate, plan);
 }
 
@@ -352,9 +365,20 @@ mod tests {
         );
         for threads in [1, 2, 3] {
             for c in [3, 128, 256, 512, 1280] {
-                let len = conv(c, c, (3, 3), 1, [1; 4]).scratch_len(512, 512, threads);
+                let p = conv(c, c, (3, 3), 1, [1; 4]);
+                let len = p.scratch_len(512, 512, threads);
                 let per_thread = SLOT_FLOATS.max((c * 9 + c) * MIN_BLOCK);
-                assert!(len > 0 && len <= threads * per_thread, "c {c}: {len}");
+                // Winograd (up to 512 channels here): plus the shared transformed weights.
+                let shared = if winograd::applies(&p, 512, 512) {
+                    winograd::MAX_WEIGHT_FLOATS
+                } else {
+                    0
+                };
+                assert_eq!(shared > 0, c <= 512 && winograd::enabled(), "c {c}: path");
+                assert!(
+                    len > 0 && len <= threads * per_thread + shared,
+                    "c {c}: {len}"
+                );
             }
         }
         // A tiny image needs no more than its own im2col and output.

@@ -18,6 +18,7 @@ pub mod gemm;
 pub mod linear;
 pub mod norm;
 pub mod resize;
+pub(super) mod winograd;
 
 mod conv_block;
 mod im2col;

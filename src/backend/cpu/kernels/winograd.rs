@@ -1,0 +1,556 @@
+//! 3×3 stride-1 convolutions with padding 1 by Winograd's minimal filtering F(2×2, 3×3)
+//! (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): 16 multiplications
+//! per 2×2 output tile and channel pair instead of 36.
+//!
+//! Per call: the weights are transformed once, `U = G·g·Gᵀ` (4×4 per channel pair, stored
+//! `[c_out][16][c_in]`), into scratch shared by the call's threads: at most [`MAX_WEIGHT_FLOATS`]
+//! (16 MiB, 512×512 channels), so the path is taken only up to that size (the SD VAE's convs,
+//! the Eff U-Net's up to 448 channels) and the scratch stays bounded. Kept transformed at load
+//! time instead, the weights would cost 16/9 of their size for the engine's whole life.
+//!
+//! The output's 2×2 tiles are taken a block at a time: whole tile rows, or a segment of one
+//! tile row when a row holds more tiles than a block (wide images). For each input channel's 4×4 patches are transformed, `V = Bᵀ·d·B`, into `[16][c_in][tiles]`;
+//! 16 GEMMs give `M[ξ] = U[ξ]·V[ξ]`; the output transform `Y = Aᵀ·M·A` writes the 2×2 pixels
+//! (plus bias, or added to the output). The transforms run along a tile row, where the patches
+//! of consecutive tiles are the even and odd columns of four padded input rows, so every
+//! transform is a contiguous loop the compiler vectorises.
+//!
+//! `F2IDIFF_WINOGRAD=off` (read once per process) sends every convolution to the im2col path:
+//! for A/B measurements and for telling the two apart when chasing a numerical difference.
+//!
+//! Like the im2col path, block shapes depend on the shapes only and each thread takes whole
+//! blocks with its own scratch (at most 2^20 floats, 4 MiB, up to 1024 channels in and out
+//! together), so the output is bit-identical on any pool.
+
+use super::conv::Conv2d;
+use super::gemm::{matmul, matmul_serial};
+use super::par::balanced_block;
+use rayon::prelude::*;
+use std::marker::PhantomData;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Scratch floats one block aims at: `16·(c_in + c_out)` per tile.
+const SLOT_FLOATS: usize = 1 << 20;
+/// Tiles per block: fewer make the GEMMs too narrow.
+const MIN_TILES: usize = 32;
+const MAX_TILES: usize = 256;
+/// Below this many output pixels the per-call weight transform costs more than it saves.
+const MIN_PIXELS: usize = 32 * 32;
+/// The largest transformed weight (`16·c_out·c_in` floats) a call builds.
+pub(super) const MAX_WEIGHT_FLOATS: usize = 1 << 22;
+
+/// Whether the path is switched on (`F2IDIFF_WINOGRAD` is not `off`).
+pub fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("F2IDIFF_WINOGRAD").map_or(true, |v| v != "off"))
+}
+
+/// Whether [`super::conv::conv2d`] takes this path for an `h×w` input.
+pub(super) fn applies(p: &Conv2d, h: usize, w: usize) -> bool {
+    enabled()
+        && p.kh == 3
+        && p.kw == 3
+        && p.stride == 1
+        && p.pad == [1; 4]
+        && h * w >= MIN_PIXELS
+        && 16 * p.c_out * p.c_in <= MAX_WEIGHT_FLOATS
+}
+
+/// How a call is split: blocks of `rows` tile rows of `tn` tiles (a tile row of `tw` tiles
+/// cut into `segs` segments; `segs > 1` only with `rows == 1`); `slots` threads each taking
+/// whole blocks with their own scratch (1: blocks in turn, each GEMM split over the pool).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Plan {
+    c_in: usize,
+    c_out: usize,
+    th: usize,
+    tw: usize,
+    rows: usize,
+    tn: usize,
+    segs: usize,
+    slots: usize,
+}
+
+impl Plan {
+    pub(super) fn new(p: &Conv2d, h: usize, w: usize, threads: usize) -> Plan {
+        let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
+        let per_tile = 16 * (p.c_in + p.c_out);
+        let tiles = (SLOT_FLOATS / per_tile.max(1)).clamp(MIN_TILES, MAX_TILES);
+        let (rows, tn) = if tw <= tiles {
+            let widest = (tiles / tw.max(1)).max(1);
+            let rows = balanced_block(th, widest, (widest / 2).max(1));
+            (rows.min(th).max(1), tw.max(1))
+        } else {
+            (1, balanced_block(tw, tiles, tiles / 2))
+        };
+        let segs = tw.div_ceil(tn);
+        let blocks = th.div_ceil(rows) * segs;
+        let slots = if threads > 1 && blocks >= threads {
+            threads
+        } else {
+            1
+        };
+        Plan {
+            c_in: p.c_in,
+            c_out: p.c_out,
+            th,
+            tw,
+            rows,
+            tn,
+            segs,
+            slots,
+        }
+    }
+
+    /// Tiles of a full block: the column count of the transformed operands.
+    fn nt(&self) -> usize {
+        self.rows * self.tn
+    }
+
+    /// The padded input row of a block's segment (`2·tn + 2` floats).
+    fn pw(&self) -> usize {
+        2 * self.tn + 2
+    }
+
+    fn blocks(&self) -> usize {
+        self.th.div_ceil(self.rows) * self.segs
+    }
+
+    fn slot_len(&self) -> usize {
+        16 * (self.c_in + self.c_out) * self.nt() + 5 * self.pw() + 2 * (self.tn + 1)
+    }
+
+    fn weights_len(&self) -> usize {
+        16 * self.c_out * self.c_in
+    }
+
+    pub(super) fn scratch_len(&self) -> usize {
+        self.weights_len() + self.slots * self.slot_len()
+    }
+}
+
+/// `out[c_out, h, w]` (+)= conv3×3(`x[c_in, h, w]`, padding 1) + `bias`, as
+/// [`super::conv::conv2d`] defines it, planned by `plan` (from [`Plan::new`] on these shapes).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv3x3(
+    x: &[f32],
+    h: usize,
+    w: usize,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+    accumulate: bool,
+    plan: Plan,
+) {
+    let (u, rest) = scratch.split_at_mut(plan.weights_len());
+    transform_weights(weight, plan.c_in, u);
+    let slot_len = plan.slot_len();
+    assert!(
+        rest.len() >= slot_len,
+        "winograd: scratch has {} floats, needs at least {}",
+        rest.len() + plan.weights_len(),
+        plan.weights_len() + slot_len
+    );
+    let blocks = plan.blocks();
+    let slots = plan.slots.min(rest.len() / slot_len).min(blocks).max(1);
+    let call = Call {
+        x,
+        h,
+        w,
+        u,
+        bias,
+        accumulate,
+        plan,
+        out: SharedOut::new(out),
+    };
+    if slots == 1 {
+        let parallel = rayon::current_num_threads() > 1;
+        for b in 0..blocks {
+            call.block(b, &mut rest[..slot_len], parallel);
+        }
+        return;
+    }
+    let next = AtomicUsize::new(0);
+    rest[..slots * slot_len]
+        .par_chunks_mut(slot_len)
+        .for_each(|slot| {
+            // Each block index is claimed exactly once; blocks cover disjoint output rows.
+            loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= blocks {
+                    break;
+                }
+                call.block(b, slot, false);
+            }
+        });
+}
+
+/// `u[co][ξ][ci]` = (G·g·Gᵀ)[ξ] of the 3×3 kernel `g` of (co, ci), with
+/// G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]].
+fn transform_weights(weight: &[f32], c_in: usize, u: &mut [f32]) {
+    u.par_chunks_mut(16 * c_in)
+        .enumerate()
+        .for_each(|(co, uc)| {
+            for ci in 0..c_in {
+                let g = &weight[(co * c_in + ci) * 9..][..9];
+                let mut t = [[0f32; 3]; 4];
+                for j in 0..3 {
+                    let [a, b, c] = [g[j], g[3 + j], g[6 + j]];
+                    t[0][j] = a;
+                    t[1][j] = 0.5 * (a + b + c);
+                    t[2][j] = 0.5 * (a - b + c);
+                    t[3][j] = c;
+                }
+                for (i, [a, b, c]) in t.into_iter().enumerate() {
+                    let row = [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
+                    for (j, v) in row.into_iter().enumerate() {
+                        uc[(i * 4 + j) * c_in + ci] = v;
+                    }
+                }
+            }
+        });
+}
+
+/// The read-only description of one call, shared by the threads.
+struct Call<'a> {
+    x: &'a [f32],
+    h: usize,
+    w: usize,
+    u: &'a [f32],
+    bias: Option<&'a [f32]>,
+    accumulate: bool,
+    plan: Plan,
+    out: SharedOut<'a>,
+}
+
+impl Call<'_> {
+    /// Block `b`: tile rows `ty0..ty0 + rows`, tiles `tx0..tx0 + tn` of each (clipped): input
+    /// transform, 16 GEMMs, output transform.
+    fn block(&self, b: usize, slot: &mut [f32], parallel: bool) {
+        let Plan {
+            c_in,
+            c_out,
+            tw,
+            tn,
+            segs,
+            ..
+        } = self.plan;
+        let (nt, pw) = (self.plan.nt(), self.plan.pw());
+        let (ty0, tx0) = ((b / segs) * self.plan.rows, (b % segs) * tn);
+        let rows = self.plan.rows.min(self.plan.th - ty0);
+        let seg = Segment {
+            tx0,
+            len: tn.min(tw - tx0),
+        };
+        // Columns of V and M: tile (r, k) of the block at r·tn + k (segments: one row).
+        let n = (rows - 1) * tn + seg.len;
+        let (v, rest) = slot.split_at_mut(16 * c_in * nt);
+        let (m, rest) = rest.split_at_mut(16 * c_out * nt);
+        let (pad, rest) = rest.split_at_mut(4 * pw);
+        let (q, rest) = rest.split_at_mut(pw);
+        let (e, o) = rest.split_at_mut(tn + 1);
+        for ci in 0..c_in {
+            for r in 0..rows {
+                self.transform_input(ci, ty0 + r, seg, pad, q, e, &mut o[..tn + 1], v, r * tn);
+            }
+        }
+        for xi in 0..16 {
+            let (a, b) = (&self.u[xi * c_in..], &v[xi * c_in * nt..]);
+            let c = &mut m[xi * c_out * nt..];
+            if parallel {
+                matmul(c_out, n, c_in, a, 16 * c_in, 1, b, nt, 1, c, nt, false);
+            } else {
+                matmul_serial(c_out, n, c_in, a, 16 * c_in, 1, b, nt, 1, c, nt, false);
+            }
+        }
+        for co in 0..c_out {
+            for r in 0..rows {
+                self.transform_output(co, ty0 + r, seg, m, r * tn);
+            }
+        }
+    }
+
+    /// `V[ξ][ci][col0 + k]` for the tiles `tx0 + k` of the segment in tile row `ty`: Bᵀ·d·B
+    /// with Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]], first down the
+    /// four padded rows, then across, where tile `tx0 + k` reads padded columns `2k..2k + 4`
+    /// (the image's column `x` at `x + 1 − 2·tx0`): the even columns `e[k]`, `e[k + 1]` and
+    /// the odd ones `o[k]`, `o[k + 1]`.
+    #[allow(clippy::too_many_arguments)]
+    fn transform_input(
+        &self,
+        ci: usize,
+        ty: usize,
+        seg: Segment,
+        pad: &mut [f32],
+        q: &mut [f32],
+        e: &mut [f32],
+        o: &mut [f32],
+        v: &mut [f32],
+        col0: usize,
+    ) {
+        let (h, w, c_in, nt) = (self.h, self.w, self.plan.c_in, self.plan.nt());
+        let (tn, pw) = (seg.len, 2 * seg.len + 2);
+        let plane = &self.x[ci * h * w..][..h * w];
+        // Image columns x0..x1 land at padded columns x0 + 1 − 2·tx0 ...
+        let x0 = (2 * seg.tx0).saturating_sub(1);
+        let x1 = (2 * seg.tx0 + pw - 1).min(w);
+        let at = x0 + 1 - 2 * seg.tx0;
+        for (i, row) in pad.chunks_exact_mut(self.plan.pw()).enumerate() {
+            let row = &mut row[..pw];
+            row.fill(0.0);
+            let y = (2 * ty + i).checked_sub(1).filter(|&y| y < h);
+            if let Some(y) = y {
+                row[at..at + x1 - x0].copy_from_slice(&plane[y * w + x0..y * w + x1]);
+            }
+        }
+        let ppw = self.plan.pw();
+        let (d0, rest) = pad.split_at(ppw);
+        let (d1, rest) = rest.split_at(ppw);
+        let (d2, d3) = rest.split_at(ppw);
+        for i in 0..4 {
+            let combine: fn(f32, f32, f32, f32) -> f32 = match i {
+                0 => |a, _, c, _| a - c,
+                1 => |_, b, c, _| b + c,
+                2 => |_, b, c, _| c - b,
+                _ => |_, b, _, d| b - d,
+            };
+            for k in 0..pw {
+                q[k] = combine(d0[k], d1[k], d2[k], d3[k]);
+            }
+            for k in 0..=tn {
+                e[k] = q[2 * k];
+                o[k] = if 2 * k + 1 < pw { q[2 * k + 1] } else { 0.0 };
+            }
+            let at = |j: usize| ((i * 4 + j) * c_in + ci) * nt + col0;
+            for (j, combine) in [
+                (|e0, _, e1, _| e0 - e1) as fn(f32, f32, f32, f32) -> f32,
+                |_, o0, e1, _| o0 + e1,
+                |_, o0, e1, _| e1 - o0,
+                |_, o0, _, o1| o0 - o1,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let dst = &mut v[at(j)..][..tn];
+                for k in 0..tn {
+                    dst[k] = combine(e[k], o[k], e[k + 1], o[k + 1]);
+                }
+            }
+        }
+    }
+
+    /// Output rows `2ty`, `2ty + 1`, columns `2·tx0..` of channel `co`, from
+    /// `M[ξ][co][col0..col0 + len]`: Aᵀ·M·A with Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]], plus
+    /// the bias.
+    fn transform_output(&self, co: usize, ty: usize, seg: Segment, m: &[f32], col0: usize) {
+        let (h, c_out, nt, tw) = (self.h, self.plan.c_out, self.plan.nt(), seg.len);
+        // The segment's output columns.
+        let (x0, w) = (2 * seg.tx0, (self.w - 2 * seg.tx0).min(2 * seg.len));
+        let (b, acc) = (self.bias.map_or(0.0, |b| b[co]), self.accumulate);
+        let s: [&[f32]; 16] = std::array::from_fn(|xi| &m[(xi * c_out + co) * nt + col0..][..tw]);
+        for (i, y) in [2 * ty, 2 * ty + 1].into_iter().enumerate() {
+            if y >= h {
+                break;
+            }
+            // SAFETY: the block owning this segment of tile row `ty` is the only writer of
+            // these columns of output rows 2ty and 2ty + 1 (of every channel), and they lie
+            // inside `out` because y < h and x0 + w ≤ the image's width.
+            let dst = unsafe { self.out.slice((co * h + y) * self.w + x0, w) };
+            // Column j of row i of Aᵀ·M: M's rows 0 + 1 + 2 (i = 0) or 1 − 2 − 3 (i = 1).
+            let a = |j: usize, k: usize| {
+                if i == 0 {
+                    s[j][k] + s[4 + j][k] + s[8 + j][k]
+                } else {
+                    s[4 + j][k] - s[8 + j][k] - s[12 + j][k]
+                }
+            };
+            for k in 0..tw {
+                let (a0, a1, a2, a3) = (a(0, k), a(1, k), a(2, k), a(3, k));
+                put(&mut dst[2 * k], a0 + a1 + a2 + b, acc);
+                if 2 * k + 1 < w {
+                    put(&mut dst[2 * k + 1], a1 - a2 - a3 + b, acc);
+                }
+            }
+        }
+    }
+}
+
+/// Tiles `tx0..tx0 + len` of a tile row.
+#[derive(Clone, Copy)]
+struct Segment {
+    tx0: usize,
+    len: usize,
+}
+
+#[inline]
+fn put(o: &mut f32, v: f32, accumulate: bool) {
+    if accumulate {
+        *o += v;
+    } else {
+        *o = v;
+    }
+}
+
+/// The output image, shared by the threads of one call, each writing only the rows of the tile
+/// rows it claimed. Holding it keeps `out` mutably borrowed.
+struct SharedOut<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _borrow: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: threads write disjoint rows (see `Call::transform_output`); the pointer outlives them.
+unsafe impl Sync for SharedOut<'_> {}
+// SAFETY: as above; it is only a pointer into a buffer borrowed for the call.
+unsafe impl Send for SharedOut<'_> {}
+
+impl<'a> SharedOut<'a> {
+    fn new(out: &'a mut [f32]) -> Self {
+        SharedOut {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// # Safety
+    /// No other live slice may overlap `start..start + len`, which must lie inside the buffer.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
+        assert!(start + len <= self.len, "winograd: row outside the output");
+        // SAFETY: in bounds (asserted) and not aliased (the caller's contract).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{Rng, in_pool, rel_l2};
+    use super::*;
+
+    fn shape(c_in: usize, c_out: usize) -> Conv2d {
+        Conv2d {
+            c_in,
+            c_out,
+            kh: 3,
+            kw: 3,
+            stride: 1,
+            pad: [1; 4],
+        }
+    }
+
+    /// Direct 3×3 convolution with padding 1, in f64.
+    fn reference(p: &Conv2d, x: &[f32], h: usize, w: usize, wt: &[f32], b: &[f32]) -> Vec<f32> {
+        let mut out = vec![0f32; p.c_out * h * w];
+        for co in 0..p.c_out {
+            for y in 0..h {
+                for xo in 0..w {
+                    let mut s = b[co] as f64;
+                    for ci in 0..p.c_in {
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let (iy, ix) = ((y + ky) as isize - 1, (xo + kx) as isize - 1);
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                let v = x[(ci * h + iy as usize) * w + ix as usize] as f64;
+                                s += v * wt[(co * p.c_in + ci) * 9 + ky * 3 + kx] as f64;
+                            }
+                        }
+                    }
+                    out[(co * h + y) * w + xo] = s as f32;
+                }
+            }
+        }
+        out
+    }
+
+    fn run(
+        p: &Conv2d,
+        x: &[f32],
+        (h, w): (usize, usize),
+        wt: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        acc: bool,
+    ) {
+        let plan = Plan::new(p, h, w, rayon::current_num_threads());
+        let mut scratch = vec![f32::NAN; plan.scratch_len()];
+        conv3x3(x, h, w, wt, Some(b), out, &mut scratch, acc, plan);
+    }
+
+    /// Odd and even sizes (a last half tile in either direction), a single pixel, more rows than
+    /// one block holds, tile rows cut into segments (wider than a block, odd width); overwritten
+    /// and accumulated; one and two threads.
+    #[test]
+    fn matches_the_direct_convolution() {
+        let mut rng = Rng::new(7);
+        for (c_in, c_out, h, w) in [
+            (3, 4, 7, 9),
+            (5, 8, 8, 13),
+            (17, 6, 13, 6),
+            (1, 1, 1, 1),
+            (4, 3, 2, 2),
+            (6, 5, 70, 33),
+            (3, 5, 6, 1031),
+        ] {
+            let p = shape(c_in, c_out);
+            let x = rng.vec(c_in * h * w);
+            let wt = rng.vec(c_out * c_in * 9);
+            let b = rng.vec(c_out);
+            let out0 = rng.vec(c_out * h * w);
+            let want = reference(&p, &x, h, w, &wt, &b);
+            let want_acc: Vec<f32> = want.iter().zip(&out0).map(|(a, o)| a + o).collect();
+            for threads in [1, 2] {
+                let mut out = vec![f32::NAN; c_out * h * w];
+                in_pool(threads, || run(&p, &x, (h, w), &wt, &b, &mut out, false));
+                let err = rel_l2(&out, &want);
+                assert!(err <= 1e-5, "{p:?} on {h}×{w}, {threads} threads: {err:e}");
+                let mut out = out0.clone();
+                in_pool(threads, || run(&p, &x, (h, w), &wt, &b, &mut out, true));
+                let err = rel_l2(&out, &want_acc);
+                assert!(err <= 1e-5, "{p:?} on {h}×{w} accumulated: {err:e}");
+            }
+        }
+    }
+
+    /// Block shapes depend on the shapes only: the same bits on 1, 2 and 3 threads, for blocks
+    /// of whole tile rows and for segments of one.
+    #[test]
+    fn any_thread_count_gives_identical_bits() {
+        let mut rng = Rng::new(8);
+        for (p, h, w, segs) in [(shape(12, 20), 96, 45, 1), (shape(4, 6), 9, 1100, 4)] {
+            let x = rng.vec(p.c_in * h * w);
+            let wt = rng.vec(p.c_out * p.c_in * 9);
+            let b = rng.vec(p.c_out);
+            let bits = |threads| {
+                let mut out = vec![0f32; p.c_out * h * w];
+                in_pool(threads, || run(&p, &x, (h, w), &wt, &b, &mut out, false));
+                out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            let one = bits(1);
+            let plan = Plan::new(&p, h, w, 2);
+            assert_eq!((plan.slots, plan.segs), (2, segs), "{plan:?}");
+            assert_eq!(one, bits(2));
+            assert_eq!(one, bits(3));
+        }
+    }
+
+    /// The scratch of a thread stays within 2^20 floats on wide images, up to 1024 channels.
+    #[test]
+    fn a_thread_needs_at_most_four_mib() {
+        for (c_in, c_out) in [(3, 128), (128, 128), (256, 256), (512, 512), (1024, 64)] {
+            for (h, w) in [(32, 32), (512, 512), (64, 2048), (2048, 64)] {
+                let p = shape(c_in, c_out);
+                let plan = Plan::new(&p, h, w, 1);
+                assert!(
+                    plan.slot_len() <= (1 << 20) + 4096,
+                    "{plan:?}: {}",
+                    plan.slot_len()
+                );
+            }
+        }
+    }
+}
