@@ -58,9 +58,9 @@ impl Conv2d {
     /// pointwise convolution, otherwise one block's im2col and output tile per thread: at most
     /// threads × max(2^20, (K + c_out)·64) floats (4 MiB per thread up to 512 channels), never
     /// proportional to the image. A 3×3 convolution on the Winograd path instead needs one
-    /// block's transformed input and products per thread (also at most 2^20 floats up to 1024
-    /// channels in and out together) plus its transformed weights once, shared by the threads
-    /// (at most 2^22 floats, 16 MiB).
+    /// block's transformed input and products per thread (at most 2^21 floats, 8 MiB, up to
+    /// 2048 channels in and out together) plus its transformed weights once, shared by the
+    /// threads (at most 2^22 floats, 16 MiB).
     ///
     /// With less scratch (e.g. planned for a smaller pool), [`conv2d`] still works, with fewer
     /// threads taking blocks; it needs at least one thread's share.
@@ -367,7 +367,9 @@ mod tests {
             for c in [3, 128, 256, 512, 1280] {
                 let p = conv(c, c, (3, 3), 1, [1; 4]);
                 let len = p.scratch_len(512, 512, threads);
-                let per_thread = SLOT_FLOATS.max((c * 9 + c) * MIN_BLOCK);
+                let per_thread = SLOT_FLOATS
+                    .max((c * 9 + c) * MIN_BLOCK)
+                    .max(winograd::SLOT_FLOATS);
                 // Winograd (up to 512 channels here): plus the shared transformed weights.
                 let shared = if winograd::applies(&p, 512, 512) {
                     winograd::MAX_WEIGHT_FLOATS
