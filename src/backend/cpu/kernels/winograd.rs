@@ -25,6 +25,7 @@
 use super::conv::Conv2d;
 use super::gemm::{matmul, matmul_serial};
 use super::par::balanced_block;
+use super::simd::vectorized;
 use rayon::prelude::*;
 use std::marker::PhantomData;
 use std::sync::OnceLock;
@@ -302,7 +303,7 @@ impl Call<'_> {
             let (e, o) = row.split_at_mut(half);
             let (e, o) = (&mut e[..=tn], &mut o[..=tn]);
             match (2 * ty + i).checked_sub(1).filter(|&y| y < h) {
-                Some(y) => split_columns(&plane[y * w..][..w], 2 * seg.tx0, e, o),
+                Some(y) => vectorized(|| split_columns(&plane[y * w..][..w], 2 * seg.tx0, e, o)),
                 None => {
                     e.fill(0.0);
                     o.fill(0.0);
@@ -315,34 +316,41 @@ impl Call<'_> {
         };
         let ((e0, o0), (e1, o1), (e2, o2), (e3, o3)) = (row(0), row(1), row(2), row(3));
         let (qe, qo) = (&mut qe[..=tn], &mut qo[..=tn]);
-        for i in 0..4 {
-            // Row i of Bᵀ applied down the four rows.
-            let down: fn(f32, f32, f32, f32) -> f32 = match i {
-                0 => |a, _, c, _| a - c,
-                1 => |_, b, c, _| b + c,
-                2 => |_, b, c, _| c - b,
-                _ => |_, b, _, d| b - d,
-            };
-            for k in 0..=tn {
-                qe[k] = down(e0[k], e1[k], e2[k], e3[k]);
-                qo[k] = down(o0[k], o1[k], o2[k], o3[k]);
-            }
-            let at = |j: usize| ((i * 4 + j) * c_in + ci) * nt + col0;
-            for (j, across) in [
-                (|e0, _, e1, _| e0 - e1) as fn(f32, f32, f32, f32) -> f32,
-                |_, o0, e1, _| o0 + e1,
-                |_, o0, e1, _| e1 - o0,
-                |_, o0, _, o1| o0 - o1,
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                let dst = &mut v[at(j)..][..tn];
+        let at = |i: usize, j: usize| ((i * 4 + j) * c_in + ci) * nt + col0;
+        vectorized(|| {
+            for i in 0..4 {
+                // Row i of Bᵀ down the four rows: 0 − 2, 1 + 2, 2 − 1, 1 − 3.
+                let ((a, b), (ao, bo), sign) = match i {
+                    0 => ((e0, e2), (o0, o2), -1.0f32),
+                    1 => ((e2, e1), (o2, o1), 1.0),
+                    2 => ((e2, e1), (o2, o1), -1.0),
+                    _ => ((e1, e3), (o1, o3), -1.0),
+                };
+                // (±1 products are exact: a + (−1)·b is a − b.)
+                for k in 0..=tn {
+                    qe[k] = a[k] + sign * b[k];
+                    qo[k] = ao[k] + sign * bo[k];
+                }
+                // Then across: e0 − e1, o0 + e1, e1 − o0, o0 − o1 of the tile's four columns.
+                let (qe, qo) = (&*qe, &*qo);
+                let d = &mut v[at(i, 0)..][..tn];
                 for k in 0..tn {
-                    dst[k] = across(qe[k], qo[k], qe[k + 1], qo[k + 1]);
+                    d[k] = qe[k] - qe[k + 1];
+                }
+                let d = &mut v[at(i, 1)..][..tn];
+                for k in 0..tn {
+                    d[k] = qo[k] + qe[k + 1];
+                }
+                let d = &mut v[at(i, 2)..][..tn];
+                for k in 0..tn {
+                    d[k] = qe[k + 1] - qo[k];
+                }
+                let d = &mut v[at(i, 3)..][..tn];
+                for k in 0..tn {
+                    d[k] = qo[k] - qo[k + 1];
                 }
             }
-        }
+        });
     }
 
     /// Output rows `2ty`, `2ty + 1`, columns `2·tx0..` of channel `co`, from
@@ -376,25 +384,28 @@ impl Call<'_> {
             let (p0, p1, p2, p3) = (s[r], s[r + 1], s[r + 2], s[r + 3]);
             let (q0, q1, q2, q3) = (s[r + 4], s[r + 5], s[r + 6], s[r + 7]);
             let (t0, t1, t2, t3) = (s[r + 8], s[r + 9], s[r + 10], s[r + 11]);
-            for k in 0..tn {
-                let a0 = p0[k] + sign * q0[k] + sign * t0[k];
-                let a1 = p1[k] + sign * q1[k] + sign * t1[k];
-                let a2 = p2[k] + sign * q2[k] + sign * t2[k];
-                let a3 = p3[k] + sign * q3[k] + sign * t3[k];
-                even[k] = a0 + a1 + a2 + b;
-                odd[k] = a1 - a2 - a3 + b;
-            }
             // SAFETY: the block owning this segment of tile row `ty` is the only writer of
             // these columns of output rows 2ty and 2ty + 1 (of every channel), and they lie
             // inside `out` because y < h and x0 + w ≤ the image's width.
             let dst = unsafe { self.out.slice((co * h + y) * self.w + x0, w) };
-            interleave(dst, even, odd, self.accumulate);
+            vectorized(|| {
+                for k in 0..tn {
+                    let a0 = p0[k] + sign * q0[k] + sign * t0[k];
+                    let a1 = p1[k] + sign * q1[k] + sign * t1[k];
+                    let a2 = p2[k] + sign * q2[k] + sign * t2[k];
+                    let a3 = p3[k] + sign * q3[k] + sign * t3[k];
+                    even[k] = a0 + a1 + a2 + b;
+                    odd[k] = a1 - a2 - a3 + b;
+                }
+                interleave(dst, even, odd, self.accumulate);
+            });
         }
     }
 }
 
 /// `e[j] = row[x0 + 2j − 1]`, `o[j] = row[x0 + 2j]` (0 outside the row): a padded segment of
 /// an input row, split into its even and odd padded columns.
+#[inline(always)]
 fn split_columns(row: &[f32], x0: usize, e: &mut [f32], o: &mut [f32]) {
     let get = |x: isize| {
         if x >= 0 && (x as usize) < row.len() {
@@ -433,6 +444,7 @@ fn split_columns(row: &[f32], x0: usize, e: &mut [f32], o: &mut [f32]) {
 }
 
 /// `dst[2k] (+)= even[k]`, `dst[2k + 1] (+)= odd[k]` for the pixels `dst` holds.
+#[inline(always)]
 fn interleave(dst: &mut [f32], even: &[f32], odd: &[f32], accumulate: bool) {
     let pairs = dst.len() / 2;
     let (body, tail) = dst.split_at_mut(2 * pairs);
