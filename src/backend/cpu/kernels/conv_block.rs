@@ -3,8 +3,8 @@
 use super::conv::Conv2d;
 use super::gemm::{matmul, matmul_serial};
 use super::im2col::{Geometry, im2col};
+use super::par::SharedOut;
 use rayon::prelude::*;
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How a convolution is split: blocks of `block` output pixels; `slots` threads each taking
@@ -127,39 +127,5 @@ impl Engine<'_> {
                 dst.iter_mut().zip(src).for_each(|(o, &v)| *o = v + b);
             }
         }
-    }
-}
-
-/// The output image, shared by the threads of one convolution, each writing only the columns of
-/// the pixel blocks it claimed. Holding it keeps `out` mutably borrowed.
-struct SharedOut<'a> {
-    ptr: *mut f32,
-    len: usize,
-    _borrow: PhantomData<&'a mut [f32]>,
-}
-
-// SAFETY: `SharedOut` is only a raw view of a `&mut [f32]` it holds the borrow of; access goes
-// through `slice`, whose contract requires disjoint ranges across threads.
-unsafe impl Sync for SharedOut<'_> {}
-
-impl<'a> SharedOut<'a> {
-    fn new(out: &'a mut [f32]) -> Self {
-        Self {
-            ptr: out.as_mut_ptr(),
-            len: out.len(),
-            _borrow: PhantomData,
-        }
-    }
-
-    /// `out[start..start + len]`.
-    ///
-    /// # Safety
-    /// No other live slice from this `SharedOut`, on any thread, may overlap the range.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
-        assert!(start + len <= self.len, "conv2d: output block out of range");
-        // SAFETY: in bounds (checked above) of a slice we hold the unique borrow of; the caller
-        // guarantees no overlapping slice is live.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
     }
 }

@@ -1,6 +1,8 @@
-//! Splitting memory-bound loops over the current rayon pool.
+//! Splitting memory-bound loops over the current rayon pool, and the output buffer a kernel's
+//! threads share.
 
 use rayon::prelude::*;
+use std::marker::PhantomData;
 
 /// Floats per parallel task: a rayon task costs about a microsecond, which this much streaming
 /// work (tens of microseconds) amortises, while still giving every thread several tasks.
@@ -49,6 +51,41 @@ pub(super) fn balanced_block(len: usize, widest: usize, narrowest: usize) -> usi
         }
     }
     len.div_ceil(blocks).max(1)
+}
+
+/// An output buffer shared by the threads of one kernel call, each writing only its own
+/// disjoint ranges (whole blocks of output pixels, rows of tiles). Holding it keeps the buffer
+/// mutably borrowed for the call.
+pub(super) struct SharedOut<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _borrow: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: `SharedOut` is only a raw view of a `&mut [f32]` it holds the borrow of; access goes
+// through `slice`, whose contract requires disjoint ranges across threads.
+unsafe impl Sync for SharedOut<'_> {}
+
+impl<'a> SharedOut<'a> {
+    pub(super) fn new(out: &'a mut [f32]) -> Self {
+        Self {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// `out[start..start + len]`.
+    ///
+    /// # Safety
+    /// No other live slice from this `SharedOut`, on any thread, may overlap the range.
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
+        assert!(start + len <= self.len, "kernel output range out of bounds");
+        // SAFETY: in bounds (checked above) of a slice we hold the unique borrow of; the caller
+        // guarantees no overlapping slice is live.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
 }
 
 #[cfg(test)]

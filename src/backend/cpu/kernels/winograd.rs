@@ -24,10 +24,9 @@
 
 use super::conv::Conv2d;
 use super::gemm::{matmul, matmul_serial};
-use super::par::balanced_block;
+use super::par::{SharedOut, balanced_block};
 use super::simd::vectorized;
 use rayon::prelude::*;
-use std::marker::PhantomData;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -473,38 +472,6 @@ fn interleave(dst: &mut [f32], even: &[f32], odd: &[f32], accumulate: bool) {
 struct Segment {
     tx0: usize,
     len: usize,
-}
-
-/// The output image, shared by the threads of one call, each writing only the rows of the tile
-/// rows it claimed. Holding it keeps `out` mutably borrowed.
-struct SharedOut<'a> {
-    ptr: *mut f32,
-    len: usize,
-    _borrow: PhantomData<&'a mut [f32]>,
-}
-
-// SAFETY: threads write disjoint rows (see `Call::transform_output`); the pointer outlives them.
-unsafe impl Sync for SharedOut<'_> {}
-// SAFETY: as above; it is only a pointer into a buffer borrowed for the call.
-unsafe impl Send for SharedOut<'_> {}
-
-impl<'a> SharedOut<'a> {
-    fn new(out: &'a mut [f32]) -> Self {
-        SharedOut {
-            ptr: out.as_mut_ptr(),
-            len: out.len(),
-            _borrow: PhantomData,
-        }
-    }
-
-    /// # Safety
-    /// No other live slice may overlap `start..start + len`, which must lie inside the buffer.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
-        assert!(start + len <= self.len, "winograd: row outside the output");
-        // SAFETY: in bounds (asserted) and not aliased (the caller's contract).
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
-    }
 }
 
 #[cfg(test)]
