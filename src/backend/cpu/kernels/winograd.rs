@@ -9,11 +9,12 @@
 //! time instead, the weights would cost 16/9 of their size for the engine's whole life.
 //!
 //! The output's 2×2 tiles are taken a block at a time: whole tile rows, or a segment of one
-//! tile row when a row holds more tiles than a block (wide images). For each input channel's 4×4 patches are transformed, `V = Bᵀ·d·B`, into `[16][c_in][tiles]`;
-//! 16 GEMMs give `M[ξ] = U[ξ]·V[ξ]`; the output transform `Y = Aᵀ·M·A` writes the 2×2 pixels
-//! (plus bias, or added to the output). The transforms run along a tile row, where the patches
-//! of consecutive tiles are the even and odd columns of four padded input rows, so every
-//! transform is a contiguous loop the compiler vectorises.
+//! tile row when a row holds more tiles than a block (wide images). Each input channel's 4×4
+//! patches are transformed, `V = Bᵀ·d·B`, into `[16][c_in][tiles]`; 16 GEMMs give
+//! `M[ξ] = U[ξ]·V[ξ]`; the output transform `Y = Aᵀ·M·A` writes the 2×2 pixels (plus bias, or
+//! added to the output). The transforms run along a tile row, where the patches of consecutive
+//! tiles are the even and odd columns of four padded input rows, so every transform is a
+//! contiguous loop the compiler vectorises.
 //!
 //! `F2IDIFF_WINOGRAD=off` (read once per process) sends every convolution to the im2col path:
 //! for A/B measurements and for telling the two apart when chasing a numerical difference.
