@@ -9,7 +9,8 @@
 //! with its own scratch, so blocks run without any synchronisation; images with too few blocks
 //! for that split every block's GEMM over the pool instead (the GEMM splits rows and columns
 //! over threads, never the reduction). A 1×1 stride-1 unpadded convolution is a plain GEMM
-//! on the input and needs no scratch.
+//! on the input and needs no scratch; a 3×3 stride-1 one with padding 1 on a large enough
+//! image takes Winograd's F(2×2, 3×3) instead ([`super::winograd`]).
 
 use super::conv_block::{Plan, run_blocks};
 use super::gemm::matmul;
