@@ -3,9 +3,7 @@
 use super::conv::Conv2d;
 use super::gemm::{matmul, matmul_serial};
 use super::im2col::{Geometry, im2col};
-use super::par::SharedOut;
-use rayon::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use super::par::{SharedOut, run_blocks_in_slots};
 
 /// How a convolution is split: blocks of `block` output pixels; `slots` threads each taking
 /// whole blocks with their own `per_pixel·block` floats of scratch (1: blocks one after the
@@ -61,31 +59,9 @@ pub(super) fn run_blocks(
         pixels,
         out: SharedOut::new(out),
     };
-    if slots == 1 {
-        let parallel = rayon::current_num_threads() > 1;
-        for b in 0..blocks {
-            engine.block(
-                b * plan.block,
-                plan.block,
-                &mut scratch[..slot_len],
-                parallel,
-            );
-        }
-        return;
-    }
-    let next = AtomicUsize::new(0);
-    scratch[..slots * slot_len]
-        .par_chunks_mut(slot_len)
-        .for_each(|slot| {
-            // Each block index is claimed exactly once; blocks cover disjoint pixel ranges.
-            loop {
-                let b = next.fetch_add(1, Ordering::Relaxed);
-                if b >= blocks {
-                    break;
-                }
-                engine.block(b * plan.block, plan.block, slot, false);
-            }
-        });
+    run_blocks_in_slots(scratch, slot_len, slots, blocks, |b, slot, parallel| {
+        engine.block(b * plan.block, plan.block, slot, parallel)
+    });
 }
 
 /// The shared, read-only description of one convolution call.

@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Floats per parallel task: a rayon task costs about a microsecond, which this much streaming
 /// work (tens of microseconds) amortises, while still giving every thread several tasks.
@@ -51,6 +52,38 @@ pub(super) fn balanced_block(len: usize, widest: usize, narrowest: usize) -> usi
         }
     }
     len.div_ceil(blocks).max(1)
+}
+
+/// Runs `blocks` blocks, each with a `slot_len`-float slot of `scratch`: with `slots` > 1, that
+/// many threads take whole blocks (each index claimed once) with their own slot; with one slot,
+/// the blocks run in turn and `block` is told to split its own work over the pool (`true`).
+/// `block(b, slot, parallel)` must write only block `b`'s part of the output.
+pub(super) fn run_blocks_in_slots(
+    scratch: &mut [f32],
+    slot_len: usize,
+    slots: usize,
+    blocks: usize,
+    block: impl Fn(usize, &mut [f32], bool) + Sync,
+) {
+    if slots <= 1 {
+        let parallel = rayon::current_num_threads() > 1;
+        for b in 0..blocks {
+            block(b, &mut scratch[..slot_len], parallel);
+        }
+        return;
+    }
+    let next = AtomicUsize::new(0);
+    scratch[..slots * slot_len]
+        .par_chunks_mut(slot_len)
+        .for_each(|slot| {
+            loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= blocks {
+                    break;
+                }
+                block(b, slot, false);
+            }
+        });
 }
 
 /// An output buffer shared by the threads of one kernel call, each writing only its own

@@ -25,11 +25,10 @@
 
 use super::conv::Conv2d;
 use super::gemm::{matmul, matmul_serial};
-use super::par::{SharedOut, balanced_block};
+use super::par::{SharedOut, balanced_block, run_blocks_in_slots};
 use super::simd::vectorized;
 use rayon::prelude::*;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Scratch floats one block aims at: `16·(c_in + c_out)` per tile. Twice the im2col path's:
 /// each block's 16 GEMMs repack the whole transformed weight, so wide blocks pay off more here
@@ -172,26 +171,9 @@ pub(super) fn conv3x3(
         plan,
         out: SharedOut::new(out),
     };
-    if slots == 1 {
-        let parallel = rayon::current_num_threads() > 1;
-        for b in 0..blocks {
-            call.block(b, &mut rest[..slot_len], parallel);
-        }
-        return;
-    }
-    let next = AtomicUsize::new(0);
-    rest[..slots * slot_len]
-        .par_chunks_mut(slot_len)
-        .for_each(|slot| {
-            // Each block index is claimed exactly once; blocks cover disjoint output rows.
-            loop {
-                let b = next.fetch_add(1, Ordering::Relaxed);
-                if b >= blocks {
-                    break;
-                }
-                call.block(b, slot, false);
-            }
-        });
+    run_blocks_in_slots(rest, slot_len, slots, blocks, |b, slot, parallel| {
+        call.block(b, slot, parallel)
+    });
 }
 
 /// `u[co][ξ][ci]` = (G·g·Gᵀ)[ξ] of the 3×3 kernel `g` of (co, ci), with
