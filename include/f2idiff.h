@@ -222,7 +222,7 @@ typedef struct f2i_engine_options {
    * Budget for one tile's activations when `tile_size` is 0 (automatic); 0 = 2 GiB. The
    * automatic tile is the largest whose arena, planned as for one CPU thread, fits it, so
    * the tile and the output do not depend on `num_threads`; each further CPU thread adds
-   * its kernels' scratch (at most 8 MiB per thread for up to 512 channels).
+   * its kernels' scratch (at most 16 MiB per thread for up to 512 channels).
    */
   uint64_t memory_budget_bytes;
   /**

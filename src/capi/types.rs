@@ -166,7 +166,7 @@ pub struct f2i_engine_options {
     /// Budget for one tile's activations when `tile_size` is 0 (automatic); 0 = 2 GiB. The
     /// automatic tile is the largest whose arena, planned as for one CPU thread, fits it, so
     /// the tile and the output do not depend on `num_threads`; each further CPU thread adds
-    /// its kernels' scratch (at most 8 MiB per thread for up to 512 channels).
+    /// its kernels' scratch (at most 16 MiB per thread for up to 512 channels).
     pub memory_budget_bytes: u64,
     /// CUDA storage precision (added in 0.2; callers built against an older header, whose
     /// `struct_size` ends before this field, get F2I_PRECISION_F16). CUDA kernels come from

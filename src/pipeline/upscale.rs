@@ -224,7 +224,7 @@ pub(crate) fn lr_tile(tile: usize, scale: usize, h: usize, w: usize) -> Result<u
 ///
 /// The arena is planned as for one thread ([`Backend::plan_as_one_thread`]), so the tile, and
 /// with it the output, is the same on every thread count; each further CPU thread then adds
-/// its share of kernel scratch to the arena actually used (at most 8 MiB per thread up to 512
+/// its share of kernel scratch to the arena actually used (at most 16 MiB per thread up to 512
 /// channels, or 256 bytes per attention key beyond 16384 keys).
 pub fn auto_tile<B: Backend>(
     nets: &Networks<B>,

@@ -67,14 +67,10 @@ impl Backend for CpuBackend {
 
     fn name(&self) -> String {
         format!(
-            "cpu ({} threads, {}, Winograd {})",
+            "cpu ({} threads, {}, {})",
             self.threads(),
             kernels::blas::describe(),
-            if kernels::winograd::enabled() {
-                "on"
-            } else {
-                "off (F2IDIFF_WINOGRAD)"
-            }
+            kernels::winograd::describe()
         )
     }
 

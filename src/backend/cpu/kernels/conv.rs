@@ -59,9 +59,9 @@ impl Conv2d {
     /// pointwise convolution, otherwise one block's im2col and output tile per thread: at most
     /// threads × max(2^20, (K + c_out)·64) floats (4 MiB per thread up to 512 channels), never
     /// proportional to the image. A 3×3 convolution on the Winograd path instead needs one
-    /// block's transformed input and products per thread (at most 2^21 floats, 8 MiB, up to
+    /// block's transformed input and products per thread (at most 2^22 floats, 16 MiB, up to
     /// 2048 channels in and out together) plus its transformed weights once, shared by the
-    /// threads (at most 2^22 floats, 16 MiB).
+    /// threads (at most 36·512² floats, 36 MiB).
     ///
     /// With less scratch (e.g. planned for a smaller pool), [`conv2d`] still works, with fewer
     /// threads taking blocks; it needs at least one thread's share.
