@@ -20,6 +20,20 @@ For a tensor named ``name`` (the module's state_dict key, e.g. ``resnets.0.conv1
     computed in float64 (sqrt of the float64 product), then cast (round-to-nearest) to float32.
 
 (The rules are tried top to bottom: a >= 2-D tensor is always "weight-like", whatever its name.)
+
+Inputs (``formula_input``, for goldens too large to store their input): an activation-like [C, H, W]
+tensor named ``name``, with r(n, i) the r above for the name n and index i. For channel c, row y,
+column x (flat index i = (c*H + y)*W + x), in float64 with the operations in this order:
+
+    m  = 0.5 * r(name + "#mean", c)              per-channel offset, [-0.5, 0.5)
+    g  = r(name + "#smooth", c)                  per-channel amplitude of a smooth bump, [-1, 1)
+    s  = 1 + 0.5 * r(name + "#scale", c)         per-channel noise scale, [0.5, 1.5)
+    uy = (y + 0.5) / H;  py = (4 * uy) * (1 - uy)          (bump in (0, 1], peak mid-image)
+    ux = (x + 0.5) / W;  px = (4 * ux) * (1 - ux)
+    value = (m + g * (py * px)) + s * (sqrt(3) * r(name, i))     (noise: unit variance times s)
+
+then cast (round-to-nearest) to float32. Only IEEE-754 +, -, *, / and sqrt, each correctly rounded,
+so any language reproduces it bit for bit (no transcendental functions, no fused multiply-add).
 """
 
 import math
@@ -92,3 +106,44 @@ def formula_state_dict(shapes: dict) -> dict:
     import torch
 
     return {k: torch.from_numpy(formula_tensor(k, s)) for k, s in shapes.items()}
+
+
+def _r_scalar(name: str, i: int) -> float:
+    z = (fnv1a64(name) + (i + 1) * GOLDEN) & MASK64
+    z = ((z ^ (z >> 30)) * MIX1) & MASK64
+    z = ((z ^ (z >> 27)) * MIX2) & MASK64
+    z = z ^ (z >> 31)
+    return 2.0 * ((z >> 40) / float(1 << 24)) - 1.0
+
+
+def _bump(n: int) -> np.ndarray:
+    u = (np.arange(n, dtype=np.float64) + 0.5) / float(n)
+    return (4.0 * u) * (1.0 - u)
+
+
+def formula_input(name: str, shape) -> np.ndarray:
+    """The [C, H, W] input of the module docstring as a float32 numpy array."""
+    c, h, w = (int(s) for s in shape)
+    m = 0.5 * _r_chunk(np.uint64(fnv1a64(name + "#mean")), 0, c)
+    g = _r_chunk(np.uint64(fnv1a64(name + "#smooth")), 0, c)
+    s = 1.0 + 0.5 * _r_chunk(np.uint64(fnv1a64(name + "#scale")), 0, c)
+    bump = _bump(h)[:, None] * _bump(w)[None, :]  # py * px, [H, W]
+    r = _r_chunk(np.uint64(fnv1a64(name)), 0, c * h * w).reshape(c, h, w)
+    sqrt3 = math.sqrt(3.0)
+    v = (m[:, None, None] + g[:, None, None] * bump[None]) + s[:, None, None] * (sqrt3 * r)
+    return v.astype(np.float32)
+
+
+def formula_input_scalar(name: str, shape, i: int) -> float:
+    """Element i of formula_input in plain Python floats: an independent check."""
+    c, h, w = (int(s) for s in shape)
+    ch, y, x = i // (h * w), (i // w) % h, i % w
+    m = 0.5 * _r_scalar(name + "#mean", ch)
+    g = _r_scalar(name + "#smooth", ch)
+    s = 1.0 + 0.5 * _r_scalar(name + "#scale", ch)
+    uy = (y + 0.5) / h
+    ux = (x + 0.5) / w
+    py = (4.0 * uy) * (1.0 - uy)
+    px = (4.0 * ux) * (1.0 - ux)
+    v = (m + g * (py * px)) + s * (math.sqrt(3.0) * _r_scalar(name, i))
+    return float(np.float32(v))

@@ -171,24 +171,35 @@ pub fn edit_header(path: &Path, edit: impl FnOnce(&mut Value)) {
     std::fs::write(path, out).unwrap();
 }
 
-/// The weight formula of `calib/reference/make_engine_goldens.py` (real-width goldens store
+/// FNV-1a (64-bit) of a name: the seed of the formulas below.
+fn fnv1a64(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in name.as_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// Element `i` of the SplitMix64 stream seeded with `seed`, as `r` in [-1, 1) (exact in f64).
+fn formula_r(seed: u64, i: u64) -> f64 {
+    let mut z = seed.wrapping_add((i + 1).wrapping_mul(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+    z ^= z >> 31;
+    2.0 * ((z >> 40) as f64 / (1u64 << 24) as f64) - 1.0
+}
+
+/// The weight formula of `calib/reference/weights_formula.py` (real-width goldens store
 /// no weights): FNV-1a of the name seeds a SplitMix64 stream; ±1/√fan_in for matrices,
 /// 1 + 0.2·r for norm scales, 0.1·r for biases, 0.5·r otherwise.
 pub fn formula_weight(name: &str, shape: &[usize]) -> Vec<f32> {
-    let mut seed: u64 = 0xcbf29ce484222325;
-    for b in name.as_bytes() {
-        seed ^= *b as u64;
-        seed = seed.wrapping_mul(0x100000001b3);
-    }
+    let seed = fnv1a64(name);
     let n: usize = shape.iter().product();
     let fan_in: usize = shape.iter().skip(1).product();
     (0..n as u64)
         .map(|i| {
-            let mut z = seed.wrapping_add((i + 1).wrapping_mul(0x9E3779B97F4A7C15));
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-            z ^= z >> 31;
-            let r = 2.0 * ((z >> 40) as f64 / (1u64 << 24) as f64) - 1.0;
+            let r = formula_r(seed, i);
             let v = if shape.len() >= 2 {
                 r / (fan_in as f64).sqrt()
             } else if shape.len() == 1 && name.ends_with(".weight") {
@@ -201,6 +212,42 @@ pub fn formula_weight(name: &str, shape: &[usize]) -> Vec<f32> {
             v as f32
         })
         .collect()
+}
+
+/// The input formula of `calib/reference/weights_formula.py` (`formula_input`): an
+/// activation-like `[c, h, w]` tensor, per channel an offset, a smooth bump and scaled
+/// unit-variance noise, computed in f64 in the generator's order of operations (so bit for bit
+/// the same), then rounded to f32.
+pub fn formula_input(name: &str, c: usize, h: usize, w: usize) -> Vec<f32> {
+    let (mean, smooth, scale) = (
+        fnv1a64(&format!("{name}#mean")),
+        fnv1a64(&format!("{name}#smooth")),
+        fnv1a64(&format!("{name}#scale")),
+    );
+    let seed = fnv1a64(name);
+    let bump = |k: usize, n: usize| {
+        let u = (k as f64 + 0.5) / n as f64;
+        (4.0 * u) * (1.0 - u)
+    };
+    let (py, px): (Vec<f64>, Vec<f64>) = (
+        (0..h).map(|y| bump(y, h)).collect(),
+        (0..w).map(|x| bump(x, w)).collect(),
+    );
+    let sqrt3 = 3.0f64.sqrt();
+    let mut out = Vec::with_capacity(c * h * w);
+    for ch in 0..c {
+        let m = 0.5 * formula_r(mean, ch as u64);
+        let g = formula_r(smooth, ch as u64);
+        let s = 1.0 + 0.5 * formula_r(scale, ch as u64);
+        for (y, py) in py.iter().enumerate() {
+            for (x, px) in px.iter().enumerate() {
+                let i = ((ch * h + y) * w + x) as u64;
+                let v = (m + g * (py * px)) + s * (sqrt3 * formula_r(seed, i));
+                out.push(v as f32);
+            }
+        }
+    }
+    out
 }
 
 /// A weight source generating every parameter with [`formula_weight`].
