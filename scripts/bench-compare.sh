@@ -48,16 +48,19 @@ if first is None:
 print(f"f2idiff: {next(iter(ours.values()), {}).get('device', '?')}")
 print(f"PyTorch: {next(iter(theirs.values()), {}).get('device', '?')} (torch {next(iter(theirs.values()), {}).get('torch', '?')})")
 print(f"{'stage':<8} {'preset':<27} {'size':>5} {'f2idiff ms':>11} {'PyTorch ms':>11} {'ratio':>6} "
-      f"{'ours GF/s':>10} {'theirs GF/s':>11} {'arena MiB ours/theirs':>22}")
+      f"{'ours GF/s':>10} {'theirs GF/s':>11} {'arena MiB ours/theirs':>22} {'work MiB ours/theirs':>21}")
 for key in list(ours) + [k for k in theirs if k not in ours]:
     a, b = ours.get(key), theirs.get(key)
     fmt = lambda r, k, w, p: f"{r[k]:>{w}.{p}f}" if r and r.get(k) is not None else f"{'-':>{w}}"
     ratio = f"{b['median_ms'] / a['median_ms']:>6.2f}" if a and b else f"{'-':>6}"
     arena = f"{fmt(a, 'arena_mib', 10, 1)} / {fmt(b, 'arena_mib', 9, 1)}"
+    work = f"{fmt(a, 'working_mib', 9, 1)} / {fmt(b, 'working_mib', 9, 1)}"
     print(f"{key[0]:<8} {key[1]:<27} {key[2]:>5} {fmt(a, 'median_ms', 11, 2)} {fmt(b, 'median_ms', 11, 2)} "
-          f"{ratio} {fmt(a, 'gflop_per_s', 10, 1)} {fmt(b, 'gflop_per_s', 11, 1)} {arena:>22}")
+          f"{ratio} {fmt(a, 'gflop_per_s', 10, 1)} {fmt(b, 'gflop_per_s', 11, 1)} {arena:>22} {work:>21}")
     if a and b and abs(a["gflop"] / max(b["gflop"], 1e-9) - 1) > 0.03:
         print(f"         note: counted GFLOP differ: f2idiff {a['gflop']:.1f}, PyTorch {b['gflop']:.1f}")
 print("ratio = PyTorch time / f2idiff time (> 1: f2idiff faster)")
+print("work = host peak resident memory while planning and running the stage, less what was resident "
+      "before it (weights, inputs); arena = planned activations (ours), CUDA allocator peak (PyTorch)")
 PY
 echo "bench-compare: JSON in $out" >&2

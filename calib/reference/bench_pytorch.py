@@ -48,7 +48,7 @@ STAGES = ["vae-enc", "dino", "unet", "vae-dec", "tile"]
 DINO_SIZE = 224
 TIMESTEP = 999
 HEADER = ("stage    preset                       size  median ms   min ms   max ms    GFLOP   GFLOP/s"
-          "  arena MiB  params M")
+          "  arena MiB  work MiB  params M")
 
 
 def config(manifest):
@@ -164,6 +164,34 @@ def stage_fn(stage, presets, size, dev, dtype, gen):
     return tile, root, label
 
 
+def _status_bytes(field):
+    """A kB field of /proc/self/status in bytes, or None (not Linux)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.split(":")[0] == field:
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def working_set_start():
+    """Resident bytes now, and whether the peak (VmHWM) could be reset to them: as
+    src/bench/rss.rs, so that both engines' working memory is the same measure."""
+    base = _status_bytes("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return base
+    except OSError:
+        return None
+
+
+def working_set_mib(base):
+    peak = _status_bytes("VmHWM")
+    return None if base is None or peak is None else max(0, peak - base) / 2 ** 20
+
+
 def run_stage(args, stage, presets, dev, dtype):
     size = args.size or (DINO_SIZE if stage == "dino" else 512)
     gen = torch.Generator().manual_seed(args.seed)
@@ -175,10 +203,11 @@ def run_stage(args, stage, presets, dev, dtype):
     cuda = dev.type == "cuda"
     counter = Counter(root)
     finite = True
+    base = working_set_start()
     with torch.no_grad():
         if cuda:
             torch.cuda.synchronize()
-            base = torch.cuda.memory_allocated()
+            base_dev = torch.cuda.memory_allocated()
             torch.cuda.reset_peak_memory_stats()
         for i in range(max(1, args.warmup)):
             counter.on = i == 0
@@ -201,7 +230,8 @@ def run_stage(args, stage, presets, dev, dtype):
                 t = time.perf_counter()
                 fwd()
                 ms.append((time.perf_counter() - t) * 1e3)
-        arena = (torch.cuda.max_memory_allocated() - base) / 2 ** 20 if cuda else None
+        arena = (torch.cuda.max_memory_allocated() - base_dev) / 2 ** 20 if cuda else None
+    working = working_set_mib(base)
     macs = counter.macs
     gflop = 2 * sum(macs.values()) / 1e9
     med = statistics.median(ms)
@@ -210,15 +240,16 @@ def run_stage(args, stage, presets, dev, dtype):
     return {
         "engine": "pytorch", "stage": stage, "preset": label, "size": size, "device": device,
         "median_ms": med, "runs_ms": ms, "gflop": gflop, "gflop_per_s": gflop / (med * 1e-3),
-        "macs": macs, "arena_mib": arena, "params_m": params / 1e6, "load_s": load_s, "finite": finite,
+        "macs": macs, "arena_mib": arena, "working_mib": working, "params_m": params / 1e6, "load_s": load_s, "finite": finite,
         "torch": torch.__version__,
     }
 
 
 def row(r):
     arena = f"{r['arena_mib']:>10.1f}" if r["arena_mib"] is not None else f"{'-':>10}"
+    work = f"{r['working_mib']:>9.1f}" if r["working_mib"] is not None else f"{'-':>9}"
     return (f"{r['stage']:<8} {r['preset']:<27} {r['size']:>5} {r['median_ms']:>10.2f} {min(r['runs_ms']):>8.2f} "
-            f"{max(r['runs_ms']):>8.2f} {r['gflop']:>8.1f} {r['gflop_per_s']:>9.1f} {arena} {r['params_m']:>9.1f}"
+            f"{max(r['runs_ms']):>8.2f} {r['gflop']:>8.1f} {r['gflop_per_s']:>9.1f} {arena} {work} {r['params_m']:>9.1f}"
             + ("" if r["finite"] else "  (output not finite)"))
 
 

@@ -14,6 +14,7 @@
 
 pub mod counter;
 pub mod peak;
+pub mod rss;
 pub mod weights;
 
 use crate::backend::Backend;
@@ -379,6 +380,9 @@ pub struct Report {
     pub median_ms: f64,
     /// Planned activation arena (bytes of the backend's storage type).
     pub arena_bytes: usize,
+    /// Host memory the runs needed: peak resident set while planning and running, less what
+    /// was resident before (weights, inputs); `None` where not measurable ([`rss`]).
+    pub working_bytes: Option<u64>,
     pub params: u64,
     pub load_s: f64,
     /// The warm-up output had no NaN or infinity.
@@ -407,6 +411,7 @@ impl Report {
             "gflop_per_s": self.gflops_per_s(),
             "macs": {"conv": self.macs.conv, "linear": self.macs.linear, "attention": self.macs.attention},
             "arena_mib": self.arena_bytes as f64 / (1 << 20) as f64,
+            "working_mib": self.working_bytes.map(|b| b as f64 / (1 << 20) as f64),
             "params_m": self.params as f64 / 1e6,
             "load_s": self.load_s,
             "finite": self.finite,
@@ -415,7 +420,7 @@ impl Report {
 }
 
 /// The column header of [`Report::row`] (and of `bench_pytorch.py`).
-pub const HEADER: &str = "stage    preset                       size  median ms   min ms   max ms    GFLOP   GFLOP/s  arena MiB  params M";
+pub const HEADER: &str = "stage    preset                       size  median ms   min ms   max ms    GFLOP   GFLOP/s  arena MiB  work MiB  params M";
 
 impl Report {
     pub fn row(&self) -> String {
@@ -424,7 +429,7 @@ impl Report {
             .iter()
             .fold((f64::MAX, 0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
         format!(
-            "{:<8} {:<27} {:>5} {:>10.2} {:>8.2} {:>8.2} {:>8.1} {:>9.1} {:>10.1} {:>9.1}{}",
+            "{:<8} {:<27} {:>5} {:>10.2} {:>8.2} {:>8.2} {:>8.1} {:>9.1} {:>10.1} {:>9} {:>9.1}{}",
             self.spec.stage.name(),
             self.spec.presets(),
             self.spec.size,
@@ -434,6 +439,10 @@ impl Report {
             self.gflop(),
             self.gflops_per_s(),
             self.arena_bytes as f64 / (1 << 20) as f64,
+            self.working_bytes.map_or("-".into(), |b| format!(
+                "{:.1}",
+                b as f64 / (1 << 20) as f64
+            )),
             self.params as f64 / 1e6,
             if self.finite {
                 ""
@@ -482,20 +491,24 @@ pub fn run<B: Backend>(
             if read { cx.read(&y) } else { Ok(Vec::new()) }
         }
     };
-    let plan = engine::plan(backend, make(false))?;
-    let mut arena = backend.alloc_arena(plan.peak)?;
-    let mut finite = true;
-    for _ in 0..o.warmup.max(1) {
-        let y = engine::run(backend, &mut arena, &plan, make(true))?;
-        finite &= y.iter().all(|v| v.is_finite());
-    }
-    let mut runs_ms = Vec::with_capacity(o.runs);
-    for _ in 0..o.runs.max(1) {
-        backend.synchronize()?;
-        let t = Instant::now();
-        engine::run(backend, &mut arena, &plan, make(false))?; // ends with synchronize
-        runs_ms.push(t.elapsed().as_secs_f64() * 1e3);
-    }
+    let (timed, working_bytes) = rss::working_set(|| -> Result<_> {
+        let plan = engine::plan(backend, make(false))?;
+        let mut arena = backend.alloc_arena(plan.peak)?;
+        let mut finite = true;
+        for _ in 0..o.warmup.max(1) {
+            let y = engine::run(backend, &mut arena, &plan, make(true))?;
+            finite &= y.iter().all(|v| v.is_finite());
+        }
+        let mut runs_ms = Vec::with_capacity(o.runs);
+        for _ in 0..o.runs.max(1) {
+            backend.synchronize()?;
+            let t = Instant::now();
+            engine::run(backend, &mut arena, &plan, make(false))?; // ends with synchronize
+            runs_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok((plan, finite, runs_ms))
+    });
+    let (plan, finite, runs_ms) = timed?;
     let median_ms = median(&mut runs_ms.clone());
     Ok(Report {
         spec: *spec,
@@ -504,6 +517,7 @@ pub fn run<B: Backend>(
         runs_ms,
         median_ms,
         arena_bytes: plan.peak_bytes(elem_bytes),
+        working_bytes,
         params: src.params.get(),
         load_s,
         finite,
