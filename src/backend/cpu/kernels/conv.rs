@@ -377,7 +377,8 @@ mod tests {
                 } else {
                     0
                 };
-                assert_eq!(shared > 0, c <= 512 && winograd::enabled(), "c {c}: path");
+                // (Wider convolutions take it in groups of output channels.)
+                assert_eq!(shared > 0, winograd::enabled(), "c {c}: path");
                 assert!(
                     len > 0 && len <= threads * per_thread + shared,
                     "c {c}: {len}"

@@ -5,10 +5,11 @@
 //!
 //! Per call: the weights are transformed once, `U = G·g·Gᵀ` (n×n per channel pair, stored
 //! `[c_out][n²][c_in]`), into scratch shared by the call's threads: at most
-//! [`MAX_WEIGHT_FLOATS`] (36 MiB, 512×512 channels in F(4×4)), so the path is taken only up to
-//! that size (every SD-VAE convolution, the Eff U-Net's up to 640 channels in) and the scratch
-//! stays bounded; F(2×2) takes convolutions whose F(4×4) weights would not fit. Kept
-//! transformed at load time instead, the weights would cost 4× their size for the engine's life.
+//! [`MAX_WEIGHT_FLOATS`] (36 MiB, 512×512 channels in F(4×4): every SD-VAE convolution), so
+//! the scratch stays bounded; wider convolutions are computed in groups of output channels
+//! whose weights fit (SD-2.1 U-Net at 512², 2 threads: 3.70 → 3.55 s; arena 96 → 104 MiB).
+//! Kept transformed at load time instead, the weights would cost 4× their size for the
+//! engine's life.
 //!
 //! The output's m×m tiles are taken a block at a time: whole tile rows, or a segment of one
 //! tile row when a row holds more tiles than a block (wide images). Each input channel's n×n
@@ -47,8 +48,11 @@ const MIN_TILES: usize = 16;
 const MAX_TILES: usize = 512;
 /// Below this many output pixels the per-call weight transform costs more than it saves.
 const MIN_PIXELS: usize = 32 * 32;
-/// The largest transformed weight (`n²·c_out·c_in` floats) a call builds: F(4×4) of 512×512.
+/// The largest transformed weight (`n²·c_out·c_in` floats) a call builds at once: F(4×4) of
+/// 512×512. Wider convolutions are computed in groups of output channels whose weights fit.
 pub(super) const MAX_WEIGHT_FLOATS: usize = 36 * 512 * 512;
+/// The narrowest group of output channels: below it (over 8192 input channels) im2col is used.
+const MIN_GROUP: usize = 32;
 
 /// Which variants `F2IDIFF_WINOGRAD` allows.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -89,7 +93,7 @@ fn choose(p: &Conv2d, h: usize, w: usize) -> Option<&'static Variant> {
         && p.pad == [1; 4]
         && h * w >= MIN_PIXELS
         && enabled();
-    let fits = |v: &Variant| v.points() * p.c_out * p.c_in <= MAX_WEIGHT_FLOATS;
+    let fits = |v: &Variant| group(v, p, MAX_WEIGHT_FLOATS).is_some();
     if !eligible {
         None
     } else if mode() == Mode::Both && fits(&F4) {
@@ -99,6 +103,13 @@ fn choose(p: &Conv2d, h: usize, w: usize) -> Option<&'static Variant> {
     } else {
         None
     }
+}
+
+/// Output channels per group whose transformed weights (`n²·group·c_in` floats) fit `cap`:
+/// all of them where they fit, else as many as fit if that is at least [`MIN_GROUP`].
+fn group(v: &Variant, p: &Conv2d, cap: usize) -> Option<usize> {
+    let fit = cap / (v.points() * p.c_in).max(1);
+    (fit >= p.c_out.min(MIN_GROUP)).then_some(fit.min(p.c_out).max(1))
 }
 
 /// Whether [`super::conv::conv2d`] takes this path for an `h×w` input.
@@ -114,7 +125,9 @@ pub(super) fn applies(p: &Conv2d, h: usize, w: usize) -> bool {
 pub(super) struct Plan {
     v: &'static Variant,
     c_in: usize,
+    /// Output channels of one group (the call's are done group after group).
     c_out: usize,
+    c_out_all: usize,
     th: usize,
     tw: usize,
     rows: usize,
@@ -127,9 +140,10 @@ impl std::fmt::Debug for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Plan {{ {}, {}→{}, tiles {}×{}, blocks {}×{} (segs {}), slots {} }}",
+            "Plan {{ {}, {}→{} in groups of {}, tiles {}×{}, blocks {}×{} (segs {}), slots {} }}",
             self.v.name,
             self.c_in,
+            self.c_out_all,
             self.c_out,
             self.th,
             self.tw,
@@ -149,8 +163,21 @@ impl Plan {
 
     /// The plan for `p` on an `h×w` input in variant `v`.
     fn with(v: &'static Variant, p: &Conv2d, h: usize, w: usize, threads: usize) -> Plan {
+        Plan::with_cap(v, p, h, w, threads, MAX_WEIGHT_FLOATS)
+    }
+
+    /// [`Plan::with`] for transformed weights of at most `cap` floats at once.
+    fn with_cap(
+        v: &'static Variant,
+        p: &Conv2d,
+        h: usize,
+        w: usize,
+        threads: usize,
+        cap: usize,
+    ) -> Plan {
+        let c_out = group(v, p, cap).unwrap_or(p.c_out.min(MIN_GROUP));
         let (th, tw) = (h.div_ceil(v.m), w.div_ceil(v.m));
-        let tiles = ((SLOT_FLOATS - 1) / per_tile(v, p.c_in, p.c_out)).clamp(MIN_TILES, MAX_TILES);
+        let tiles = ((SLOT_FLOATS - 1) / per_tile(v, p.c_in, c_out)).clamp(MIN_TILES, MAX_TILES);
         // A block's tile rows are `tn + 1` columns apart in its operands (see `nt`).
         let (rows, tn) = if tw < tiles {
             let widest = (tiles / (tw + 1)).max(1);
@@ -169,7 +196,8 @@ impl Plan {
         Plan {
             v,
             c_in: p.c_in,
-            c_out: p.c_out,
+            c_out,
+            c_out_all: p.c_out,
             th,
             tw,
             rows,
@@ -220,6 +248,36 @@ fn row_buffers(v: &Variant) -> usize {
 /// [`super::conv::conv2d`] defines it, planned by `plan` (from [`Plan::new`] on these shapes).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn conv3x3(
+    x: &[f32],
+    h: usize,
+    w: usize,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+    accumulate: bool,
+    plan: Plan,
+) {
+    let (c_in, group, hw) = (plan.c_in, plan.c_out, h * w);
+    for co0 in (0..plan.c_out_all).step_by(group) {
+        let c_out = group.min(plan.c_out_all - co0);
+        conv3x3_group(
+            x,
+            h,
+            w,
+            &weight[co0 * 9 * c_in..][..c_out * 9 * c_in],
+            bias.map(|b| &b[co0..co0 + c_out]),
+            &mut out[co0 * hw..][..c_out * hw],
+            scratch,
+            accumulate,
+            Plan { c_out, ..plan },
+        );
+    }
+}
+
+/// [`conv3x3`] for one group of output channels (`plan.c_out` of them, all `weight` has).
+#[allow(clippy::too_many_arguments)]
+fn conv3x3_group(
     x: &[f32],
     h: usize,
     w: usize,
@@ -606,6 +664,40 @@ mod tests {
                 in_pool(threads, || run(v, &p, &x, (h, w), &wt, &b, &mut out, true));
                 let err = rel_l2(&out, &want_acc);
                 assert!(err <= 1e-5, "{what}, accumulated: {err:e}");
+            }
+        }
+    }
+
+    /// Output channels in groups (weights over the cap): 32, 32 and 6 channels, both variants,
+    /// overwritten and accumulated, one and two threads.
+    #[test]
+    fn grouped_output_channels_match_the_direct_convolution() {
+        let mut rng = Rng::new(9);
+        let (p, h, w) = (shape(5, 70), 40, 37);
+        let x = rng.vec(p.c_in * h * w);
+        let wt = rng.vec(p.c_out * p.c_in * 9);
+        let b = rng.vec(p.c_out);
+        let out0 = rng.vec(p.c_out * h * w);
+        let want = reference(&p, &x, h, w, &wt, &b);
+        let want_acc: Vec<f32> = want.iter().zip(&out0).map(|(a, o)| a + o).collect();
+        for (v, threads) in [(&F2, 1), (&F4, 1), (&F4, 2)] {
+            for (acc, start, want) in [
+                (false, vec![f32::NAN; want.len()], &want),
+                (true, out0.clone(), &want_acc),
+            ] {
+                let mut out = start;
+                in_pool(threads, || {
+                    let plan = Plan::with_cap(v, &p, h, w, threads, v.points() * p.c_in * 32);
+                    assert_eq!((plan.c_out, plan.c_out_all), (32, 70), "{plan:?}");
+                    let mut scratch = vec![f32::NAN; plan.scratch_len()];
+                    conv3x3(&x, h, w, &wt, Some(&b), &mut out, &mut scratch, acc, plan);
+                });
+                let err = rel_l2(&out, want);
+                assert!(
+                    err <= 1e-5,
+                    "{} {threads} threads acc {acc}: {err:e}",
+                    v.name
+                );
             }
         }
     }
