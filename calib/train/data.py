@@ -20,7 +20,10 @@ Scales: a wallpaper (1-5k px wide, soft at the pixel level) is resized (Pillow L
 long side is each of LONG_SIDES, bringing its detail density near a phone photo's at the sizes the
 held-out photos have; scikit-image's photos (already small) are kept at each of SCALES. Every photo is
 drawn with the same probability (grey ones at GREY_WEIGHT), then one of its scales, then a random crop with
-a random flip / 90-degree rotation; crops with almost no texture (std under MIN_STD levels) are redrawn.
+a random flip / 90-degree rotation; crops with almost no texture (std under MIN_STD levels) are redrawn,
+and a crop is kept with probability min(1, detail / DETAIL_REF) (detail: mean absolute difference of
+neighbouring grey levels), so that patches are drawn in proportion to their detail up to DETAIL_REF and
+the soft regions of the wallpapers (most of them soft at the pixel level) stop dominating.
 The LR of each HR patch is degrade.training_lr (the clean downscale or the Real-ESRGAN-style degradation).
 Pools are cached under OUT/pools/ (keyed by their inputs), so a resumed run does not rebuild them.
 """
@@ -43,6 +46,7 @@ SKIMAGE_COLOUR = ("astronaut", "rocket", "hubble_deep_field", "retina", "immunoh
 SKIMAGE_GREY = ("camera", "coins", "brick", "grass", "gravel", "text", "cell")
 GREY_WEIGHT = 0.5
 MIN_STD = 6.0  # u8 levels; reject flat crops
+DETAIL_REF = 8.0  # u8 levels; crops with at least this mean absolute gradient are always kept
 SCALES = (1.0, 0.85, 0.7, 0.55)
 LONG_SIDES = (1280, 896, 640)
 HERE = Path(__file__).resolve().parent
@@ -115,6 +119,12 @@ def augment(rng, patch):
     return np.ascontiguousarray(patch)
 
 
+def detail(patch):
+    """Mean absolute difference of horizontally and vertically neighbouring grey levels (uint8 scale)."""
+    g = patch.astype(np.float32).mean(axis=2)
+    return 0.5 * (np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean())
+
+
 def sample_patch(rng, photos, probs, size):
     while True:
         _, imgs, _ = photos[rng.choice(len(photos), p=probs)]
@@ -125,7 +135,7 @@ def sample_patch(rng, photos, probs, size):
         y = int(rng.integers(0, sh - size + 1))
         x = int(rng.integers(0, sw - size + 1))
         p = img[y:y + size, x:x + size]
-        if p.astype(np.float32).std() >= MIN_STD:
+        if p.astype(np.float32).std() >= MIN_STD and rng.random() < detail(p) / DETAIL_REF:
             return augment(rng, p)
 
 

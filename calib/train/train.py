@@ -46,7 +46,7 @@ import stage0_vae  # noqa: E402
 import stage1_fm  # noqa: E402
 import stage2_sr  # noqa: E402
 
-STEPS = (6000, 3000, 2400)  # VAE, FM, SR
+STEPS = (16000, 3000, 6000)  # VAE, FM, SR
 # name: (split, patches, HR size, seed, LR conditions)
 POOLS = dict(small=("train", 32000, 64, 1, ("train",)), large=("train", 4000, 128, 2, ("train",)),
              val=("val", 64, 128, 3, ("realistic", "clean")))
