@@ -24,7 +24,10 @@ pub fn gelu_inplace(x: &mut [f32], tanh_approx: bool) {
 /// x ← f(x), SIMD-compiled.
 #[inline(always)]
 fn map_inplace(x: &mut [f32], f: impl Fn(f32) -> f32) {
-    vectorized(|| x.iter_mut().for_each(|v| *v = f(*v)));
+    vectorized(
+        #[inline(always)]
+        || x.iter_mut().for_each(|v| *v = f(*v)),
+    );
 }
 
 /// diffusers GEGLU: `x[rows, 2d]` → `out[rows, d]` = `x[:, :d] · gelu_exact(x[:, d:])`.
@@ -57,15 +60,18 @@ fn gated(
         return;
     }
     for_each_block(&mut out[..rows * d], d, |r0, block| {
-        vectorized(|| {
-            for (i, o) in block.chunks_exact_mut(d).enumerate() {
-                let row = &x[(r0 + i) * 2 * d..(r0 + i + 1) * 2 * d];
-                let (a, b) = row.split_at(d);
-                for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                    *o = f(a, b);
+        vectorized(
+            #[inline(always)]
+            || {
+                for (i, o) in block.chunks_exact_mut(d).enumerate() {
+                    let row = &x[(r0 + i) * 2 * d..(r0 + i + 1) * 2 * d];
+                    let (a, b) = row.split_at(d);
+                    for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                        *o = f(a, b);
+                    }
                 }
-            }
-        })
+            },
+        )
     });
 }
 
@@ -151,6 +157,29 @@ mod tests {
             gelu_inplace(&mut y, true);
             assert!(rel_l2(&y, &map64(&x, gelu_tanh64)) <= 1e-6);
         }
+    }
+
+    /// The SIMD levels compute the bits of the scalar functions (nothing is fused or reordered):
+    /// one element at a time through `black_box`, which keeps these calls out of any vector.
+    #[test]
+    fn wide_code_gives_the_scalar_bits() {
+        let mut rng = Rng::new(5);
+        let x = rng.vec_scaled(10_007, 12.0);
+        let scalar = |f: fn(f32) -> f32| -> Vec<u32> {
+            x.iter()
+                .map(|&v| std::hint::black_box(f)(std::hint::black_box(v)).to_bits())
+                .collect()
+        };
+        let bits = |v: Vec<f32>| -> Vec<u32> { v.iter().map(|f| f.to_bits()).collect() };
+        let mut y = x.clone();
+        silu_inplace(&mut y);
+        assert_eq!(bits(y), scalar(math::silu));
+        let mut y = x.clone();
+        gelu_inplace(&mut y, false);
+        assert_eq!(bits(y), scalar(math::gelu_erf));
+        let mut y = x.clone();
+        gelu_inplace(&mut y, true);
+        assert_eq!(bits(y), scalar(math::gelu_tanh));
     }
 
     #[test]

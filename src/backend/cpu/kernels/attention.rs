@@ -219,39 +219,42 @@ fn softmax_unnormalised(row: &mut [f32]) -> f32 {
     // Three simple passes, each of which the compiler vectorises (a fused exp-and-sum loop
     // defeats it). Independent lanes keep max and sum in SIMD registers.
     const LANES: usize = 8;
-    vectorized(|| {
-        let mut lane_max = [f32::NEG_INFINITY; LANES];
-        let chunks = row.chunks_exact(LANES);
-        let tail = chunks.remainder();
-        for ch in chunks {
-            for l in 0..LANES {
-                // `>` rather than f32::max: a single SIMD max (NaN scores only come from NaN
-                // inputs, whose output is garbage either way).
-                lane_max[l] = if ch[l] > lane_max[l] {
-                    ch[l]
-                } else {
-                    lane_max[l]
-                };
+    vectorized(
+        #[inline(always)]
+        || {
+            let mut lane_max = [f32::NEG_INFINITY; LANES];
+            let chunks = row.chunks_exact(LANES);
+            let tail = chunks.remainder();
+            for ch in chunks {
+                for l in 0..LANES {
+                    // `>` rather than f32::max: a single SIMD max (NaN scores only come from NaN
+                    // inputs, whose output is garbage either way).
+                    lane_max[l] = if ch[l] > lane_max[l] {
+                        ch[l]
+                    } else {
+                        lane_max[l]
+                    };
+                }
             }
-        }
-        let max = tail
-            .iter()
-            .chain(&lane_max)
-            .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        // A row of -inf (impossible without masks) would give NaN; keep it finite.
-        let max = if max == f32::NEG_INFINITY { 0.0 } else { max };
-        row.iter_mut().for_each(|s| *s = math::exp(*s - max));
-        let mut lane_sum = [0f64; 2 * LANES];
-        let chunks = row.chunks_exact(2 * LANES);
-        let tail = chunks.remainder();
-        for ch in chunks {
-            for l in 0..2 * LANES {
-                lane_sum[l] += ch[l] as f64;
+            let max = tail
+                .iter()
+                .chain(&lane_max)
+                .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            // A row of -inf (impossible without masks) would give NaN; keep it finite.
+            let max = if max == f32::NEG_INFINITY { 0.0 } else { max };
+            row.iter_mut().for_each(|s| *s = math::exp(*s - max));
+            let mut lane_sum = [0f64; 2 * LANES];
+            let chunks = row.chunks_exact(2 * LANES);
+            let tail = chunks.remainder();
+            for ch in chunks {
+                for l in 0..2 * LANES {
+                    lane_sum[l] += ch[l] as f64;
+                }
             }
-        }
-        let sum = lane_sum.iter().sum::<f64>() + tail.iter().map(|&v| v as f64).sum::<f64>();
-        (1.0 / sum) as f32
-    })
+            let sum = lane_sum.iter().sum::<f64>() + tail.iter().map(|&v| v as f64).sum::<f64>();
+            (1.0 / sum) as f32
+        },
+    )
 }
 
 #[cfg(test)]

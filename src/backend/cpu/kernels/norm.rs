@@ -115,11 +115,14 @@ pub fn layer_norm(
         for (i, dst) in block.chunks_exact_mut(d).enumerate() {
             let src = &x[(r0 + i) * d..(r0 + i + 1) * d];
             let (scale, shift) = Stats::of(src).scale_shift(eps);
-            vectorized(|| {
-                for (((o, &v), &g), &b) in dst.iter_mut().zip(src).zip(gamma).zip(beta) {
-                    *o = (v * scale + shift) * g + b;
-                }
-            });
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (((o, &v), &g), &b) in dst.iter_mut().zip(src).zip(gamma).zip(beta) {
+                        *o = (v * scale + shift) * g + b;
+                    }
+                },
+            );
         }
     });
 }
@@ -139,15 +142,18 @@ impl Stats {
         let (mut sum, mut sq) = ([0f64; LANES], [0f64; LANES]);
         let chunks = x.chunks_exact(LANES);
         let tail = chunks.remainder();
-        vectorized(|| {
-            for ch in chunks {
-                for l in 0..LANES {
-                    let v = ch[l] as f64;
-                    sum[l] += v;
-                    sq[l] += v * v;
+        vectorized(
+            #[inline(always)]
+            || {
+                for ch in chunks {
+                    for l in 0..LANES {
+                        let v = ch[l] as f64;
+                        sum[l] += v;
+                        sq[l] += v * v;
+                    }
                 }
-            }
-        });
+            },
+        );
         for (l, &v) in tail.iter().enumerate() {
             sum[l] += v as f64;
             sq[l] += v as f64 * v as f64;
@@ -222,13 +228,19 @@ impl<'a> GroupShape<'a> {
                 &mut dst[j * self.hw..(j + 1) * self.hw],
             );
             if silu {
-                vectorized(|| {
-                    d.iter_mut()
-                        .zip(s)
-                        .for_each(|(o, &v)| *o = math::silu(v * a + b))
-                });
+                vectorized(
+                    #[inline(always)]
+                    || {
+                        d.iter_mut()
+                            .zip(s)
+                            .for_each(|(o, &v)| *o = math::silu(v * a + b))
+                    },
+                );
             } else {
-                vectorized(|| d.iter_mut().zip(s).for_each(|(o, &v)| *o = v * a + b));
+                vectorized(
+                    #[inline(always)]
+                    || d.iter_mut().zip(s).for_each(|(o, &v)| *o = v * a + b),
+                );
             }
         }
     }
@@ -238,9 +250,15 @@ impl<'a> GroupShape<'a> {
             let (a, b) = self.coefficients(group * self.cpg + j, stats, eps);
             let d = &mut data[j * self.hw..(j + 1) * self.hw];
             if silu {
-                vectorized(|| d.iter_mut().for_each(|v| *v = math::silu(*v * a + b)));
+                vectorized(
+                    #[inline(always)]
+                    || d.iter_mut().for_each(|v| *v = math::silu(*v * a + b)),
+                );
             } else {
-                vectorized(|| d.iter_mut().for_each(|v| *v = *v * a + b));
+                vectorized(
+                    #[inline(always)]
+                    || d.iter_mut().for_each(|v| *v = *v * a + b),
+                );
             }
         }
     }

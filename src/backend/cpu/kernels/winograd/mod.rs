@@ -292,7 +292,12 @@ fn conv3x3_group(
     let per_co = plan.v.points() * plan.c_in;
     u.par_chunks_mut(per_co)
         .zip(weight.par_chunks(9 * plan.c_in))
-        .for_each(|(uc, wc)| vectorized(|| plan.v.transform_weights(wc, plan.c_in, uc)));
+        .for_each(|(uc, wc)| {
+            vectorized(
+                #[inline(always)]
+                || plan.v.transform_weights(wc, plan.c_in, uc),
+            )
+        });
     let slot_len = plan.slot_len();
     assert!(
         rest.len() >= slot_len,
@@ -394,37 +399,40 @@ impl Call<'_> {
         // p[t][φ][r·tp + j]: phase φ of padded row m·(ty0 + r) + t.
         let (p, q) = buf.split_at_mut(n * m * nt);
         let q = &mut q[..m * nt + 1];
-        vectorized(|| {
-            for (t, pt) in p.chunks_exact_mut(m * nt).enumerate() {
-                for r in 0..tiles.rows {
-                    let dst = &mut pt[r * tp..];
-                    match (m * (tiles.ty0 + r) + t).checked_sub(1).filter(|&y| y < h) {
-                        Some(y) => {
-                            let row = &plane[y * w..][..w];
-                            split_phases(row, m * tiles.tx0, m, nt, tiles.len + 1, dst)
+        vectorized(
+            #[inline(always)]
+            || {
+                for (t, pt) in p.chunks_exact_mut(m * nt).enumerate() {
+                    for r in 0..tiles.rows {
+                        let dst = &mut pt[r * tp..];
+                        match (m * (tiles.ty0 + r) + t).checked_sub(1).filter(|&y| y < h) {
+                            Some(y) => {
+                                let row = &plane[y * w..][..w];
+                                split_phases(row, m * tiles.tx0, m, nt, tiles.len + 1, dst)
+                            }
+                            None => (0..m).for_each(|phi| dst[phi * nt..][..=tiles.len].fill(0.0)),
                         }
-                        None => (0..m).for_each(|phi| dst[phi * nt..][..=tiles.len].fill(0.0)),
                     }
                 }
-            }
-            let p = &*p;
-            for i in 0..n {
-                // Row i of Bᵀ down the patch rows, every phase at once.
-                combine(
-                    &mut q[..m * nt],
-                    var.bt[i],
-                    |t| &p[t * m * nt..][..m * nt],
-                    0.0,
-                );
-                // Then across: patch column c of tile k is phase c mod m at k + c div m.
-                let q = &*q;
-                let src = |c: usize| &q[(c % m) * nt + c / m..][..n_cols];
-                for j in 0..n {
-                    let at = ((i * n + j) * c_in + ci) * nt;
-                    combine(&mut v[at..][..n_cols], var.bt[j], src, 0.0);
+                let p = &*p;
+                for i in 0..n {
+                    // Row i of Bᵀ down the patch rows, every phase at once.
+                    combine(
+                        &mut q[..m * nt],
+                        var.bt[i],
+                        |t| &p[t * m * nt..][..m * nt],
+                        0.0,
+                    );
+                    // Then across: patch column c of tile k is phase c mod m at k + c div m.
+                    let q = &*q;
+                    let src = |c: usize| &q[(c % m) * nt + c / m..][..n_cols];
+                    for j in 0..n {
+                        let at = ((i * n + j) * c_in + ci) * nt;
+                        combine(&mut v[at..][..n_cols], var.bt[j], src, 0.0);
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 
     /// Output rows `m·ty ..` of the block's tile rows (those inside the image), its columns
@@ -448,38 +456,41 @@ impl Call<'_> {
         let (x0, w) = (m * tiles.tx0, (self.w - m * tiles.tx0).min(m * tiles.len));
         let b = self.bias.map_or(0.0, |b| b[co]);
         let s = |xi: usize| &mm[(xi * c_out + co) * nt..][..n_cols];
-        vectorized(|| {
-            for i in 0..m {
-                // Row i of Aᵀ down M's rows, for each of its n columns; then across.
-                for (j, aj) in a.chunks_exact_mut(nt).enumerate() {
-                    combine(&mut aj[..n_cols], var.at[i], |r| s(r * n + j), 0.0);
-                }
-                let a = &*a;
-                for (phi, op) in out.chunks_exact_mut(nt).enumerate() {
-                    combine(
-                        &mut op[..n_cols],
-                        var.at[phi],
-                        |j| &a[j * nt..][..n_cols],
-                        b,
-                    );
-                }
-                for r in 0..tiles.rows {
-                    let y = m * (tiles.ty0 + r) + i;
-                    if y >= h {
-                        break;
+        vectorized(
+            #[inline(always)]
+            || {
+                for i in 0..m {
+                    // Row i of Aᵀ down M's rows, for each of its n columns; then across.
+                    for (j, aj) in a.chunks_exact_mut(nt).enumerate() {
+                        combine(&mut aj[..n_cols], var.at[i], |r| s(r * n + j), 0.0);
                     }
-                    // SAFETY: the block owning these tiles is the only writer of these columns
-                    // of output rows m·ty .. m·ty + m (of every channel) for its tile rows ty,
-                    // and they lie inside `out` because y < h and x0 + w ≤ the image's width.
-                    let dst = unsafe { self.out.slice((co * h + y) * self.w + x0, w) };
-                    let phases = &out[r * tp..];
-                    match m {
-                        2 => interleave::<2>(dst, phases, nt, self.accumulate),
-                        _ => interleave::<4>(dst, phases, nt, self.accumulate),
+                    let a = &*a;
+                    for (phi, op) in out.chunks_exact_mut(nt).enumerate() {
+                        combine(
+                            &mut op[..n_cols],
+                            var.at[phi],
+                            |j| &a[j * nt..][..n_cols],
+                            b,
+                        );
+                    }
+                    for r in 0..tiles.rows {
+                        let y = m * (tiles.ty0 + r) + i;
+                        if y >= h {
+                            break;
+                        }
+                        // SAFETY: the block owning these tiles is the only writer of these columns
+                        // of output rows m·ty .. m·ty + m (of every channel) for its tile rows ty,
+                        // and they lie inside `out` because y < h and x0 + w ≤ the image's width.
+                        let dst = unsafe { self.out.slice((co * h + y) * self.w + x0, w) };
+                        let phases = &out[r * tp..];
+                        match m {
+                            2 => interleave::<2>(dst, phases, nt, self.accumulate),
+                            _ => interleave::<4>(dst, phases, nt, self.accumulate),
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
     }
 }
 
