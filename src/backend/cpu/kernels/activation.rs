@@ -5,7 +5,7 @@
 
 use super::math;
 use super::par::for_each_block;
-use super::simd::vectorized;
+use super::simd::transcendental;
 
 /// x ← x·σ(x).
 pub fn silu_inplace(x: &mut [f32]) {
@@ -24,7 +24,7 @@ pub fn gelu_inplace(x: &mut [f32], tanh_approx: bool) {
 /// x ← f(x), SIMD-compiled.
 #[inline(always)]
 fn map_inplace(x: &mut [f32], f: impl Fn(f32) -> f32) {
-    vectorized(
+    transcendental(
         #[inline(always)]
         || x.iter_mut().for_each(|v| *v = f(*v)),
     );
@@ -60,7 +60,7 @@ fn gated(
         return;
     }
     for_each_block(&mut out[..rows * d], d, |r0, block| {
-        vectorized(
+        transcendental(
             #[inline(always)]
             || {
                 for (i, o) in block.chunks_exact_mut(d).enumerate() {
@@ -180,6 +180,13 @@ mod tests {
         let mut y = x.clone();
         gelu_inplace(&mut y, true);
         assert_eq!(bits(y), scalar(math::gelu_tanh));
+        let d = x.len() / 2;
+        let mut y = vec![0f32; d];
+        geglu(&x, 1, d, &mut y);
+        let want: Vec<u32> = (0..d)
+            .map(|j| (x[j] * std::hint::black_box(math::gelu_erf)(x[d + j])).to_bits())
+            .collect();
+        assert_eq!(bits(y), want);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use super::gemm::{matmul_scaled_serial, matmul_serial};
 use super::math;
 use super::par::balanced_block;
-use super::simd::vectorized;
+use super::simd::transcendental;
 use rayon::prelude::*;
 
 /// Query rows per block. Both GEMMs of a block repack that head's keys or values, so taller
@@ -219,7 +219,7 @@ fn softmax_unnormalised(row: &mut [f32]) -> f32 {
     // Three simple passes, each of which the compiler vectorises (a fused exp-and-sum loop
     // defeats it). Independent lanes keep max and sum in SIMD registers.
     const LANES: usize = 8;
-    vectorized(
+    transcendental(
         #[inline(always)]
         || {
             let mut lane_max = [f32::NEG_INFINITY; LANES];

@@ -1,20 +1,26 @@
-//! A system BLAS found at run time, for the f32 matrix products: OpenBLAS (Debian's
-//! `libopenblas0-pthread`) or BLIS (`libblis4-serial`), which pick their kernels for the CPU they
-//! run on (AVX-512, AVX2, NEON…). Loaded once, with `dlopen`, the first time a product is
-//! computed; where neither is installed the `gemm` crate's kernels are used ([`super::gemm`]),
-//! so nothing is required at build or run time.
+//! A system BLAS found at run time, for the f32 matrix products: oneMKL (Intel CPUs), OpenBLAS
+//! (Debian's `libopenblas0-pthread`) or BLIS (`libblis4-serial`), which pick their kernels for
+//! the CPU they run on (AVX-512, AVX2, NEON…). Loaded once, with `dlopen`, the first time a
+//! product is computed; where none is installed the `gemm` crate's kernels are used
+//! ([`super::gemm`]), so nothing is required at build or run time.
 //!
 //! Products are called from many threads at once (rayon's, and the host's engines), so only
-//! reentrant builds are used: OpenBLAS's pthreads build, set to one thread per call
-//! (`openblas_set_num_threads(1)`: the parallelism is ours) — not its serial build, whose
-//! concurrent calls race (measured: wrong results) — and BLIS, reentrant by design. OpenBLAS
-//! is skipped when the host process already has it loaded, so that its thread setting is never
-//! changed under the host's feet.
+//! reentrant builds are used, each on one thread per call (the parallelism is ours): oneMKL's
+//! single dynamic library `libmkl_rt` switched to its sequential threading layer; OpenBLAS's
+//! pthreads build set to one thread (`openblas_set_num_threads(1)`) — not its serial build,
+//! whose concurrent calls race (measured: wrong results); and BLIS, reentrant by design. oneMKL
+//! and OpenBLAS are skipped when the host process already has them loaded, so that their
+//! settings are never changed under the host's feet.
 //!
-//! `F2IDIFF_BLAS` chooses: unset = the first usable of OpenBLAS-pthreads, then BLIS; `off` =
-//! never; a file name or path = that library (OpenBLAS is checked to be a pthreads build; any
-//! other library must be reentrant and export `cblas_sgemm`). [`describe`] says what was
-//! chosen, or why none was.
+//! oneMKL is tried first on Intel CPUs only: there it is PyTorch's own GEMM and about 10 %
+//! faster than OpenBLAS (benches/RESULTS.md); elsewhere it is not tried unless asked for. Its
+//! results are made independent of the operands' alignment (`MKL_CBWR_Set(AUTO | STRICT)`), so
+//! that the bits never depend on where the arena happens to lie.
+//!
+//! `F2IDIFF_BLAS` chooses: unset = the first usable of oneMKL (Intel CPUs), OpenBLAS-pthreads,
+//! then BLIS; `off` = never; a file name or path = that library (oneMKL and OpenBLAS are set up
+//! as above; any other library must be reentrant and export `cblas_sgemm`). [`describe`] says
+//! what was chosen, or why none was.
 //!
 //! Determinism: a product is cut into column (or row) chunks whose sizes depend on its shape
 //! only, never on the pool, and each chunk is one call; serial and parallel products make the
@@ -63,11 +69,22 @@ struct Choice {
     why: String,
 }
 
+/// oneMKL's `MKL_THREADING_SEQUENTIAL` (`mkl_service.h`).
+const MKL_THREADING_SEQUENTIAL: c_int = 1;
+/// oneMKL's `MKL_CBWR_AUTO | MKL_CBWR_STRICT`: the code path chosen for this CPU, with results
+/// that do not depend on the operands' alignment.
+const MKL_CBWR_AUTO_STRICT: c_int = 2 | 0x10000;
+
 /// Libraries tried when `F2IDIFF_BLAS` is unset, fastest first (on the Xeon of
-/// benches/RESULTS.md one thread of OpenBLAS 0.3.21 gives ~150 GFLOP/s, BLIS 0.9 ~100, the
-/// `gemm` crate ~55): the sonames, then Debian's per-flavour directories.
+/// benches/RESULTS.md one thread of oneMKL 2026.2 gives ~160 GFLOP/s on DINOv2-L's products,
+/// OpenBLAS 0.3.21 ~145, BLIS 0.9 ~100, the `gemm` crate ~55): the sonames, then Debian's
+/// per-flavour directories.
 fn candidates() -> Vec<String> {
-    let mut c = vec!["libopenblas.so.0".to_string()];
+    let mut c = Vec::new();
+    if intel_cpu() {
+        c.extend(["libmkl_rt.so.3".to_string(), "libmkl_rt.so.2".to_string()]);
+    }
+    c.push("libopenblas.so.0".to_string());
     let triple = if cfg!(target_arch = "x86_64") {
         Some("x86_64-linux-gnu")
     } else if cfg!(target_arch = "aarch64") {
@@ -85,6 +102,23 @@ fn candidates() -> Vec<String> {
         }
     }
     c
+}
+
+/// True on an x86-64 CPU whose vendor is Intel.
+fn intel_cpu() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: CPUID leaf 0 exists on every x86-64 CPU and only reads identification
+        // registers.
+        #[allow(unused_unsafe)]
+        let id = unsafe { std::arch::x86_64::__cpuid(0) };
+        // "GenuineIntel" in EBX, EDX, ECX order.
+        (id.ebx, id.edx, id.ecx) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// The loader's message for `e` (libloading's own says only "dlopen failed").
@@ -110,12 +144,12 @@ fn already_loaded(_: &str) -> bool {
 }
 
 fn load(name: &str, explicit: bool) -> Result<Blas, String> {
-    let openblas = name.contains("openblas");
-    if openblas && !explicit && already_loaded(name) {
+    let configured = name.contains("openblas") || name.contains("mkl_rt");
+    if configured && !explicit && already_loaded(name) {
         return Err(format!("{name} is already loaded by the host: not used"));
     }
-    // SAFETY: loading a shared library runs its initialisers; the names are OpenBLAS's and
-    // BLIS's, or the one the user chose with F2IDIFF_BLAS, which must be a BLAS.
+    // SAFETY: loading a shared library runs its initialisers; the names are oneMKL's,
+    // OpenBLAS's and BLIS's, or the one the user chose with F2IDIFF_BLAS, which must be a BLAS.
     let lib = unsafe { libloading::Library::new(name) }.map_err(loader_error)?;
     // SAFETY: `cblas_sgemm` has this signature in every CBLAS (`cblas.h`); the pointer stays
     // valid while `lib` is loaded, and `Blas` keeps `lib`.
@@ -142,6 +176,31 @@ fn load(name: &str, explicit: bool) -> Result<Blas, String> {
                 .map_err(|e| format!("{name}: {}", loader_error(e)))?;
         // SAFETY: one thread per call; the library was loaded by us (not the host's).
         unsafe { set_threads(1) };
+    }
+    // SAFETY: oneMKL's `int MKL_Set_Threading_Layer(int)` and `int MKL_CBWR_Set(int)`
+    // (`mkl_service.h`); the pointers are used while `lib` is loaded.
+    let set_layer =
+        unsafe { lib.get::<unsafe extern "C" fn(c_int) -> c_int>(b"MKL_Set_Threading_Layer\0") };
+    if let Ok(set_layer) = set_layer {
+        // SAFETY: called before any computation in this library, as oneMKL requires; it returns
+        // the layer in force.
+        let layer = unsafe { set_layer(MKL_THREADING_SEQUENTIAL) };
+        if layer != MKL_THREADING_SEQUENTIAL {
+            return Err(format!(
+                "{name}: oneMKL kept threading layer {layer}, not the sequential one: concurrent \
+                 calls would oversubscribe the cores"
+            ));
+        }
+        // SAFETY: as above.
+        let cbwr = unsafe { lib.get::<unsafe extern "C" fn(c_int) -> c_int>(b"MKL_CBWR_Set\0") }
+            .map_err(|e| format!("{name}: {}", loader_error(e)))?;
+        // SAFETY: a settings call with a documented constant, before any computation.
+        let status = unsafe { cbwr(MKL_CBWR_AUTO_STRICT) };
+        if status != 0 {
+            return Err(format!(
+                "{name}: oneMKL refused alignment-independent results (MKL_CBWR_Set: {status})"
+            ));
+        }
     }
     let blas = Blas {
         sgemm,
@@ -189,7 +248,7 @@ fn choose() -> Choice {
             Choice {
                 blas: None,
                 why: if refused.is_empty() {
-                    "no OpenBLAS (pthreads) or BLIS installed".into()
+                    "no oneMKL, OpenBLAS (pthreads) or BLIS installed".into()
                 } else {
                     refused.join("; ")
                 },

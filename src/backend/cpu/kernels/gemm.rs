@@ -1,4 +1,4 @@
-//! Safe, bounds-checked wrappers over the f32 matrix product: a system BLIS where one is
+//! Safe, bounds-checked wrappers over the f32 matrix product: a system BLAS where one is
 //! installed ([`blas`]), the `gemm` crate's strided kernels otherwise.
 //!
 //! Every heavy kernel (convolution, linear layers, attention) ends in one of these calls, so the

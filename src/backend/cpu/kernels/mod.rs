@@ -4,9 +4,10 @@
 //! `ThreadPool::install`) and, in their hot paths, touch only the buffers they are given:
 //! memory is planned once per tile size by the model from the `*_scratch_len` functions, which
 //! must be evaluated on the same pool as the kernels (they give each thread its own share).
-//! GEMM-shaped work goes through [`gemm`]: a system BLIS found at run time ([`blas`]), else the
-//! `gemm` crate; both pick their SIMD kernels for the CPU at run time; elementwise loops are plain Rust that the compiler vectorises (compiled twice on
-//! x86-64 so AVX2 machines get the wider version, see `simd`).
+//! GEMM-shaped work goes through [`gemm`]: a system BLAS found at run time (oneMKL, OpenBLAS or
+//! BLIS: [`blas`]), else the `gemm` crate; all pick their SIMD kernels for the CPU at run time.
+//! Elementwise loops are plain Rust that the compiler vectorises (compiled again on x86-64 for
+//! AVX2, and for AVX-512 where the arithmetic dominates: see `simd`).
 
 pub mod activation;
 pub mod antialias;

@@ -10,8 +10,12 @@
 //!
 //! The closure must be marked `#[inline(always)]` at the call site (`vectorized(#[inline(always)]
 //! || …)`): one the inliner leaves out of line keeps the baseline code generation and the AVX2
-//! copy only calls it (measured: DINOv2-L's GELU ran 4 floats wide, 5 % of the stage). An AVX-512
-//! copy was tried and measured no faster on the AVX-512 Xeon of benches/RESULTS.md.
+//! copy only calls it (measured: DINOv2-L's GELU ran 4 floats wide, 5 % of the stage).
+//!
+//! [`transcendental`] adds an AVX-512 copy, for the loops bound by arithmetic rather than memory
+//! (exp, erf: GELU, GEGLU, SiLU, softmax): on the AVX-512 Xeon of benches/RESULTS.md GEGLU
+//! takes 1.2 ns per element 16 wide against 2.0 ns 8 wide (8 % of the Eff U-Net at AVX2). The
+//! streaming loops stay at AVX2: AVX-512 there measured no faster.
 
 /// Runs `f`, compiled for AVX2 when the CPU supports it. `f` should be an `#[inline(always)]`
 /// closure over slices whose body inlines (the kernels' math functions are `#[inline(always)]`).
@@ -25,6 +29,28 @@ pub(super) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
             return unsafe { avx2(f) };
         }
     }
+    f()
+}
+
+/// Like [`vectorized`], with an AVX-512 copy picked first where the CPU has AVX-512F: for loops
+/// heavy in arithmetic (the same bits again; only the width changes).
+#[inline(always)]
+pub(super) fn transcendental<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: `avx512f` only enables AVX-512F code generation; the CPU supports it
+            // (checked just above).
+            return unsafe { avx512(f) };
+        }
+    }
+    vectorized(f)
+}
+
+/// `f()` with AVX-512F code generation enabled for everything inlined into it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
