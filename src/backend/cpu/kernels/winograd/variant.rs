@@ -156,6 +156,9 @@ impl Variant {
     /// `u[ξ·c_in + ci]` = (G·g·Gᵀ)[ξ] (ξ = i·n + j) of the 3×3 kernel `g` of input channel `ci`
     /// of one output channel (`weight` holds that channel's `c_in` kernels), in f64, rounded
     /// once; a few dozen input channels at a time, so every loop runs along channels.
+    /// `#[inline(always)]`: its one caller wraps it in `simd::vectorized`, whose AVX2 copy only
+    /// widens what is inlined into it (out of line, this ran 2 doubles wide).
+    #[inline(always)]
     pub(super) fn transform_weights(&self, weight: &[f32], c_in: usize, u: &mut [f32]) {
         let n = self.n();
         let mut g = [[0f64; WEIGHT_CHUNK]; 9];
