@@ -13,9 +13,10 @@
 //! settings are never changed under the host's feet.
 //!
 //! oneMKL is tried first on Intel CPUs only: there it is PyTorch's own GEMM, and DINOv2-L, the
-//! U-Net and the VAE encoder run 10–15 % faster on it than on OpenBLAS (benches/RESULTS.md); elsewhere it is not tried unless asked for. Its
-//! results are made independent of the operands' alignment (`MKL_CBWR_Set(AUTO | STRICT)`), so
-//! that the bits never depend on where the arena happens to lie.
+//! U-Net and the VAE encoder run 10–15 % faster on it than on OpenBLAS (benches/RESULTS.md);
+//! elsewhere it is not tried unless asked for. Its results are made independent of the
+//! operands' alignment (`MKL_CBWR_Set(AUTO | STRICT)`), so that the bits never depend on where
+//! the arena happens to lie.
 //!
 //! `F2IDIFF_BLAS` chooses: unset = the first usable of oneMKL (Intel CPUs), OpenBLAS-pthreads,
 //! then BLIS; `off` = never; a file name or path = that library (oneMKL and OpenBLAS are set up

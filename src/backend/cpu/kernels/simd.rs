@@ -15,8 +15,8 @@
 //! [`transcendental`] adds an AVX-512 copy, for the loops bound by arithmetic rather than memory
 //! (exp, erf: GELU, GEGLU, SiLU, softmax): on the AVX-512 Xeon of benches/RESULTS.md GEGLU
 //! takes 1.2 ns per element 16 wide against 2.0 ns 8 wide; SiLU, bound by its division, gains
-//! less (GroupNorm + SiLU: 8 → 7 % of the Eff U-Net). The streaming loops stay at AVX2: AVX-512
-//! there measured no faster.
+//! less (GroupNorm + SiLU stays about 7 % of the Eff U-Net). The streaming loops stay at AVX2:
+//! AVX-512 there measured no faster.
 
 /// Runs `f`, compiled for AVX2 when the CPU supports it. `f` should be an `#[inline(always)]`
 /// closure over slices whose body inlines (the kernels' math functions are `#[inline(always)]`).
