@@ -21,7 +21,7 @@ fi
 # products use a system OpenBLAS (pthreads build) or BLIS where one is installed
 # (src/backend/cpu/kernels/blas.rs): both are installed here, the whole suite runs on the
 # default choice (OpenBLAS), and the CPU kernels' tests run again on BLIS and on the gemm crate.
-# On Intel CPUs the kernels' tests and the engine goldens run once more on oneMKL (the engine's
+# On x86-64 CPUs the kernels' tests and the engine goldens run once more on oneMKL (the engine's
 # first choice there), fetched from its pinned pip wheel by scripts/mkl.sh.
 missing=""
 for tool in cc c++ valgrind cmake pkg-config; do
@@ -56,14 +56,14 @@ F2IDIFF_REQUIRE_BLAS=1 cargo test --locked --features cuda-sim
 echo "== the CPU kernels again on BLIS, then on the gemm crate (F2IDIFF_BLAS)"
 F2IDIFF_REQUIRE_BLAS=1 F2IDIFF_BLAS="$blis" cargo test --locked --features cuda-sim --lib
 F2IDIFF_BLAS=off cargo test --locked --features cuda-sim --lib
-if grep -q GenuineIntel /proc/cpuinfo 2>/dev/null; then
+if [ "$(uname -m)" = x86_64 ]; then
   echo "== the CPU kernels and the engine goldens again on oneMKL (F2IDIFF_BLAS)"
   mkl="$(bash scripts/mkl.sh)"
   F2IDIFF_REQUIRE_BLAS=1 F2IDIFF_BLAS="$mkl" cargo test --locked --features cuda-sim --lib \
     --test determinism --test engine_goldens --test engine_winograd --test pipeline_goldens \
     --test demo_model
 else
-  echo "== oneMKL: skipped (not an Intel CPU; the engine tries it on Intel CPUs only)"
+  echo "== oneMKL: skipped (not x86-64; the engine tries it on x86-64 CPUs only)"
 fi
 echo "== CUDA kernels: NVRTC + ptxas for sm_87 and sm_90, no spills (reuses the test build)"
 ./scripts/kernel-check.sh

@@ -1,4 +1,4 @@
-//! A system BLAS found at run time, for the f32 matrix products: oneMKL (Intel CPUs), OpenBLAS
+//! A system BLAS found at run time, for the f32 matrix products: oneMKL (x86-64), OpenBLAS
 //! (Debian's `libopenblas0-pthread`) or BLIS (`libblis4-serial`), which pick their kernels for
 //! the CPU they run on (AVX-512, AVX2, NEON…). Loaded once, with `dlopen`, the first time a
 //! product is computed; where none is installed the `gemm` crate's kernels are used
@@ -12,13 +12,16 @@
 //! and OpenBLAS are skipped when the host process already has them loaded, so that their
 //! settings are never changed under the host's feet.
 //!
-//! oneMKL is tried first on Intel CPUs only: there it is PyTorch's own GEMM, and DINOv2-L, the
-//! U-Net and the VAE encoder run 10–15 % faster on it than on OpenBLAS (benches/RESULTS.md);
-//! elsewhere it is not tried unless asked for. Its results are made independent of the
+//! oneMKL is tried first on x86-64 CPUs, Intel's and AMD's: it is PyTorch's own GEMM, and the
+//! only library that brings DINOv2-L to PyTorch's time on both machines measured
+//! (benches/RESULTS.md): on an AVX-512 Xeon DINOv2-L, the U-Net and the VAE encoder run 10–15 %
+//! faster on it than on OpenBLAS; on an AVX2 Zen 3 EPYC DINOv2-L runs 11–14 % faster (1.11×
+//! PyTorch's time on OpenBLAS, 0.93× on oneMKL), the VAEs are level and the U-Net is 4–10 %
+//! slower but still below PyTorch's time (0.84×). Its results are made independent of the
 //! operands' alignment (`MKL_CBWR_Set(AUTO | STRICT)`), so that the bits never depend on where
 //! the arena happens to lie.
 //!
-//! `F2IDIFF_BLAS` chooses: unset = the first usable of oneMKL (Intel CPUs), OpenBLAS-pthreads,
+//! `F2IDIFF_BLAS` chooses: unset = the first usable of oneMKL (x86-64), OpenBLAS-pthreads,
 //! then BLIS; `off` = never; a file name or path = that library (oneMKL and OpenBLAS are set up
 //! as above; any other library must be reentrant and export `cblas_sgemm`). [`describe`] says
 //! what was chosen, or why none was.
@@ -82,7 +85,7 @@ const MKL_CBWR_AUTO_STRICT: c_int = 2 | 0x10000;
 /// per-flavour directories.
 fn candidates() -> Vec<String> {
     let mut c = Vec::new();
-    if intel_cpu() {
+    if cfg!(target_arch = "x86_64") {
         c.extend(["libmkl_rt.so.3".to_string(), "libmkl_rt.so.2".to_string()]);
     }
     c.push("libopenblas.so.0".to_string());
@@ -103,23 +106,6 @@ fn candidates() -> Vec<String> {
         }
     }
     c
-}
-
-/// True on an x86-64 CPU whose vendor is Intel.
-fn intel_cpu() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: CPUID leaf 0 exists on every x86-64 CPU and only reads identification
-        // registers.
-        #[allow(unused_unsafe)]
-        let id = unsafe { std::arch::x86_64::__cpuid(0) };
-        // "GenuineIntel" in EBX, EDX, ECX order.
-        (id.ebx, id.edx, id.ecx) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// The loader's message for `e` (libloading's own says only "dlopen failed").
