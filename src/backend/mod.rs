@@ -16,6 +16,7 @@ pub mod scaled;
 
 use crate::error::Result;
 use crate::pack::Pack;
+use crate::tensor::DType;
 use std::sync::Arc;
 
 pub use cpu::kernels::conv::Conv2d;
@@ -71,6 +72,9 @@ pub enum HostData {
     Packed { pack: Arc<Pack>, name: String },
     /// Computed on the host (merged LoRA, interpolated position embeddings, test weights).
     F32(Vec<f32>),
+    /// Made on the host in a stored precision: little-endian values of `dtype`, as a pack holds
+    /// them (benchmark weights in f16 / bf16).
+    Encoded { dtype: DType, bytes: Vec<u8> },
 }
 
 /// Gated linear units: `x[:, :d] ⊙ act(x[:, d:])` (GEGLU) or `act(x[:, :d]) ⊙ x[:, d:]` (SwiGLU).

@@ -26,6 +26,7 @@ use crate::model::dinov2::{CondProj, Dinov2};
 use crate::model::unet::UNet;
 use crate::model::vae::{VaeDecoder, VaeEncoder};
 use crate::model::{Loader, WeightSource};
+use crate::tensor::DType;
 use counter::{FlopCounter, Macs, NoWeights};
 use serde_json::Value;
 use std::cell::Cell;
@@ -367,6 +368,9 @@ pub struct RunOptions {
     pub runs: usize,
     pub warmup: usize,
     pub seed: u64,
+    /// Element type the random weights are stored in, as a pack of that type would hold them
+    /// (the CPU keeps f16 / bf16 matrices so; CUDA converts to its storage precision).
+    pub weights: DType,
 }
 
 /// One stage's figures.
@@ -384,6 +388,11 @@ pub struct Report {
     /// was resident before (weights, inputs); `None` where not measurable ([`rss`]).
     pub working_bytes: Option<u64>,
     pub params: u64,
+    /// Element type the weights were stored in.
+    pub weights: DType,
+    /// Host memory the loaded weights hold: resident set after loading less before; `None`
+    /// where not measurable.
+    pub weights_bytes: Option<u64>,
     pub load_s: f64,
     /// The warm-up output had no NaN or infinity.
     pub finite: bool,
@@ -413,6 +422,8 @@ impl Report {
             "arena_mib": self.arena_bytes as f64 / (1 << 20) as f64,
             "working_mib": self.working_bytes.map(|b| b as f64 / (1 << 20) as f64),
             "params_m": self.params as f64 / 1e6,
+            "weights": self.weights.name(),
+            "weights_mib": self.weights_bytes.map(|b| b as f64 / (1 << 20) as f64),
             "load_s": self.load_s,
             "finite": self.finite,
         })
@@ -478,10 +489,17 @@ pub fn run<B: Backend>(
     let c = spec.configs()?;
     let t0 = Instant::now();
     let src = Counted {
-        inner: &weights::RandomWeights { seed: o.seed },
+        inner: &weights::RandomWeights {
+            seed: o.seed,
+            dtype: o.weights,
+        },
         params: Cell::new(0),
     };
+    let before = rss::current();
     let nets = load(backend, spec, &c, &src)?;
+    let weights_bytes = rss::current()
+        .zip(before)
+        .map(|(after, before)| after.saturating_sub(before));
     let load_s = t0.elapsed().as_secs_f64();
     let inp = spec.inputs(&c, o.seed);
     let make = |read: bool| {
@@ -519,6 +537,8 @@ pub fn run<B: Backend>(
         arena_bytes: plan.peak_bytes(elem_bytes),
         working_bytes,
         params: src.params.get(),
+        weights: o.weights,
+        weights_bytes,
         load_s,
         finite,
     })
@@ -593,6 +613,7 @@ mod tests {
             runs: 2,
             warmup: 1,
             seed: 3,
+            weights: DType::F32,
         };
         let r = run(&b, 4, &spec, &o).unwrap();
         assert_eq!(r.runs_ms.len(), 2);

@@ -6,11 +6,14 @@
 use crate::backend::HostData;
 use crate::error::Result;
 use crate::model::WeightSource;
+use crate::tensor::{DType, encode_f32};
 use rayon::prelude::*;
 
-/// Every parameter from SplitMix64 seeded by FNV-1a of its name and `seed`.
+/// Every parameter from SplitMix64 seeded by FNV-1a of its name and `seed`, stored as a pack
+/// of element type `dtype` would store it (f16 / bf16: rounded to nearest).
 pub struct RandomWeights {
     pub seed: u64,
+    pub dtype: DType,
 }
 
 fn splitmix(z: u64) -> u64 {
@@ -51,13 +54,19 @@ impl WeightSource for RandomWeights {
             0.5
         };
         let norm_scale = shape.len() == 1 && name.ends_with(".weight");
-        let values = (0..n as u64)
+        let values: Vec<f32> = (0..n as u64)
             .into_par_iter()
             .map(|i| {
                 let r = unit(seed, i);
                 if norm_scale { 1.0 + 0.2 * r } else { scale * r }
             })
             .collect();
-        Ok(HostData::F32(values))
+        Ok(match self.dtype {
+            DType::F32 => HostData::F32(values),
+            dtype => HostData::Encoded {
+                dtype,
+                bytes: encode_f32(dtype, &values),
+            },
+        })
     }
 }

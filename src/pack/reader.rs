@@ -27,8 +27,8 @@ use std::ptr::NonNull;
 pub enum PackLoad {
     /// Read the whole file into private, page-aligned memory at open (the default). The pack
     /// never touches the file again: it may then be truncated, rewritten or deleted without
-    /// effect on open packs. Costs the file's size in memory for the pack's life (f32 weights
-    /// are used in place from it; f16 / bf16 ones are widened to f32 by the CPU backend anyway).
+    /// effect on open packs. Costs the file's size in memory for the pack's life (the CPU
+    /// backend uses the weights in place from it, f16 / bf16 matrices included).
     #[default]
     Private,
     /// Map the file read-only and use it in place: no copy, pages shared with the page cache

@@ -6,13 +6,14 @@ pub mod kernels;
 mod views;
 mod weight;
 
-pub use weight::CpuWeight;
+pub use weight::{CpuWeight, HALF_MIN};
 
 use super::{Backend, Conv2d, Glu, HostData, Rows, View, same_len};
 use crate::error::{Error, Result};
 use kernels::{activation, antialias, attention, conv, embed, linear, norm, resize};
 use std::cell::Cell;
 use views::{get, get_mut, split};
+use weight::Widener;
 
 thread_local! {
     /// Set by [`Backend::plan_as_one_thread`] on the planning thread.
@@ -21,6 +22,8 @@ thread_local! {
 
 pub struct CpuBackend {
     pool: rayon::ThreadPool,
+    /// Where f16 / bf16 weights are widened for each use.
+    widener: Widener,
 }
 
 impl CpuBackend {
@@ -43,11 +46,48 @@ impl CpuBackend {
             .map_err(|e| {
                 Error::InvalidArgument(format!("cannot start {threads} CPU threads: {e}"))
             })?;
-        Ok(CpuBackend { pool })
+        Ok(CpuBackend {
+            pool,
+            widener: Widener::default(),
+        })
     }
 
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()
+    }
+
+    /// Bytes of the buffer half-precision weights are widened into (it grows to the largest
+    /// f16 / bf16 weight used so far).
+    pub fn widen_buffer_bytes(&self) -> usize {
+        self.widener.capacity_bytes()
+    }
+
+    /// Runs `f` on the values of `w` and, when given, `b`, in f32 (see [`CpuWeight::with_f32`]).
+    fn with_f32<R>(
+        &self,
+        w: &CpuWeight,
+        b: Option<&CpuWeight>,
+        f: impl FnOnce(&[f32], Option<&[f32]>) -> R,
+    ) -> R {
+        w.with_f32(&self.widener, |w| self.with_f32_opt(b, |b| f(w, b)))
+    }
+
+    /// Runs `f` on the values of `a` and `b` in f32.
+    fn with_f32_pair<R>(
+        &self,
+        a: &CpuWeight,
+        b: &CpuWeight,
+        f: impl FnOnce(&[f32], &[f32]) -> R,
+    ) -> R {
+        a.with_f32(&self.widener, |a| b.with_f32(&self.widener, |b| f(a, b)))
+    }
+
+    /// Runs `f` on the values of `b`, when given, in f32.
+    fn with_f32_opt<R>(&self, b: Option<&CpuWeight>, f: impl FnOnce(Option<&[f32]>) -> R) -> R {
+        match b {
+            Some(b) => b.with_f32(&self.widener, |b| f(Some(b))),
+            None => f(None),
+        }
     }
 
     /// The thread count scratch is planned for: the pool's, or 1 inside
@@ -137,17 +177,16 @@ impl Backend for CpuBackend {
     ) -> Result<()> {
         let ([o, s], [xs]) = split(a, [out, scratch], [x])?;
         self.install(|| {
-            conv::conv2d(
-                p,
-                xs,
-                h,
-                w,
-                weight.as_slice(),
-                bias.map(CpuWeight::as_slice),
-                o,
-                s,
-                accumulate,
-            )
+            if conv::reads_half_weights(p, h, w) {
+                // Winograd widens f16 / bf16 weights as it transforms them.
+                self.with_f32_opt(bias, |b| {
+                    conv::conv2d_values(p, xs, h, w, weight.values(), b, o, s, accumulate)
+                })
+            } else {
+                self.with_f32(weight, bias, |wt, b| {
+                    conv::conv2d(p, xs, h, w, wt, b, o, s, accumulate)
+                })
+            }
         });
         Ok(())
     }
@@ -165,13 +204,20 @@ impl Backend for CpuBackend {
         beta: &CpuWeight,
         silu: bool,
     ) -> Result<()> {
-        let (g, b) = (gamma.as_slice(), beta.as_slice());
         if x == out {
             let xs = get_mut(a, x)?;
-            self.install(|| norm::group_norm_inplace(xs, c, hw, groups, eps, g, b, silu));
+            self.install(|| {
+                self.with_f32_pair(gamma, beta, |g, b| {
+                    norm::group_norm_inplace(xs, c, hw, groups, eps, g, b, silu)
+                })
+            });
         } else {
             let ([o], [xs]) = split(a, [out], [x])?;
-            self.install(|| norm::group_norm(xs, c, hw, groups, eps, g, b, silu, o));
+            self.install(|| {
+                self.with_f32_pair(gamma, beta, |g, b| {
+                    norm::group_norm(xs, c, hw, groups, eps, g, b, silu, o)
+                })
+            });
         }
         Ok(())
     }
@@ -188,7 +234,11 @@ impl Backend for CpuBackend {
         beta: &CpuWeight,
     ) -> Result<()> {
         let ([o], [xs]) = split(a, [out], [x])?;
-        self.install(|| norm::layer_norm(xs, rows, d, eps, gamma.as_slice(), beta.as_slice(), o));
+        self.install(|| {
+            self.with_f32_pair(gamma, beta, |g, b| {
+                norm::layer_norm(xs, rows, d, eps, g, b, o)
+            })
+        });
         Ok(())
     }
 
@@ -206,18 +256,9 @@ impl Backend for CpuBackend {
     ) -> Result<()> {
         let ([o], [xs]) = split(a, [out], [x])?;
         self.install(|| {
-            linear::linear(
-                xs,
-                n_in,
-                rows,
-                n_in,
-                w.as_slice(),
-                n_out,
-                bias.map(CpuWeight::as_slice),
-                o,
-                n_out,
-                accumulate,
-            )
+            self.with_f32(w, bias, |wt, b| {
+                linear::linear(xs, n_in, rows, n_in, wt, n_out, b, o, n_out, accumulate)
+            })
         });
         Ok(())
     }
@@ -300,9 +341,9 @@ impl Backend for CpuBackend {
     }
 
     fn add_weight(&self, a: &mut Vec<f32>, x: View, w: &CpuWeight) -> Result<()> {
-        same_len(x.len, w.as_slice().len())?;
+        same_len(x.len, w.len())?;
         let xs = get_mut(a, x)?;
-        self.install(|| activation::add_inplace(xs, w.as_slice()));
+        self.install(|| self.with_f32(w, None, |ws, _| activation::add_inplace(xs, ws)));
         Ok(())
     }
 
@@ -318,9 +359,13 @@ impl Backend for CpuBackend {
 
     fn scale_add(&self, a: &mut Vec<f32>, x: View, y: View, s: &CpuWeight, d: usize) -> Result<()> {
         same_len(x.len, y.len)?;
-        same_len(d, s.as_slice().len())?;
+        same_len(d, s.len())?;
         let ([xs], [ys]) = split(a, [x], [y])?;
-        self.install(|| activation::scale_add_inplace(xs, ys, s.as_slice(), d));
+        self.install(|| {
+            self.with_f32(s, None, |ss, _| {
+                activation::scale_add_inplace(xs, ys, ss, d)
+            })
+        });
         Ok(())
     }
 
@@ -518,8 +563,9 @@ impl Backend for CpuBackend {
     }
 
     fn copy_weight(&self, a: &mut Vec<f32>, w: &CpuWeight, dst: View) -> Result<()> {
-        same_len(dst.len, w.as_slice().len())?;
-        get_mut(a, dst)?.copy_from_slice(w.as_slice());
+        same_len(dst.len, w.len())?;
+        let d = get_mut(a, dst)?;
+        self.install(|| self.with_f32(w, None, |ws, _| d.copy_from_slice(ws)));
         Ok(())
     }
 

@@ -216,6 +216,7 @@ pub(crate) fn host_values(shape: &[usize], data: HostData) -> Result<Vec<f32>> {
     let n: usize = shape.iter().product();
     let values = match data {
         HostData::F32(v) => v,
+        HostData::Encoded { dtype, bytes } => decode_f32(dtype, &bytes),
         HostData::Packed { pack, name } => {
             let t = pack.require(&name)?;
             decode_f32(t.dtype, t.data)

@@ -11,6 +11,7 @@ use f2idiff::backend::cuda::Kernels;
 use f2idiff::backend::cuda::Precision;
 use f2idiff::bench::{self, HEADER, Preset, Report, RunOptions, Spec, Stage};
 use f2idiff::device::{self, Device, DeviceOptions, Opened};
+use f2idiff::tensor::DType;
 use f2idiff::{Error, Result};
 use std::path::PathBuf;
 
@@ -38,6 +39,11 @@ pub struct Args {
     /// kernels everywhere).
     #[arg(long, default_value = "tensor-core", value_parser = ["tensor-core", "simple"])]
     cuda_kernels: String,
+    /// Element type the random weights are stored in, as in a pack of that type: the CPU keeps
+    /// f16 / bf16 matrices in half precision and widens them per use; CUDA converts them to
+    /// `--precision`.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "bf16"])]
+    weights: String,
     /// CPU threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -108,6 +114,11 @@ pub fn run(args: &Args) -> Result<()> {
         runs: args.runs,
         warmup: args.warmup,
         seed: args.seed,
+        weights: match args.weights.as_str() {
+            "f16" => DType::F16,
+            "bf16" => DType::BF16,
+            _ => DType::F32,
+        },
     };
     if !args.json {
         match kernels_used(&opened) {
@@ -116,10 +127,12 @@ pub fn run(args: &Args) -> Result<()> {
         }
         println!(
             "FLOPs = 2 × MACs of every conv, linear and attention product (counted from the \
-             presets' op shapes); median of {} runs after {} warm-up; random weights, seed {}",
+             presets' op shapes); median of {} runs after {} warm-up; random weights, seed {}, \
+             stored {}",
             o.runs.max(1),
             o.warmup.max(1),
-            o.seed
+            o.seed,
+            o.weights.name()
         );
     }
     let mut printed_header = false;

@@ -15,6 +15,7 @@
 use super::conv_block::{Plan, run_blocks};
 use super::gemm::matmul;
 use super::par::balanced_block;
+use super::widen::Values;
 use super::winograd;
 
 /// Shape of a 2-D convolution (PyTorch `nn.Conv2d` with dilation 1, groups 1).
@@ -129,6 +130,42 @@ pub fn conv2d(
     scratch: &mut [f32],
     accumulate: bool,
 ) {
+    conv2d_values(
+        p,
+        x,
+        h,
+        w,
+        Values::F32(weight),
+        bias,
+        out,
+        scratch,
+        accumulate,
+    )
+}
+
+/// Whether [`conv2d_values`] takes a half-precision weight as stored for an `h×w` input: the
+/// Winograd path widens it one output channel at a time as it transforms it; the other paths
+/// need the whole weight in f32.
+pub fn reads_half_weights(p: &Conv2d, h: usize, w: usize) -> bool {
+    !p.is_pointwise() && winograd::applies(p, h, w)
+}
+
+/// [`conv2d`] with the weight as stored: f32, or f16 / bf16 where [`reads_half_weights`].
+///
+/// # Panics
+/// As [`conv2d`]; also for a half-precision weight where [`reads_half_weights`] is false.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_values(
+    p: &Conv2d,
+    x: &[f32],
+    h: usize,
+    w: usize,
+    weight: Values,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+    accumulate: bool,
+) {
     assert!(p.stride > 0, "conv2d: stride 0");
     let (ho, wo) = p.out_hw(h, w);
     let (k, pixels) = (p.k(), ho * wo);
@@ -142,14 +179,17 @@ pub fn conv2d(
         return;
     }
     let out = &mut out[..p.c_out * pixels];
-    if p.is_pointwise() {
-        pointwise(p, x, pixels, weight, bias, out, accumulate);
-        return;
-    }
     let threads = rayon::current_num_threads();
-    if winograd::applies(p, h, w) {
+    if reads_half_weights(p, h, w) {
         let plan = winograd::Plan::new(p, h, w, threads);
         winograd::conv3x3(x, h, w, weight, bias, out, scratch, accumulate, plan);
+        return;
+    }
+    let Values::F32(weight) = weight else {
+        panic!("conv2d: this path needs the weight in f32");
+    };
+    if p.is_pointwise() {
+        pointwise(p, x, pixels, weight, bias, out, accumulate);
         return;
     }
     let plan = p.plan(pixels, threads);

@@ -33,6 +33,7 @@ use super::conv::Conv2d;
 use super::gemm::{matmul, matmul_serial};
 use super::par::{SharedOut, balanced_block, run_blocks_in_slots};
 use super::simd::vectorized;
+use super::widen::{Values, widen_serial};
 use rayon::prelude::*;
 use std::sync::OnceLock;
 use variant::{F2, F4, Variant, combine};
@@ -251,7 +252,7 @@ pub(super) fn conv3x3(
     x: &[f32],
     h: usize,
     w: usize,
-    weight: &[f32],
+    weight: Values,
     bias: Option<&[f32]>,
     out: &mut [f32],
     scratch: &mut [f32],
@@ -265,7 +266,7 @@ pub(super) fn conv3x3(
             x,
             h,
             w,
-            &weight[co0 * 9 * c_in..][..c_out * 9 * c_in],
+            weight.slice(co0 * 9 * c_in, c_out * 9 * c_in),
             bias.map(|b| &b[co0..co0 + c_out]),
             &mut out[co0 * hw..][..c_out * hw],
             scratch,
@@ -281,7 +282,7 @@ fn conv3x3_group(
     x: &[f32],
     h: usize,
     w: usize,
-    weight: &[f32],
+    weight: Values,
     bias: Option<&[f32]>,
     out: &mut [f32],
     scratch: &mut [f32],
@@ -289,15 +290,31 @@ fn conv3x3_group(
     plan: Plan,
 ) {
     let (u, rest) = scratch.split_at_mut(plan.weights_len());
-    let per_co = plan.v.points() * plan.c_in;
-    u.par_chunks_mut(per_co)
-        .zip(weight.par_chunks(9 * plan.c_in))
-        .for_each(|(uc, wc)| {
-            vectorized(
-                #[inline(always)]
-                || plan.v.transform_weights(wc, plan.c_in, uc),
-            )
-        });
+    let (per_co, k) = (plan.v.points() * plan.c_in, 9 * plan.c_in);
+    let transform = |uc: &mut [f32], wc: &[f32]| {
+        vectorized(
+            #[inline(always)]
+            || plan.v.transform_weights(wc, plan.c_in, uc),
+        )
+    };
+    match weight {
+        Values::F32(wt) => u
+            .par_chunks_mut(per_co)
+            .zip(wt.par_chunks(k))
+            .for_each(|(uc, wc)| transform(uc, wc)),
+        // Half-precision weights are widened one output channel at a time, into a buffer of
+        // each task's: the transform sees the same f32 values as from an f32 weight.
+        Values::Half(dtype, bits) => u
+            .par_chunks_mut(per_co)
+            .zip(bits.par_chunks(k))
+            .for_each_init(
+                || vec![0f32; k],
+                |wc, (uc, bc)| {
+                    widen_serial(dtype, bc, wc);
+                    transform(uc, wc)
+                },
+            ),
+    }
     let slot_len = plan.slot_len();
     assert!(
         rest.len() >= slot_len,
@@ -640,7 +657,17 @@ mod tests {
     ) {
         let plan = Plan::with(v, p, h, w, rayon::current_num_threads());
         let mut scratch = vec![f32::NAN; plan.scratch_len()];
-        conv3x3(x, h, w, wt, Some(b), out, &mut scratch, acc, plan);
+        conv3x3(
+            x,
+            h,
+            w,
+            Values::F32(wt),
+            Some(b),
+            out,
+            &mut scratch,
+            acc,
+            plan,
+        );
     }
 
     /// Odd and even sizes (a last half tile in either direction), a single pixel, more rows than
@@ -701,12 +728,62 @@ mod tests {
                     let plan = Plan::with_cap(v, &p, h, w, threads, v.points() * p.c_in * 32);
                     assert_eq!((plan.c_out, plan.c_out_all), (32, 70), "{plan:?}");
                     let mut scratch = vec![f32::NAN; plan.scratch_len()];
-                    conv3x3(&x, h, w, &wt, Some(&b), &mut out, &mut scratch, acc, plan);
+                    let wt = Values::F32(&wt);
+                    conv3x3(&x, h, w, wt, Some(&b), &mut out, &mut scratch, acc, plan);
                 });
                 let err = rel_l2(&out, want);
                 assert!(
                     err <= 1e-5,
                     "{} {threads} threads acc {acc}: {err:e}",
+                    v.name
+                );
+            }
+        }
+    }
+
+    /// f16 / bf16 weights, widened channel by channel as they are transformed, give the bits
+    /// of their f32 values, in single and grouped calls, on one and two threads.
+    #[test]
+    fn half_weights_give_the_bits_of_their_f32_values() {
+        use crate::tensor::{DType, decode_f32, encode_f32};
+        let mut rng = Rng::new(10);
+        let (p, h, w) = (shape(6, 70), 19, 22);
+        let x = rng.vec(p.c_in * h * w);
+        let b = rng.vec(p.c_out);
+        for dtype in [DType::F16, DType::BF16] {
+            let bytes = encode_f32(dtype, &rng.vec(p.c_out * p.c_in * 9));
+            let wt = decode_f32(dtype, &bytes);
+            let bits: Vec<u16> = bytes
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            for (v, threads, cap) in [(&F2, 1, None), (&F4, 2, None), (&F4, 2, Some(32))] {
+                let conv = |weight: Values| {
+                    let mut out = vec![f32::NAN; p.c_out * h * w];
+                    in_pool(threads, || {
+                        let plan = match cap {
+                            None => Plan::with(v, &p, h, w, threads),
+                            Some(c) => Plan::with_cap(v, &p, h, w, threads, v.points() * 6 * c),
+                        };
+                        let mut scratch = vec![f32::NAN; plan.scratch_len()];
+                        conv3x3(
+                            &x,
+                            h,
+                            w,
+                            weight,
+                            Some(&b),
+                            &mut out,
+                            &mut scratch,
+                            false,
+                            plan,
+                        );
+                    });
+                    out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                assert_eq!(
+                    conv(Values::Half(dtype, &bits)),
+                    conv(Values::F32(&wt)),
+                    "{dtype:?} {} {threads} threads, cap {cap:?}",
                     v.name
                 );
             }
