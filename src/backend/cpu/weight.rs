@@ -1,12 +1,12 @@
 //! CPU parameters. f32 weights are used in place from the pack's memory. f16 / bf16 matrices
 //! stay in their stored precision — in place in the pack, half the memory of f32 — and are
-//! widened to f32 each time they are used, into one buffer the backend reuses ([`Widener`]), in
-//! parallel on the backend's pool. The products then run on exactly the f32 values that widening
+//! widened to f32 each time they are used: by the Winograd weight transform as it goes, elsewhere
+//! into one buffer the backend reuses ([`Widener`]), in parallel on the backend's pool. The products then run on exactly the f32 values that widening
 //! at load gave, so the output's bits do not change; the cost is one pass over the weight per use
 //! (`benches/RESULTS.md`). Small f16 / bf16 tensors (biases, norm scales: fewer than
 //! [`HALF_MIN`] values, or one dimension) are widened once at load.
 
-use super::kernels::widen::{Values, widen};
+use super::kernels::widen::{Values, le_u16s, widen};
 use crate::backend::HostData;
 use crate::error::{Error, Result};
 use crate::pack::Pack;
@@ -157,14 +157,6 @@ impl CpuWeight {
             Values::Half(dtype, bits) => widener.widened(dtype, bits, f),
         }
     }
-}
-
-/// Little-endian 16-bit patterns of `bytes`.
-fn le_u16s(bytes: &[u8]) -> Vec<u16> {
-    bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect()
 }
 
 /// The buffer half-precision weights are widened into, reused from one use to the next: it

@@ -38,6 +38,14 @@ impl<'a> Values<'a> {
     }
 }
 
+/// The 16-bit patterns of little-endian `bytes` (a stored f16 / bf16 tensor).
+pub fn le_u16s(bytes: &[u8]) -> Vec<u16> {
+    bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect()
+}
+
 /// `dst` = the values of `dtype` (f16 or bf16) whose bit patterns are `bits`, on the current
 /// rayon pool.
 ///
@@ -74,10 +82,7 @@ mod tests {
         v[..6].copy_from_slice(&[0.0, -0.0, 1e-7, -3e-6, f32::INFINITY, f32::NAN]);
         for dtype in [DType::F16, DType::BF16] {
             let bytes = encode_f32(dtype, &v);
-            let bits: Vec<u16> = bytes
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .collect();
+            let bits = le_u16s(&bytes);
             let want: Vec<u32> = decode_f32(dtype, &bytes)
                 .iter()
                 .map(|x| x.to_bits())

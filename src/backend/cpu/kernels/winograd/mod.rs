@@ -753,10 +753,7 @@ mod tests {
         for dtype in [DType::F16, DType::BF16] {
             let bytes = encode_f32(dtype, &rng.vec(p.c_out * p.c_in * 9));
             let wt = decode_f32(dtype, &bytes);
-            let bits: Vec<u16> = bytes
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .collect();
+            let bits = super::super::widen::le_u16s(&bytes);
             for (v, threads, cap) in [(&F2, 1, None), (&F4, 2, None), (&F4, 2, Some(32))] {
                 let conv = |weight: Values| {
                     let mut out = vec![f32::NAN; p.c_out * h * w];
