@@ -12,6 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Section headers carry the seconds since the start, so a slow CI run shows where its time went.
+section() { echo "== [${SECONDS} s] $*"; }
+
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add rustfmt clippy
 fi
@@ -38,40 +41,40 @@ if [ -n "$missing" ]; then
     libblis4-serial
 fi
 
-echo "== cargo fmt --check"
+section "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets --features cuda-sim -- -D warnings"
+section "cargo clippy --all-targets --features cuda-sim -- -D warnings"
 cargo clippy --all-targets --locked --features cuda-sim -- -D warnings
-echo "== cargo clippy (default features) -- -D warnings"
+section "cargo clippy (default features) -- -D warnings"
 cargo clippy --lib --bins --locked -- -D warnings
-echo "== include/f2idiff.h is what cbindgen generates from src/capi"
+section "include/f2idiff.h is what cbindgen generates from src/capi"
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   git diff --exit-code -- include/f2idiff.h || {
     echo "include/f2idiff.h is out of date: commit the regenerated header" >&2
     exit 1
   }
 fi
-echo "== cargo test --features cuda-sim (CUDA kernels on the CPU execution harness; system BLAS)"
+section "cargo test --features cuda-sim (CUDA kernels on the CPU execution harness; system BLAS)"
 F2IDIFF_REQUIRE_BLAS=1 cargo test --locked --features cuda-sim
-echo "== the CPU kernels again on BLIS, then on the gemm crate (F2IDIFF_BLAS)"
+section "the CPU kernels again on BLIS, then on the gemm crate (F2IDIFF_BLAS)"
 F2IDIFF_REQUIRE_BLAS=1 F2IDIFF_BLAS="$blis" cargo test --locked --features cuda-sim --lib
 F2IDIFF_BLAS=off cargo test --locked --features cuda-sim --lib
 if [ "$(uname -m)" = x86_64 ]; then
-  echo "== the CPU kernels and the engine goldens again on oneMKL (F2IDIFF_BLAS)"
+  section "the CPU kernels and the engine goldens again on oneMKL (F2IDIFF_BLAS)"
   mkl="$(bash scripts/mkl.sh)"
   F2IDIFF_REQUIRE_BLAS=1 F2IDIFF_BLAS="$mkl" cargo test --locked --features cuda-sim --lib \
     --test determinism --test engine_goldens --test engine_winograd --test pipeline_goldens \
     --test demo_model
 else
-  echo "== oneMKL: skipped (not x86-64; the engine tries it on x86-64 CPUs only)"
+  section "oneMKL: skipped (not x86-64; the engine tries it on x86-64 CPUs only)"
 fi
-echo "== CUDA kernels: NVRTC + ptxas for sm_87 and sm_90, no spills (reuses the test build)"
+section "CUDA kernels: NVRTC + ptxas for sm_87 and sm_90, no spills (reuses the test build)"
 ./scripts/kernel-check.sh
-echo "== aarch64 (Jetson CPU) under qemu-user"
+section "aarch64 (Jetson CPU) under qemu-user"
 ./scripts/test-aarch64.sh
-echo "== fuzz targets from their seeds, then the soak under AddressSanitizer"
+section "fuzz targets from their seeds, then the soak under AddressSanitizer"
 if ! cargo +nightly --version >/dev/null 2>&1; then
   rustup toolchain install nightly --profile minimal
 fi
 SECONDS_PER_TARGET="${SECONDS_PER_TARGET:-15}" ./scripts/fuzz.sh --ci
-echo "== all checks passed"
+section "all checks passed"
