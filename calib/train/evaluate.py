@@ -13,10 +13,13 @@ Rows, all measured by `f2idiff eval` (PSNR / SSIM on Y, BasicSR conventions, and
 and closer, all after cropping a 4-pixel border):
   bicubic          PyTorch F.interpolate(bicubic, align_corners=False, no antialias) x4 of the LR, in
                    [-1, 1] then clamped, rounded to u8: exactly the pipeline's `lq`
-  FM without LoRA  `f2idiff upscale -m OUT/fm.f2i` (stage-1 networks, f16 pack)
+  FM without LoRA  `f2idiff upscale -m OUT/fm.f2i` (stage-1 networks, f16 pack), if train.py made it here
+  previous         `f2idiff upscale -m PACK` with `--previous PACK` (refine.py's base, the run-3 model)
   demo             `f2idiff upscale -m models/f2idiff-demo.f2i`
   VAE ceiling      HR -> stage-0 VAE encoder (mean) -> decoder, PyTorch f32: the best the latent space allows
-Engine vs PyTorch: the demo folder loaded with diffusers / transformers / peft (LoRA merged in f32), run by
+                   (needs OUT/fm, the stage-0 VAE, which only train.py writes)
+Engine vs PyTorch: the demo folder (`--folder`: OUT/demo from train.py, OUT/refine/demo from refine.py)
+loaded with diffusers / transformers / peft (LoRA merged in f32), run by
 common.sr_forward on one held-out LR (the whole image, as the CLI's default tile covers it), compared with
 `f2idiff upscale --tile 0` of an f32 pack (layouts) and of the f16 demo pack (shipped numerics).
 """
@@ -117,10 +120,15 @@ def load_folder(folder, merge=True):
     return vae, unet, dino, f2i
 
 
-def montage(ev, cond, rows_spec, path):
-    """Per held-out photo, one row of crops: LR (nearest), bicubic, FM without LoRA, demo, HR."""
-    cols = [("LR (x4 nearest)", "lr"), ("bicubic", "bicubic"), ("FM, no LoRA", "fm"), ("demo", "demo"),
-            ("HR", "hr")]
+LABELS = dict(bicubic="bicubic (PyTorch)", fm="FM without LoRA", previous="previous demo (run 3)",
+              demo="demo (F2IDiff-SR)", vae="VAE reconstruction of HR (ceiling)")
+MONTAGE_LABELS = dict(bicubic="bicubic", fm="FM, no LoRA", previous="run 3", demo="demo")
+
+
+def montage(ev, cond, rows_spec, path, models):
+    """Per held-out photo, one row of crops: LR (nearest), bicubic, the `models` rows, HR."""
+    cols = ([("LR (x4 nearest)", "lr"), ("bicubic", "bicubic")] + [(MONTAGE_LABELS[m], m) for m in models]
+            + [("HR", "hr")])
     tiles, pad, label_h = [], 4, 16
     for name, (top, left, size) in rows_spec:
         row = []
@@ -153,6 +161,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "calib" / "train" / "out")
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "f2idiff-demo.f2i")
+    ap.add_argument("--folder", type=Path, help="the demo model's folder (default OUT/demo)")
+    ap.add_argument("--previous", type=Path, help="a pack for the 'previous' row (refine.py's base)")
     ap.add_argument("--cli", type=Path, default=ROOT / "target" / "release" / "f2idiff")
     ap.add_argument("--montage", type=Path, default=ROOT / "docs" / "img" / "demo-montage.png")
     ap.add_argument("--example", type=Path, default=ROOT / "examples" / "coffee-lr.png")
@@ -169,8 +179,14 @@ def main():
     logfile = out / "eval.log"
     logfile.write_text("")
     conds = make_sets(ev)
-    vae, unet, dino, f2i = load_folder(out / "demo")
-    base_vae, _, _, _ = load_folder(out / "fm", merge=False)
+    folder = args.folder or out / "demo"
+    vae, unet, dino, f2i = load_folder(folder)
+    base_vae = load_folder(out / "fm", merge=False)[0] if (out / "fm").is_dir() else None
+    packs = dict(fm=out / "fm.f2i", previous=args.previous)
+    models = [m for m in ("fm", "previous") if packs[m] is not None and packs[m].exists()] + ["demo"]
+    packs["demo"] = args.model
+    rows = ["bicubic"] + models + (["vae"] if base_vae is not None else [])
+    log(f"rows: {rows}; demo folder {folder}", logfile)
     results = {}
 
     for cond in conds:
@@ -179,13 +195,15 @@ def main():
             lr01 = t01(load_png(d / "lr" / f"{name}.png"))
             with torch.no_grad():
                 save_png(d / "bicubic" / f"{name}.png", u8((bicubic_lq(lr01) + 1) / 2))
+                if base_vae is None:
+                    continue
                 hr = t01(load_png(d / "hr" / f"{name}.png")) * 2 - 1
                 rec = base_vae.decode(encode_mean(base_vae, hr) / base_vae.config.scaling_factor).sample
                 save_png(d / "vae" / f"{name}.png", u8((rec.clamp(-1, 1) + 1) / 2))
-        run([cli, "upscale", d / "lr", "-o", d / "fm", "-m", out / "fm.f2i"])
-        run([cli, "upscale", d / "lr", "-o", d / "demo", "-m", args.model])
+        for m in models:
+            run([cli, "upscale", d / "lr", "-o", d / m, "-m", packs[m]])
         results[cond] = {}
-        for row in ("bicubic", "fm", "demo", "vae"):
+        for row in rows:
             res, txt = cli_eval(cli, d / row, d / "hr")
             results[cond][row] = res
             log(f"{cond} {row}:\n{txt}", logfile)
@@ -197,8 +215,7 @@ def main():
         fixed, _ = sr_forward(vae, unet, dino, t01(lr), f2i["dino_image_size"])
     ref = u8(fixed)
     save_png(ev / "check" / "pytorch.png", ref)
-    if not (out / "demo-f32.f2i").exists():
-        run([cli, "pack", out / "demo", "-o", out / "demo-f32.f2i", "--dtype", "f32"])
+    run([cli, "pack", folder, "-o", out / "demo-f32.f2i", "--dtype", "f32"])  # always: the folder may be new
     check = {}
     for tag, pack in (("f32", out / "demo-f32.f2i"), ("f16", args.model)):
         p = ev / "check" / f"engine-{tag}.png"
@@ -225,7 +242,7 @@ def main():
         run([cli, "upscale", args.example, "-o", ev / "example-sr.png", "-m", args.model])
         times.append(time.perf_counter() - t0)
 
-    size = montage(ev, "realistic", CROPS, args.montage)
+    size = montage(ev, "realistic", CROPS, args.montage, models)
     report = dict(results=results, engine_vs_pytorch=check, example=str(args.example),
                   example_lr_size=list(lr.shape[:2]), example_upscale_seconds=times, montage_bytes=size,
                   held_out=list(data.HELD_OUT), eval_seed=EVAL_SEED)
@@ -234,9 +251,8 @@ def main():
     lines = []
     for cond in conds:
         lines += [f"{cond} LR:", "| | " + " | ".join(data.HELD_OUT) + " | mean |", "|---|" + "---|" * (len(data.HELD_OUT) + 1)]
-        for row, label in (("bicubic", "bicubic (PyTorch)"), ("fm", "FM without LoRA"), ("demo", "demo (F2IDiff-SR)"),
-                           ("vae", "VAE reconstruction of HR (ceiling)")):
-            r = results[cond][row]
+        for row in rows:
+            r, label = results[cond][row], LABELS[row]
             cells = [f"{r[n][0]:.2f} / {r[n][1]:.4f} / {r[n][2]:.4f}" for n in list(data.HELD_OUT) + ["mean"]]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")

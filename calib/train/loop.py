@@ -46,6 +46,7 @@ class Stage:
     validate: Optional[Callable] = None  # () -> {"score": float (higher = better), ...}
     val_every: int = 0
     keep_best: bool = False  # at the end, restore the weights of the best validation
+    validate_first: bool = False  # validate the starting weights too (step 0): they are kept if never beaten
     train_modes: list = field(default_factory=list)  # modules set to train() while stepping
 
 
@@ -114,6 +115,12 @@ def run(stage, ckpt_dir, seed, logfile, ckpt_minutes=5.0, deadline=None):
         _save(path, dict(st, weights=_weights(stage), opt=opt.state_dict(), np_rng=g.bit_generator.state,
                          torch_rng=torch.get_rng_state()))
 
+    if stage.validate_first and st["step"] == 0 and not st["validations"]:
+        v = dict(step=0, **stage.validate())
+        st["validations"].append(v)
+        st["best"] = dict(step=0, score=v["score"], weights=_weights(stage))
+        log(f"{stage.name} validation at 0: " + ", ".join(f"{k} {x:.3f}" for k, x in v.items() if k != "step"),
+            logfile)
     for m in stage.train_modes:
         m.train()
     t_last, t_ckpt = time.time(), time.time()

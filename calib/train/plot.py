@@ -1,9 +1,11 @@
 """Loss curves and validation scores of a training run as one SVG (no plotting library needed).
 
     /tmp/f2i-ref-venv/bin/python calib/train/plot.py [OUT/train.json] [docs/img/demo-training.svg]
+    /tmp/f2i-ref-venv/bin/python calib/train/plot.py OUT/refine.json docs/img/demo-refine.svg
 
-One panel per stage: the running loss against the step; stage 2's panel adds the validation PSNR-Y
-(realistic and clean LR; right axis) with bicubic's as dashed lines, and marks the step kept.
+One panel per stage: the running loss against the step; stage 2's panel (and refine.py's one panel) adds
+the validation PSNR-Y (realistic and clean LR; right axis) with bicubic's as dashed lines, and marks the
+step kept.
 """
 
 import json
@@ -14,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 W, H, PAD, GAP = 300, 200, 44, 24
 PANELS = (("vae", "loss", "stage 0: VAE (L1 + 0.1 MSE)"), ("fm", "loss", "stage 1: FM (eps MSE)"),
           ("sr", "l1", "stage 2: one-step SR (L1)"))
+REFINE_PANEL = ("refine", "l1", "run 4, refine.py: SR (L1 of the L1 + edge loss)")
 COLOURS = dict(loss="#1f77b4", realistic="#d62728", clean="#2ca02c")
 
 
@@ -66,9 +69,12 @@ def main():
     src = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "calib" / "train" / "out" / "train.json"
     dst = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs" / "img" / "demo-training.svg"
     rep = json.loads(src.read_text())
-    width = len(PANELS) * (W + PAD + GAP) + PAD
+    panels = PANELS
+    if "curve" in rep:  # refine.json: one stage, reported at the top level
+        rep, panels = {"refine": rep, "val_bicubic_psnr_y": rep["val_bicubic_psnr_y"]}, (REFINE_PANEL,)
+    width = len(panels) * (W + PAD + GAP) + PAD
     body = []
-    for i, (stage, key, title) in enumerate(PANELS):
+    for i, (stage, key, title) in enumerate(panels):
         body += panel(PAD + i * (W + PAD + GAP), rep[stage], key, title, rep["val_bicubic_psnr_y"])
     svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{PAD + H + 40}" '
            f'font-family="sans-serif"><rect width="100%" height="100%" fill="#fff"/>' + "".join(body) + "</svg>\n")

@@ -67,9 +67,19 @@ def add_lora(unet, vae, seed):
     return pu, pv
 
 
-def stage(unet, vae, dino, pools, val, dino_size, steps, dev):
+def gradient_l1(a, b):
+    """Mean absolute difference of the horizontal and vertical neighbour differences of two [N,C,H,W]
+    images: an edge term that a blurred output pays for even where its pixel L1 is small."""
+    dx = lambda x: x[..., :, 1:] - x[..., :, :-1]  # noqa: E731
+    dy = lambda x: x[..., 1:, :] - x[..., :-1, :]  # noqa: E731
+    return ((dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean()) / 2
+
+
+def stage(unet, vae, dino, pools, val, dino_size, steps, dev, lr=LR, grad_w=0.0, name="sr", validate_first=False):
     """unet / vae already wrapped by add_lora (their modules now hold the adapters). pools as stage 1's
-    plus "hr"; val: {"hr", "lr": {condition: uint8 LR}} of the validation crops."""
+    plus "hr"; val: {"hr", "lr": {condition: uint8 LR}} of the validation crops. `grad_w` weighs
+    gradient_l1(SR, HR) in the loss (0 in run 3's stage 2; refine.py's round uses it); `validate_first`
+    scores the starting weights as step 0, so a round that never beats them keeps them."""
     for p in dino.parameters():
         p.requires_grad_(False)
     dino.eval()
@@ -80,9 +90,13 @@ def stage(unet, vae, dino, pools, val, dino_size, steps, dev):
         pool, b = (pools[1], BATCH_LARGE) if (i % 4 == 3 and len(pools) > 1) else (pools[0], BATCH)
         idx = g.integers(0, len(pool["lr"]), b)
         fixed, _, x0 = sr_forward(vae, unet, dino, to_tensor01(pool["lr"][idx], dev), dino_size, return_x0=True)
-        pix = (fixed - to_tensor01(pool["hr"][idx], dev)).abs().mean()
+        hr = to_tensor01(pool["hr"][idx], dev)
+        pix = (fixed - hr).abs().mean()
         lat = ((x0 - pool["z0"][idx]) ** 2).mean()
-        return dict(loss=pix + LAT_W * lat, l1=pix, latent_mse=lat)
+        if not grad_w:
+            return dict(loss=pix + LAT_W * lat, l1=pix, latent_mse=lat)
+        grad = gradient_l1(fixed, hr)
+        return dict(loss=pix + LAT_W * lat + grad_w * grad, l1=pix, latent_mse=lat, grad_l1=grad)
 
     @torch.no_grad()
     def validate():
@@ -96,5 +110,6 @@ def stage(unet, vae, dino, pools, val, dino_size, steps, dev):
         res["score"] = sum(res.values()) / len(res)
         return res
 
-    return Stage(name="sr", steps=steps, lr=LR, warmup=WARMUP, params=params, modules=dict(unet=unet, vae=vae),
-                 step=step, validate=validate, val_every=VAL_EVERY, keep_best=True, train_modes=[unet, vae])
+    return Stage(name=name, steps=steps, lr=lr, warmup=WARMUP, params=params, modules=dict(unet=unet, vae=vae),
+                 step=step, validate=validate, val_every=VAL_EVERY, keep_best=True, train_modes=[unet, vae],
+                 validate_first=validate_first)

@@ -1,0 +1,192 @@
+"""Run 4 of the demo model: a second LoRA round of stage 2 on the packed run-3 model, with an edge term.
+
+    /tmp/f2i-ref-venv/bin/python calib/train/refine.py --base BASE.f2i            # CPU, 2 threads
+    /tmp/f2i-ref-venv/bin/python calib/train/refine.py --base BASE.f2i --resume   # after an interruption
+
+(from the repository root). Why a round on the pack: train.py's full recipe is 254 minutes of CPU steps,
+longer than one working session, and its stage-0/1 checkpoints did not survive; the run-3 pack (committed,
+`git show efdcf2e:models/f2idiff-demo.f2i > BASE.f2i`, sha256 RUN3_SHA256) holds everything stage 2
+produced, its LoRA merged. Its networks, read back from the pack (f16 values, computed on in f32), become
+the frozen base of a new round:
+
+  base       VAE, U-Net, DINOv2 of BASE.f2i (stage-2 LoRA merged), configs from the pack's header
+  adapters   fresh PEFT LoRA, zero-initialised (lora_B = 0): U-Net r 16 (LORA_UNET_TARGETS), VAE encoder
+             r 8 (LORA_VAE_TARGETS, quant_conv included) -- so step 0 is exactly the run-3 model
+  loss       stage 2's  L1(SR, HR) + LAT_W * MSE(x0, z0_HR)  plus  GRAD_W * gradient_l1(SR, HR)
+             (the edge term: run 3 was level with bicubic on GMSD, i.e. it smoothed fine texture)
+  schedule   loop.py's: STEPS steps, LR peak, warm-up, cosine to 10%; validation every 500 steps on the
+             validation crops (train.py's pools, same seeds), the best step's weights kept
+  export     OUT/refine/base (the base networks as model folders), OUT/refine/demo (+ the adapters),
+             `f2idiff pack --dtype f16` -> --model (adapters merged in f32, then f16); the model's tile is
+             the base's unless `--tile` (choose_tile.py's choice on the result: rerun with --resume --tile T,
+             which restores the finished round and only exports and packs again)
+
+The held-out photos are not read here (evaluate.py reads them, once, afterwards).
+"""
+
+import argparse
+import hashlib
+import json
+import struct
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+from common import ROOT, bicubic_lq, check_versions, log, psnr_y, quiet  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import data  # noqa: E402
+import export  # noqa: E402
+import loop  # noqa: E402
+import models  # noqa: E402
+import stage2_sr  # noqa: E402
+import train  # noqa: E402
+
+RUN3_SHA256 = "996c490271af502fd02410705ec93fc61cebc4093a316f9b91b613d07cdc0661"
+STEPS = 2500
+LR = 3e-4
+GRAD_W = 0.25
+SEED = 100
+
+
+def read_pack(path):
+    """(header dict, {name: float32 tensor}) of an f2idiff pack (layout: src/pack/format.rs). Reads
+    only what this script needs; `f2idiff info --verify` is the checker."""
+    b = Path(path).read_bytes()
+    if b[:8] != b"F2IPACK\0":
+        sys.exit(f"{path}: not an f2idiff pack")
+    ho, hl, to, tl, do, _ = struct.unpack_from("<6Q", b, 16)
+    header = json.loads(b[ho:ho + hl])
+    t, at, tensors = b[to:to + tl], 4, {}
+    for _ in range(struct.unpack_from("<I", t, 0)[0]):
+        n = struct.unpack_from("<H", t, at)[0]
+        name = t[at + 2:at + 2 + n].decode()
+        at += 2 + n
+        code, ndim = t[at], t[at + 1]
+        shape = struct.unpack_from(f"<{ndim}Q", t, at + 2)
+        off, length = struct.unpack_from("<QQ", t, at + 2 + 8 * ndim)
+        at += 2 + 8 * ndim + 20
+        dtype = {0: np.float32, 1: np.float16}[code]
+        raw = np.frombuffer(b, dtype=dtype, count=length // np.dtype(dtype).itemsize, offset=do + off)
+        tensors[name] = torch.from_numpy(raw.astype(np.float32).reshape(shape))
+    return header, tensors
+
+
+def networks(header, tensors, folder, dev):
+    """The pack's three networks as diffusers / transformers modules: written to `folder` as the model
+    folders `f2idiff pack` reads (configs from the header, the tensors under their checkpoint names) and
+    loaded back with from_pretrained, which maps the checkpoint names onto the library's modules."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import Dinov2Model
+
+    folder = Path(folder)
+    files = dict(vae="diffusion_pytorch_model.safetensors", unet="diffusion_pytorch_model.safetensors",
+                 dinov2="model.safetensors")
+    for module, file in files.items():
+        (folder / module).mkdir(parents=True, exist_ok=True)
+        (folder / module / "config.json").write_text(json.dumps(header[module], indent=2) + "\n")
+        prefix = module + "."
+        save_file({k[len(prefix):]: v.contiguous() for k, v in tensors.items() if k.startswith(prefix)},
+                  str(folder / module / file))
+    (folder / "f2idiff.json").write_text(json.dumps(header["pipeline"], indent=2) + "\n")
+    nets = (AutoencoderKL.from_pretrained(folder / "vae"), UNet2DConditionModel.from_pretrained(folder / "unet"),
+            Dinov2Model.from_pretrained(folder / "dinov2"))
+    for m in nets:
+        for p in m.parameters():
+            p.requires_grad_(False)
+        m.to(dev).eval()
+    return nets
+
+
+def add_lora(unet, vae, seed):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    pu = get_peft_model(unet, LoraConfig(r=stage2_sr.RANK_UNET, lora_alpha=stage2_sr.ALPHA_UNET,
+                                         target_modules=models.LORA_UNET_TARGETS, lora_dropout=0.0, bias="none"))
+    pv = get_peft_model(vae, LoraConfig(r=stage2_sr.RANK_VAE, lora_alpha=stage2_sr.ALPHA_VAE,
+                                        target_modules=models.LORA_VAE_TARGETS, lora_dropout=0.0, bias="none"))
+    return pu, pv
+
+
+def parse():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack (see the module docstring)")
+    ap.add_argument("--any-base", action="store_true", help="accept a base pack other than run 3's")
+    ap.add_argument("--steps", type=int, default=STEPS)
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt")
+    ap.add_argument("--stop-after-minutes", type=float)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "calib" / "train" / "out")
+    ap.add_argument("--photos", type=Path, help="photo cache folder (default OUT/photos)")
+    ap.add_argument("--model", type=Path, default=ROOT / "models" / "f2idiff-demo.f2i", help="packed result")
+    ap.add_argument("--cli", help="f2idiff binary (default: cargo build --release)")
+    ap.add_argument("--quick", action="store_true", help="smoke test: small pools")
+    ap.add_argument("--tile", type=int, help="the output tile the packed model declares (choose_tile.py's "
+                    "choice; default: the base pack's)")
+    return ap.parse_args()
+
+
+def main():
+    args = parse()
+    check_versions()
+    quiet()
+    torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    out = args.out
+    sha = hashlib.sha256(args.base.read_bytes()).hexdigest()
+    if sha != RUN3_SHA256 and not args.any_base:
+        sys.exit(f"{args.base}: sha256 {sha} is not run 3's pack ({RUN3_SHA256}); --any-base to go on anyway")
+    ckpt = out / "ckpt"
+    if (ckpt / "refine.pt").exists() and not args.resume:
+        sys.exit(f"{ckpt / 'refine.pt'} exists: pass --resume to continue it, or delete it to start over")
+    out.mkdir(parents=True, exist_ok=True)
+    logfile = out / "refine.log"
+    if not args.resume:
+        logfile.write_text("")
+    loop.install_signal_handlers()
+    deadline = time.time() + args.stop_after_minutes * 60 if args.stop_after_minutes else None
+    log(f"refine: base {args.base} (sha256 {sha[:16]}), {args.steps} steps, lr {LR}, grad_w {GRAD_W}, "
+        f"device {dev}, torch threads {torch.get_num_threads()}", logfile)
+
+    p = data.pools(out, train.QUICK_POOLS if args.quick else train.POOLS, args.photos or out / "photos")
+    small, large, val = p["small"], p["large"], p["val"]
+    header, tensors = read_pack(args.base)
+    if args.tile is not None:
+        header["pipeline"]["tile"] = args.tile
+    base_dir, demo_dir = out / "refine" / "base", out / "refine" / "demo"
+    vae, unet, dino = networks(header, tensors, base_dir, dev)
+    pools = [dict(hr=small["hr"], lr=small["train"], z0=train.latents(vae, small["hr"], dev)),
+             dict(hr=large["hr"], lr=large["train"], z0=train.latents(vae, large["hr"], dev))]
+    vsr = dict(hr=val["hr"], lr={c: val[c] for c in ("realistic", "clean")})
+    bicubic = {c: psnr_y((bicubic_lq(data.to_tensor01(val[c])) + 1) / 2, data.to_tensor01(val["hr"]))
+               for c in ("realistic", "clean")}
+    log(f"validation bicubic PSNR-Y {bicubic}", logfile)
+
+    pu, pv = add_lora(unet, vae, SEED)
+    s = stage2_sr.stage(unet, vae, dino, pools, vsr, header["pipeline"]["dino_image_size"], args.steps, dev,
+                        lr=LR, grad_w=GRAD_W, name="refine", validate_first=True)
+    try:
+        rep = loop.run(s, ckpt, SEED + 1, logfile, deadline=deadline)
+    except loop.Interrupted as e:
+        log(f"interrupted in stage {e}: continue with --resume", logfile)
+        sys.exit(3)
+    export.save_demo(base_dir, demo_dir, pu, pv)
+    cli = train.find_cli(args.cli)
+    rep.update(base_sha256=sha, lr=LR, grad_w=GRAD_W, val_bicubic_psnr_y=bicubic,
+               threads=torch.get_num_threads(), device=str(dev), versions=common.PINNED,
+               pack_bytes=export.pack(cli, demo_dir, args.model))
+    (out / "refine.json").write_text(json.dumps(rep, indent=2) + "\n")
+    log(f"done: {rep['steps']} steps in {rep['minutes']:.1f} min, kept step {rep['best_step']}; {args.model}",
+        logfile)
+
+
+if __name__ == "__main__":
+    main()
