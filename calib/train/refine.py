@@ -12,8 +12,11 @@ the frozen base of a new round:
   base       VAE, U-Net, DINOv2 of BASE.f2i (stage-2 LoRA merged), configs from the pack's header
   adapters   fresh PEFT LoRA, zero-initialised (lora_B = 0): U-Net r 16 (LORA_UNET_TARGETS), VAE encoder
              r 8 (LORA_VAE_TARGETS, quant_conv included) -- so step 0 is exactly the run-3 model
-  loss       stage 2's  L1(SR, HR) + LAT_W * MSE(x0, z0_HR)  plus  GRAD_W * gradient_l1(SR, HR)
-             (the edge term: run 3 was level with bicubic on GMSD, i.e. it smoothed fine texture)
+  loss       L1(SR, HR) + GRAD_W * gradient_l1(SR, HR): stage 2's pixel term plus an edge term (run 3 was
+             level with bicubic on GMSD: it smoothed fine texture). Stage 2's latent term is left out: its
+             target z0_HR is the stage-0 encoder's latent, and the pack holds only the encoder with its
+             stage-2 LoRA merged (quant_conv scaled by sqrt(abar_999) among the rest) -- the first
+             attempt took that encoder's latents as targets, pulling x0 towards 0.07 x the right one
   schedule   loop.py's: STEPS steps, LR peak, warm-up, cosine to 10%; validation every 500 steps on the
              validation crops (train.py's pools, same seeds), the best step's weights kept
   export     OUT/refine/base (the base networks as model folders), OUT/refine/demo (+ the adapters),
@@ -48,7 +51,7 @@ import stage2_sr  # noqa: E402
 import train  # noqa: E402
 
 RUN3_SHA256 = "996c490271af502fd02410705ec93fc61cebc4093a316f9b91b613d07cdc0661"
-STEPS = 2500
+STEPS = 2000
 LR = 3e-4
 GRAD_W = 0.25
 SEED = 100
@@ -163,8 +166,7 @@ def main():
         header["pipeline"]["tile"] = args.tile
     base_dir, demo_dir = out / "refine" / "base", out / "refine" / "demo"
     vae, unet, dino = networks(header, tensors, base_dir, dev)
-    pools = [dict(hr=small["hr"], lr=small["train"], z0=train.latents(vae, small["hr"], dev)),
-             dict(hr=large["hr"], lr=large["train"], z0=train.latents(vae, large["hr"], dev))]
+    pools = [dict(hr=small["hr"], lr=small["train"]), dict(hr=large["hr"], lr=large["train"])]
     vsr = dict(hr=val["hr"], lr={c: val[c] for c in ("realistic", "clean")})
     bicubic = {c: psnr_y((bicubic_lq(data.to_tensor01(val[c])) + 1) / 2, data.to_tensor01(val["hr"]))
                for c in ("realistic", "clean")}
@@ -172,7 +174,8 @@ def main():
 
     pu, pv = add_lora(unet, vae, SEED)
     s = stage2_sr.stage(unet, vae, dino, pools, vsr, header["pipeline"]["dino_image_size"], args.steps, dev,
-                        lr=LR, grad_w=GRAD_W, name="refine", validate_first=True)
+                        lr=LR, grad_w=GRAD_W, lat_w=0.0, name="refine",
+                        validate_first=True)
     try:
         rep = loop.run(s, ckpt, SEED + 1, logfile, deadline=deadline)
     except loop.Interrupted as e:

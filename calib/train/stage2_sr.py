@@ -75,10 +75,13 @@ def gradient_l1(a, b):
     return ((dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean()) / 2
 
 
-def stage(unet, vae, dino, pools, val, dino_size, steps, dev, lr=LR, grad_w=0.0, name="sr", validate_first=False):
+def stage(unet, vae, dino, pools, val, dino_size, steps, dev, lr=LR, grad_w=0.0, lat_w=LAT_W, name="sr",
+          validate_first=False):
     """unet / vae already wrapped by add_lora (their modules now hold the adapters). pools as stage 1's
     plus "hr"; val: {"hr", "lr": {condition: uint8 LR}} of the validation crops. `grad_w` weighs
-    gradient_l1(SR, HR) in the loss (0 in run 3's stage 2; refine.py's round uses it); `validate_first`
+    gradient_l1(SR, HR) and `lat_w` the latent MSE in the loss (run 3's stage 2: 0 and LAT_W; refine.py's
+    round: an edge term and no latent term, whose target needs the stage-0 encoder that a merged pack no
+    longer holds; pools need "z0" only when lat_w is set); `validate_first`
     scores the starting weights as step 0, so a round that never beats them keeps them."""
     for p in dino.parameters():
         p.requires_grad_(False)
@@ -92,11 +95,14 @@ def stage(unet, vae, dino, pools, val, dino_size, steps, dev, lr=LR, grad_w=0.0,
         fixed, _, x0 = sr_forward(vae, unet, dino, to_tensor01(pool["lr"][idx], dev), dino_size, return_x0=True)
         hr = to_tensor01(pool["hr"][idx], dev)
         pix = (fixed - hr).abs().mean()
-        lat = ((x0 - pool["z0"][idx]) ** 2).mean()
-        if not grad_w:
-            return dict(loss=pix + LAT_W * lat, l1=pix, latent_mse=lat)
-        grad = gradient_l1(fixed, hr)
-        return dict(loss=pix + LAT_W * lat + grad_w * grad, l1=pix, latent_mse=lat, grad_l1=grad)
+        loss, parts = pix, dict(l1=pix)
+        if lat_w:
+            parts["latent_mse"] = ((x0 - pool["z0"][idx]) ** 2).mean()
+            loss = loss + lat_w * parts["latent_mse"]
+        if grad_w:
+            parts["grad_l1"] = gradient_l1(fixed, hr)
+            loss = loss + grad_w * parts["grad_l1"]
+        return dict(loss=loss, **parts)
 
     @torch.no_grad()
     def validate():
