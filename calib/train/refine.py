@@ -15,10 +15,11 @@ the frozen base of a new round:
   loss       L1(SR, HR) + GRAD_W * gradient_l1(SR, HR): stage 2's pixel term plus an edge term (run 3 was
              level with bicubic on GMSD: it smoothed fine texture). Stage 2's latent term is left out: its
              target z0_HR is the stage-0 encoder's latent, and the pack holds only the encoder with its
-             stage-2 LoRA merged (quant_conv scaled by sqrt(abar_999) among the rest) -- the first
-             attempt took that encoder's latents as targets, pulling x0 towards 0.07 x the right one
+             stage-2 LoRA merged (quant_conv scaled by sqrt(abar_999) among the rest) -- the first two
+             attempts took that encoder's latents as targets, pulling x0 towards 0.07 x the right one
   schedule   loop.py's: STEPS steps, LR peak, warm-up, cosine to 10%; validation every 500 steps on the
-             validation crops (train.py's pools, same seeds), the best step's weights kept
+             validation crops (train.py's pools, same seeds), the best step's weights kept; step 0 (the
+             base) is validated too and kept if never beaten (loop.py's validate_first)
   export     OUT/refine/base (the base networks as model folders), OUT/refine/demo (+ the adapters),
              `f2idiff pack --dtype f16` -> --model (adapters merged in f32, then f16); the model's tile is
              the base's unless `--tile` (choose_tile.py's choice on the result: rerun with --resume --tile T,
