@@ -63,6 +63,17 @@ def install_signal_handlers():
     signal.signal(signal.SIGTERM, _ask_stop)
 
 
+def start(out, name, resume, stop_after_minutes):
+    """What every training script does first: OUT created, OUT/<name>.log emptied unless resuming, the
+    signal handlers installed. Returns (log file, deadline in epoch seconds or None)."""
+    out.mkdir(parents=True, exist_ok=True)
+    logfile = out / f"{name}.log"
+    if not resume:
+        logfile.write_text("")
+    install_signal_handlers()
+    return logfile, (time.time() + stop_after_minutes * 60 if stop_after_minutes else None)
+
+
 def lr_at(base, step, warmup, steps):
     w = min(1.0, (step + 1) / warmup)
     c = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, steps))))

@@ -33,7 +33,6 @@ import hashlib
 import json
 import struct
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -151,12 +150,7 @@ def main():
     ckpt = out / "ckpt"
     if (ckpt / "refine.pt").exists() and not args.resume:
         sys.exit(f"{ckpt / 'refine.pt'} exists: pass --resume to continue it, or delete it to start over")
-    out.mkdir(parents=True, exist_ok=True)
-    logfile = out / "refine.log"
-    if not args.resume:
-        logfile.write_text("")
-    loop.install_signal_handlers()
-    deadline = time.time() + args.stop_after_minutes * 60 if args.stop_after_minutes else None
+    logfile, deadline = loop.start(out, "refine", args.resume, args.stop_after_minutes)
     log(f"refine: base {args.base} (sha256 {sha[:16]}), {args.steps} steps, lr {LR}, grad_w {GRAD_W}, "
         f"device {dev}, torch threads {torch.get_num_threads()}", logfile)
 

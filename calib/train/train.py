@@ -110,12 +110,7 @@ def main():
         sys.exit(f"{ckpt} holds checkpoints: pass --resume to continue them or --fresh to start over")
     if args.fresh and ckpt.exists():
         shutil.rmtree(ckpt)
-    out.mkdir(parents=True, exist_ok=True)
-    logfile = out / "train.log"
-    if not args.resume:
-        logfile.write_text("")
-    loop.install_signal_handlers()
-    deadline = time.time() + args.stop_after_minutes * 60 if args.stop_after_minutes else None
+    logfile, deadline = loop.start(out, "train", args.resume, args.stop_after_minutes)
     steps = [int(s) for s in args.steps.split(",")]
     log(f"steps {steps}, device {dev}, torch threads {torch.get_num_threads()}, out {out}", logfile)
 
