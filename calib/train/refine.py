@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from common import ROOT, bicubic_lq, check_versions, log, psnr_y, quiet  # noqa: E402
+from common import ROOT, check_versions, log, quiet  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -46,7 +46,6 @@ import torch  # noqa: E402
 import data  # noqa: E402
 import export  # noqa: E402
 import loop  # noqa: E402
-import models  # noqa: E402
 import stage2_sr  # noqa: E402
 import train  # noqa: E402
 
@@ -57,12 +56,11 @@ GRAD_W = 0.25
 SEED = 100
 
 
-def read_pack(path):
-    """(header dict, {name: float32 tensor}) of an f2idiff pack (layout: src/pack/format.rs). Reads
-    only what this script needs; `f2idiff info --verify` is the checker."""
-    b = Path(path).read_bytes()
+def read_pack(b):
+    """(header dict, {name: float32 tensor}) of an f2idiff pack's bytes (layout: src/pack/format.rs).
+    Reads only what this script needs; `f2idiff info --verify` is the checker."""
     if b[:8] != b"F2IPACK\0":
-        sys.exit(f"{path}: not an f2idiff pack")
+        sys.exit("--base is not an f2idiff pack")
     ho, hl, to, tl, do, _ = struct.unpack_from("<6Q", b, 16)
     header = json.loads(b[ho:ho + hl])
     t, at, tensors = b[to:to + tl], 4, {}
@@ -107,17 +105,6 @@ def networks(header, tensors, folder, dev):
     return nets
 
 
-def add_lora(unet, vae, seed):
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(seed)
-    pu = get_peft_model(unet, LoraConfig(r=stage2_sr.RANK_UNET, lora_alpha=stage2_sr.ALPHA_UNET,
-                                         target_modules=models.LORA_UNET_TARGETS, lora_dropout=0.0, bias="none"))
-    pv = get_peft_model(vae, LoraConfig(r=stage2_sr.RANK_VAE, lora_alpha=stage2_sr.ALPHA_VAE,
-                                        target_modules=models.LORA_VAE_TARGETS, lora_dropout=0.0, bias="none"))
-    return pu, pv
-
-
 def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--base", type=Path, required=True, help="the run-3 pack (see the module docstring)")
@@ -144,7 +131,8 @@ def main():
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     out = args.out
-    sha = hashlib.sha256(args.base.read_bytes()).hexdigest()
+    base = args.base.read_bytes()
+    sha = hashlib.sha256(base).hexdigest()
     if sha != RUN3_SHA256 and not args.any_base:
         sys.exit(f"{args.base}: sha256 {sha} is not run 3's pack ({RUN3_SHA256}); --any-base to go on anyway")
     ckpt = out / "ckpt"
@@ -156,18 +144,17 @@ def main():
 
     p = data.pools(out, train.QUICK_POOLS if args.quick else train.POOLS, args.photos or out / "photos")
     small, large, val = p["small"], p["large"], p["val"]
-    header, tensors = read_pack(args.base)
+    header, tensors = read_pack(base)
     if args.tile is not None:
         header["pipeline"]["tile"] = args.tile
     base_dir, demo_dir = out / "refine" / "base", out / "refine" / "demo"
     vae, unet, dino = networks(header, tensors, base_dir, dev)
     pools = [dict(hr=small["hr"], lr=small["train"]), dict(hr=large["hr"], lr=large["train"])]
     vsr = dict(hr=val["hr"], lr={c: val[c] for c in ("realistic", "clean")})
-    bicubic = {c: psnr_y((bicubic_lq(data.to_tensor01(val[c])) + 1) / 2, data.to_tensor01(val["hr"]))
-               for c in ("realistic", "clean")}
+    bicubic = train.bicubic_psnr_y(val)
     log(f"validation bicubic PSNR-Y {bicubic}", logfile)
 
-    pu, pv = add_lora(unet, vae, SEED)
+    pu, pv = stage2_sr.add_lora(unet, vae, SEED, quant_as_mean_scale=False)
     s = stage2_sr.stage(unet, vae, dino, pools, vsr, header["pipeline"]["dino_image_size"], args.steps, dev,
                         lr=LR, grad_w=GRAD_W, lat_w=0.0, name="refine",
                         validate_first=True)

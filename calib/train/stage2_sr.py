@@ -44,17 +44,22 @@ RANK_VAE, ALPHA_VAE = 8, 8
 VAL_EVERY = 500
 
 
-def add_lora(unet, vae, seed):
+def add_lora(unet, vae, seed, quant_as_mean_scale=True):
     """Wraps both in place with adapters: U-Net and VAE-encoder convs start at zero (lora_B = 0), the
-    quant_conv adapter at the latent-mean scaling described in the module docstring."""
+    quant_conv adapter at the latent-mean scaling described in the module docstring. Without
+    `quant_as_mean_scale` (refine.py's round on a pack that already holds that scaling), quant_conv gets
+    an ordinary zero-initialised rank-RANK_VAE adapter like the other encoder convs."""
     torch.manual_seed(seed)
     lc = vae.config.latent_channels
-    assert float(vae.quant_conv.bias.abs().max()) == 0.0, "stage 0 keeps quant_conv's bias at zero"
+    pattern = dict(rank_pattern={"quant_conv": lc}, alpha_pattern={"quant_conv": lc}) if quant_as_mean_scale else {}
+    if quant_as_mean_scale:
+        assert float(vae.quant_conv.bias.abs().max()) == 0.0, "stage 0 keeps quant_conv's bias at zero"
     pu = get_peft_model(unet, LoraConfig(r=RANK_UNET, lora_alpha=ALPHA_UNET, target_modules=LORA_UNET_TARGETS,
                                          lora_dropout=0.0, bias="none"))
     pv = get_peft_model(vae, LoraConfig(r=RANK_VAE, lora_alpha=ALPHA_VAE, target_modules=LORA_VAE_TARGETS,
-                                        lora_dropout=0.0, bias="none", rank_pattern={"quant_conv": lc},
-                                        alpha_pattern={"quant_conv": lc}))
+                                        lora_dropout=0.0, bias="none", **pattern))
+    if not quant_as_mean_scale:
+        return pu, pv
     _, c2 = x0_coefficients(TIMESTEP)
     with torch.no_grad():
         q = vae.quant_conv

@@ -64,6 +64,12 @@ def find_cli(arg):
     return cli
 
 
+def bicubic_psnr_y(val):
+    """PyTorch bicubic's PSNR-Y on the validation crops, per LR condition: the line to beat."""
+    return {c: psnr_y((bicubic_lq(data.to_tensor01(val[c])) + 1) / 2, data.to_tensor01(val["hr"]))
+            for c in ("realistic", "clean")}
+
+
 @torch.no_grad()
 def latents(vae, hr_u8, dev, batch=64):
     return torch.cat([encode_mean(vae, data.to_tensor01(hr_u8[i:i + batch], dev) * 2 - 1)
@@ -118,8 +124,7 @@ def main():
     t0 = time.time()
     p = data.pools(out, QUICK_POOLS if args.quick else POOLS, photo_cache)
     small, large, val = p["small"], p["large"], p["val"]
-    val_bicubic = {c: psnr_y((bicubic_lq(data.to_tensor01(val[c])) + 1) / 2, data.to_tensor01(val["hr"]))
-                   for c in ("realistic", "clean")}
+    val_bicubic = bicubic_psnr_y(val)
     log(f"pools: {len(small['hr'])} x 64^2, {len(large['hr'])} x 128^2, {len(val['hr'])} validation crops; "
         f"{(time.time() - t0) / 60:.1f} min; validation bicubic PSNR-Y {val_bicubic}", logfile)
 
