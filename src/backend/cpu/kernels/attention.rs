@@ -1,16 +1,21 @@
-//! Multi-head scaled dot-product attention with memory linear in the token count.
+//! Multi-head scaled dot-product attention in memory bounded independently of the token count.
 //!
 //! The full `tq×tk` score matrix of the VAE's mid-block attention at a 512×512 tile is 64 MiB
 //! per head; the U-Net's largest is as big per head. Queries are therefore processed in blocks
-//! of at most 256 rows: scores of one block against all keys (a GEMM with the softmax scale
-//! folded in), a numerically stable softmax per row, then the block's output rows as a second
-//! GEMM, normalised by the row sums afterwards (`hd` divisions per row instead of `tk`).
+//! of at most 256 rows, and keys in chunks of at most [`CHUNK_KEYS`] (flash-attention style):
+//! per chunk, the scores of the block against the chunk (a GEMM with the softmax scale folded
+//! in), an online softmax per row (a running maximum; the output rows so far are rescaled when
+//! it grows), then the chunk's share of the output rows as a second, accumulating GEMM. After the
+//! last chunk each row is divided by its sum (`hd` divisions per row instead of `tk`). A block's
+//! scores (≤ 256 × 512 floats, 512 KiB) stay in the core's L2 cache between the two products and
+//! the exponentials, where a block against all 4,096 keys of a 64² latent (4 MiB) went through
+//! memory three times.
 //!
-//! Query blocks have a height that depends on `tq` and `tk` only, never on the thread count, so
-//! every row's GEMMs have the same shapes (and sum in the same order) on any pool: the output is
-//! bit-identical for any `--threads`. Threads take one contiguous run of whole blocks each;
-//! every thread has its own score buffer in `scratch` and runs serial GEMMs, so there is no
-//! synchronisation inside the loop.
+//! Query blocks and key chunks have sizes that depend on `tq` and `tk` only, never on the
+//! thread count, so every row's GEMMs have the same shapes (and sum in the same order) on any
+//! pool: the output is bit-identical for any `--threads`. Threads take one contiguous run of
+//! whole blocks each; every thread has its own score buffer in `scratch` and runs serial GEMMs,
+//! so there is no synchronisation inside the loop.
 
 use super::gemm::{matmul_scaled_serial, matmul_serial};
 use super::math;
@@ -18,35 +23,37 @@ use super::par::balanced_block;
 use super::simd::transcendental;
 use rayon::prelude::*;
 
-/// Query rows per block. Both GEMMs of a block repack that head's keys or values, so taller
-/// blocks amortise the packing: at tk = 4096, 256 rows run 1.2–1.5× faster than 64. The score
-/// buffer is held near [`SCORE_FLOATS`] (4 MiB) where `tk` allows.
+/// Query rows per block. Both GEMMs of a block repack that chunk's keys or values, so taller
+/// blocks amortise the packing: at tk = 4096, 256 rows run 1.2–1.5× faster than 64.
 const MAX_BLOCK_Q: usize = 256;
-const MIN_BLOCK_Q: usize = 64;
-const SCORE_FLOATS: usize = 1 << 20;
+/// Keys per chunk: a block's scores against one chunk stay in L2.
+const CHUNK_KEYS: usize = 512;
 
-/// Floats of scratch [`attention`] needs on a pool of `threads`: one score buffer of `rows·tk`
-/// floats (rows ≤ 256, and ≥ 64 unless `tq` is smaller) per thread (fewer when there are
-/// fewer query blocks than threads). At most threads · max(2^20, 64·tk) floats: linear in `tk`,
-/// independent of `tq`.
+/// Floats of scratch [`attention`] needs on a pool of `threads`: one score buffer of
+/// `rows·min(tk, CHUNK_KEYS)` floats (rows ≤ 256) per thread (fewer when there are fewer query
+/// blocks than threads). At most threads · 2^17 floats, whatever the token counts.
 pub fn attention_scratch_len(tq: usize, tk: usize, threads: usize) -> usize {
-    let blocks = tq.div_ceil(block_rows(tq, tk)).max(1);
+    let blocks = tq.div_ceil(block_rows(tq)).max(1);
     slot_len(tq, tk) * threads.clamp(1, blocks)
 }
 
-/// Query rows per block for `tq` queries against `tk` keys: a function of the shapes only
-/// (never of the pool), at most the widest block whose scores fit [`SCORE_FLOATS`], and split
-/// into a thread-friendly number of blocks where that keeps them at least half as tall.
-fn block_rows(tq: usize, tk: usize) -> usize {
-    let widest = (SCORE_FLOATS / tk.max(1)).clamp(MIN_BLOCK_Q, MAX_BLOCK_Q);
-    balanced_block(tq, widest, (widest / 2).max(MIN_BLOCK_Q))
+/// Query rows per block for `tq` queries: a function of the shape only (never of the pool), at
+/// most 256, split into a thread-friendly number of blocks where that keeps them at least 128
+/// rows tall.
+fn block_rows(tq: usize) -> usize {
+    balanced_block(tq, MAX_BLOCK_Q, MAX_BLOCK_Q / 2)
         .min(tq)
         .max(1)
 }
 
+/// Keys per chunk for `tk` keys: as even as possible, at most [`CHUNK_KEYS`].
+fn chunk_keys(tk: usize) -> usize {
+    tk.div_ceil(tk.div_ceil(CHUNK_KEYS).max(1)).max(1)
+}
+
 /// Score buffer of one thread.
 fn slot_len(tq: usize, tk: usize) -> usize {
-    block_rows(tq, tk) * tk
+    block_rows(tq) * chunk_keys(tk)
 }
 
 /// `out[i, h·hd..(h+1)·hd]` = softmax_j(scale · q_i·k_j) · v_j for every head `h`, where head
@@ -110,7 +117,7 @@ pub fn attention(
         "attention: scratch has {} floats, needs ≥ {slot}",
         scratch.len()
     );
-    let block = block_rows(tq, tk);
+    let block = block_rows(tq);
     let blocks = tq.div_ceil(block);
     let slots = rayon::current_num_threads()
         .min(scratch.len() / slot)
@@ -130,6 +137,7 @@ pub fn attention(
         scale,
         out_rs,
         block,
+        chunk: chunk_keys(tk),
     };
     let out = &mut out[..need(tq, out_rs)];
     if slots == 1 {
@@ -158,64 +166,88 @@ struct Job<'a> {
     hd: usize,
     scale: f32,
     out_rs: usize,
-    /// Query rows per block (the score buffer holds `block·tk` floats).
+    /// Query rows per block.
     block: usize,
+    /// Keys per chunk (the score buffer holds `block·chunk` floats).
+    chunk: usize,
 }
 
 impl Job<'_> {
     /// Query rows `r0..r1` of every head into `out` (which starts at row `r0`), block by block;
     /// `r0` is a multiple of the block height.
     fn rows(&self, r0: usize, r1: usize, out: &mut [f32], scores: &mut [f32]) {
-        let (tk, hd) = (self.tk, self.hd);
         let mut b0 = r0;
         while b0 < r1 {
             let rows = self.block.min(r1 - b0);
-            let scores = &mut scores[..rows * tk];
             let out_block = &mut out[(b0 - r0) * self.out_rs..];
             for h in 0..self.heads {
-                // scores = scale · q_block · k_hᵀ
-                matmul_scaled_serial(
-                    rows,
-                    tk,
-                    hd,
-                    (&self.q[b0 * self.q_rs + h * hd..], self.q_rs, 1),
-                    (&self.k[h * hd..], 1, self.k_rs),
-                    (scores, tk),
-                    false,
-                    self.scale,
-                );
-                let mut inv_sum = [0f32; MAX_BLOCK_Q];
-                for (row, inv) in scores.chunks_exact_mut(tk).zip(&mut inv_sum) {
-                    *inv = softmax_unnormalised(row);
-                }
-                // out_block[:, head h] = exp-scores · v_h, then ÷ row sums.
-                let out_head = &mut out_block[h * hd..];
-                matmul_serial(
-                    rows,
-                    hd,
-                    tk,
-                    scores,
-                    tk,
-                    1,
-                    &self.v[h * hd..],
-                    self.v_rs,
-                    1,
-                    out_head,
-                    self.out_rs,
-                    false,
-                );
-                for (i, &inv) in inv_sum[..rows].iter().enumerate() {
-                    let o = &mut out_head[i * self.out_rs..i * self.out_rs + hd];
-                    o.iter_mut().for_each(|x| *x *= inv);
-                }
+                self.head(b0, rows, h, &mut out_block[h * self.hd..], scores);
             }
             b0 += rows;
         }
     }
+
+    /// Head `h` of query rows `b0..b0 + rows` into `out` (row stride `out_rs`), key chunk by key
+    /// chunk with an online softmax.
+    fn head(&self, b0: usize, rows: usize, h: usize, out: &mut [f32], scores: &mut [f32]) {
+        let (tk, hd, rs) = (self.tk, self.hd, self.out_rs);
+        let mut max = [f32::NEG_INFINITY; MAX_BLOCK_Q];
+        let mut sum = [0f64; MAX_BLOCK_Q];
+        let mut j0 = 0;
+        while j0 < tk {
+            let keys = self.chunk.min(tk - j0);
+            let scores = &mut scores[..rows * keys];
+            // scores = scale · q_block · k_chunkᵀ
+            matmul_scaled_serial(
+                rows,
+                keys,
+                hd,
+                (&self.q[b0 * self.q_rs + h * hd..], self.q_rs, 1),
+                (&self.k[j0 * self.k_rs + h * hd..], 1, self.k_rs),
+                (scores, keys),
+                false,
+                self.scale,
+            );
+            for (i, row) in scores.chunks_exact_mut(keys).enumerate() {
+                let (m, s) = exp_shifted(row, max[i]);
+                if j0 > 0 && m != max[i] {
+                    // The running maximum grew: what this row summed so far shrinks.
+                    let shrink = math::exp(max[i] - m);
+                    sum[i] *= shrink as f64;
+                    out[i * rs..i * rs + hd]
+                        .iter_mut()
+                        .for_each(|x| *x *= shrink);
+                }
+                max[i] = m;
+                sum[i] += s;
+            }
+            // out[:, head h] (+)= exp-scores · v_chunk
+            matmul_serial(
+                rows,
+                hd,
+                keys,
+                scores,
+                keys,
+                1,
+                &self.v[j0 * self.v_rs + h * hd..],
+                self.v_rs,
+                1,
+                out,
+                rs,
+                j0 > 0,
+            );
+            j0 += keys;
+        }
+        for (i, &s) in sum[..rows].iter().enumerate() {
+            let inv = (1.0 / s) as f32;
+            out[i * rs..i * rs + hd].iter_mut().for_each(|x| *x *= inv);
+        }
+    }
 }
 
-/// Replaces `row` by exp(row − max(row)) and returns 1 / Σ exp(row − max) (sum in f64).
-fn softmax_unnormalised(row: &mut [f32]) -> f32 {
+/// Replaces `row` by exp(row − m) where m = max(`max_so_far`, max(row)), and returns m and
+/// Σ exp(row − m) (summed in f64).
+fn exp_shifted(row: &mut [f32], max_so_far: f32) -> (f32, f64) {
     // Three simple passes, each of which the compiler vectorises (a fused exp-and-sum loop
     // defeats it). Independent lanes keep max and sum in SIMD registers.
     const LANES: usize = 8;
@@ -239,7 +271,7 @@ fn softmax_unnormalised(row: &mut [f32]) -> f32 {
             let max = tail
                 .iter()
                 .chain(&lane_max)
-                .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                .fold(max_so_far, |m, &v| m.max(v));
             // A row of -inf (impossible without masks) would give NaN; keep it finite.
             let max = if max == f32::NEG_INFINITY { 0.0 } else { max };
             row.iter_mut().for_each(|s| *s = math::exp(*s - max));
@@ -252,7 +284,7 @@ fn softmax_unnormalised(row: &mut [f32]) -> f32 {
                 }
             }
             let sum = lane_sum.iter().sum::<f64>() + tail.iter().map(|&v| v as f64).sum::<f64>();
-            (1.0 / sum) as f32
+            (max, sum)
         },
     )
 }
@@ -356,10 +388,46 @@ mod tests {
         {
             check(tq, tk, heads, hd, 100 + i as u64);
         }
-        // Several blocks per thread: 256-row blocks, and 64-row blocks for a long key axis.
+        // Several blocks per thread, and a long key axis: 40 chunks of 500 keys.
         in_pool(1, || check(257, 65, 2, 8, 110));
         in_pool(2, || check(530, 33, 1, 4, 111));
         in_pool(1, || check(130, 20_000, 1, 4, 112));
+    }
+
+    /// Scores that rise along the keys (the running maximum grows in every chunk, so the rows
+    /// summed so far are rescaled each time) and that fall (it never grows after the first).
+    #[test]
+    fn online_softmax_rescales_when_the_maximum_grows() {
+        let (tq, tk, hd) = (5, 1500, 4);
+        let mut rng = Rng::new(33);
+        let q: Vec<f32> = (0..tq * hd).map(|i| 1.0 + 0.1 * (i % 3) as f32).collect();
+        let v = rng.vec(tk * hd);
+        for slope in [0.004f32, -0.004] {
+            let k: Vec<f32> = (0..tk * hd).map(|i| slope * (i / hd) as f32).collect();
+            let want = reference(&q, hd, &k, hd, &v, hd, tq, tk, 1, hd, 1.0);
+            let mut out = vec![f32::NAN; tq * hd];
+            let mut scratch = vec![0f32; attention_scratch_len(tq, tk, 1)];
+            in_pool(1, || {
+                attention(
+                    &q,
+                    hd,
+                    &k,
+                    hd,
+                    &v,
+                    hd,
+                    tq,
+                    tk,
+                    1,
+                    hd,
+                    1.0,
+                    &mut out,
+                    hd,
+                    &mut scratch,
+                )
+            });
+            let err = rel_l2(&out, &want);
+            assert!(err <= 1e-5, "slope {slope}: {err:e}");
+        }
     }
 
     #[test]
@@ -456,9 +524,10 @@ mod tests {
     }
 
     #[test]
-    fn scratch_is_linear_in_tokens() {
-        assert_eq!(attention_scratch_len(4096, 4096, 2), 2 * 171 * 4096);
-        assert_eq!(attention_scratch_len(16384, 16384, 2), 2 * 64 * 16384);
+    fn scratch_is_bounded_whatever_the_token_count() {
+        assert_eq!(attention_scratch_len(4096, 4096, 2), 2 * 171 * 512);
+        assert_eq!(attention_scratch_len(16384, 16384, 2), 2 * 171 * 512);
+        assert_eq!(attention_scratch_len(4096, 1000, 2), 2 * 171 * 500);
         assert_eq!(attention_scratch_len(4096, 77, 3), 3 * 171 * 77);
         assert_eq!(attention_scratch_len(1, 257, 2), 257);
     }
