@@ -2,7 +2,7 @@
 # The project's one test command: formatting, lints, every CUDA kernel compiled for sm_87 and
 # sm_90 (NVRTC + ptxas from pinned pip wheels; fails on errors or register spills), every test
 # natively — with the CUDA kernels run on the CPU execution harness (feature cuda-sim) against
-# the CPU backend — then the CPU tests cross-built for aarch64 and run under qemu-user
+# the CPU backend — then the CPU-dependent tests cross-built for aarch64 and run under qemu-user
 # (scripts/test-aarch64.sh installs the target, Debian's cross linker and qemu when missing),
 # and last each fuzz target for a short fixed time from its committed seeds plus the
 # concurrency soak under AddressSanitizer (scripts/fuzz.sh --ci; nightly toolchain, installed

@@ -35,6 +35,10 @@ fn model() -> &'static CString {
                 std::env::set_var("F2I_CUDA_SIM", "1");
                 // Harness memory passed as host memory plays pinned memory on a Jetson.
                 std::env::set_var("F2I_SIM_INTEGRATED", "1");
+                // One thread schedule per launch: the frame kernels (kernels/frame.cu) share
+                // nothing between threads (no shared memory, barriers or atomics), and the
+                // networks' kernels are checked under two schedules by tests/cuda_*.rs.
+                std::env::set_var("F2I_SIM_SCHEDULES", "1");
             }
             let dir = tempfile::tempdir().unwrap();
             // The sd test model with DINOv2 at 28×28 (4 patches, position embeddings

@@ -12,10 +12,17 @@ use std::process::{Command, Output};
 const LR: &str = "tests/data/pipeline/eff_chelsea_wavelet.lr.png";
 
 /// The CLI this test was built with, or `F2IDIFF_BIN` (scripts/gpu-check.sh on the GPU
-/// machine, where the build tree is not).
+/// machine, where the build tree is not). The harness runs one thread schedule
+/// (`F2I_SIM_SCHEDULES=1`): this file checks the command line's wiring, and the same kernels on
+/// the same image are checked under two schedules by tests/cuda_networks.rs
+/// (`single_tile_pipeline_matches_the_cpu`).
 fn f2idiff(args: &[&str]) -> Output {
     let bin = std::env::var("F2IDIFF_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_f2idiff").into());
-    Command::new(bin).args(args).output().unwrap()
+    Command::new(bin)
+        .args(args)
+        .env("F2I_SIM_SCHEDULES", "1")
+        .output()
+        .unwrap()
 }
 
 fn model(dir: &Path) -> String {

@@ -11,6 +11,7 @@
 
 mod common;
 
+use common::emulated;
 use f2idiff::backend::cpu::CpuBackend;
 use f2idiff::convert::{PackOptions, pack_folder};
 use f2idiff::engine::Networks;
@@ -53,15 +54,9 @@ fn first_difference(a: &[u32], b: &[u32]) -> Option<(usize, f32, f32)> {
         .map(|i| (i, f32::from_bits(a[i]), f32::from_bits(b[i])))
 }
 
-/// True under qemu-user (`scripts/test-aarch64.sh` sets `F2IDIFF_EMULATED`), where every run
-/// costs tens of times more: there [`check`] compares 1 and 3 threads, one run each — the same
-/// claim (the NEON kernels' output does not depend on the pool) with fewer repeats.
-fn emulated() -> bool {
-    std::env::var_os("F2IDIFF_EMULATED").is_some()
-}
-
 /// Runs `opts` on `lr` with every thread count and with a second engine on 2 threads, twice
-/// each (emulated: 1 and 3 threads, once), and requires every output to equal the first bit
+/// each (emulated, [`emulated`]: 1 and 3 threads, once — the same claim, that the NEON kernels'
+/// output does not depend on the pool, with fewer repeats), and requires every output to equal the first bit
 /// for bit.
 fn check(pack: &Arc<Pack>, lr: &[f32], hw: (usize, usize), opts: &UpscaleOptions, what: &str) {
     let mut want: Option<Vec<u32>> = None;

@@ -286,6 +286,12 @@ pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
     (num / den.max(1e-300)).sqrt()
 }
 
+/// True under qemu-user (`scripts/test-aarch64.sh` sets `F2IDIFF_EMULATED`), where every run
+/// costs tens of times its native time: tests that repeat long runs repeat fewer or smaller ones.
+pub fn emulated() -> bool {
+    std::env::var_os("F2IDIFF_EMULATED").is_some()
+}
+
 /// True (after saying so) where spawning the CLI binary is impossible, e.g. under qemu-user.
 pub fn skipped() -> bool {
     match std::env::var("F2IDIFF_SKIP_CLI") {
