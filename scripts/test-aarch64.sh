@@ -18,7 +18,8 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 # The CLI tests spawn the binary, which qemu-user cannot follow without binfmt_misc: they run
 # natively in scripts/test.sh and skip themselves here.
-# F2IDIFF_EMULATED: tests that repeat long runs repeat fewer of them (tests/determinism.rs).
+# F2IDIFF_EMULATED: tests that repeat long runs repeat fewer or smaller ones (tests/determinism.rs,
+# tests/half_weights.rs).
 # Only the tests whose outcome can depend on the CPU run here (each costs 30-100× its native
 # time under qemu): the kernels (NEON paths, half-precision widening, Winograd), every golden,
 # bit-identity across thread counts, the pack's mapping and SIGBUS guard, bad input, and the C ABI

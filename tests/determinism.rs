@@ -55,9 +55,9 @@ fn first_difference(a: &[u32], b: &[u32]) -> Option<(usize, f32, f32)> {
 }
 
 /// Runs `opts` on `lr` with every thread count and with a second engine on 2 threads, twice
-/// each (emulated, [`emulated`]: 1 and 3 threads, once — the same claim, that the NEON kernels'
-/// output does not depend on the pool, with fewer repeats), and requires every output to equal the first bit
-/// for bit.
+/// each, and requires every output to equal the first bit for bit. Under qemu ([`emulated`]):
+/// 1 and 3 threads, once each — the same claim (the NEON kernels' output does not depend on the
+/// pool) with fewer repeats.
 fn check(pack: &Arc<Pack>, lr: &[f32], hw: (usize, usize), opts: &UpscaleOptions, what: &str) {
     let mut want: Option<Vec<u32>> = None;
     let mut compare = |got: Vec<u32>, how: String| match &want {

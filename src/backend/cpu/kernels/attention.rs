@@ -336,26 +336,38 @@ mod tests {
         out
     }
 
-    /// Runs [`attention`] with q, k, v as column blocks of one fused `[t, 3·width]` matrix
-    /// (like a fused qkv projection) when `fused`, else as separate matrices.
+    /// Runs [`attention`] on seeded random q, k, v (`[t, heads·hd]` each) and checks it against
+    /// [`reference`].
     fn check(tq: usize, tk: usize, heads: usize, hd: usize, seed: u64) {
         let mut rng = Rng::new(seed);
         let width = heads * hd;
-        let scale = 1.0 / (hd as f32).sqrt();
         // Scores of a few units, like trained attention (uniform inputs alone give near-flat
         // softmax rows, which would not exercise the max subtraction).
         let q = rng.vec_scaled(tq * width, 3.0);
         let k = rng.vec_scaled(tk * width, 3.0);
         let v = rng.vec(tk * width);
-        let want = reference(&q, width, &k, width, &v, width, tq, tk, heads, hd, scale);
+        check_on(&q, &k, &v, (tq, tk, heads, hd), 1.0 / (hd as f32).sqrt());
+    }
+
+    /// Runs [`attention`] on `q`, `k`, `v` (`[t, heads·hd]` each) with scratch for the current
+    /// pool, and requires relative L2 ≤ 1e-5 against [`reference`].
+    fn check_on(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        (tq, tk, heads, hd): (usize, usize, usize, usize),
+        scale: f32,
+    ) {
+        let width = heads * hd;
+        let want = reference(q, width, k, width, v, width, tq, tk, heads, hd, scale);
         let mut out = vec![f32::NAN; tq * width];
         let mut scratch = vec![0f32; attention_scratch_len(tq, tk, rayon::current_num_threads())];
         attention(
-            &q,
+            q,
             width,
-            &k,
+            k,
             width,
-            &v,
+            v,
             width,
             tq,
             tk,
@@ -369,7 +381,7 @@ mod tests {
         let err = rel_l2(&out, &want);
         assert!(
             err <= 1e-5,
-            "tq {tq} tk {tk} heads {heads} hd {hd}: {err:e}"
+            "tq {tq} tk {tk} heads {heads} hd {hd} scale {scale}: {err:e}"
         );
     }
 
@@ -404,29 +416,7 @@ mod tests {
         let v = rng.vec(tk * hd);
         for slope in [0.004f32, -0.004] {
             let k: Vec<f32> = (0..tk * hd).map(|i| slope * (i / hd) as f32).collect();
-            let want = reference(&q, hd, &k, hd, &v, hd, tq, tk, 1, hd, 1.0);
-            let mut out = vec![f32::NAN; tq * hd];
-            let mut scratch = vec![0f32; attention_scratch_len(tq, tk, 1)];
-            in_pool(1, || {
-                attention(
-                    &q,
-                    hd,
-                    &k,
-                    hd,
-                    &v,
-                    hd,
-                    tq,
-                    tk,
-                    1,
-                    hd,
-                    1.0,
-                    &mut out,
-                    hd,
-                    &mut scratch,
-                )
-            });
-            let err = rel_l2(&out, &want);
-            assert!(err <= 1e-5, "slope {slope}: {err:e}");
+            in_pool(1, || check_on(&q, &k, &v, (tq, tk, 1, hd), 1.0));
         }
     }
 
