@@ -231,6 +231,8 @@ def run_stage(args, stage, presets, dev, dtype):
                 fwd()
                 ms.append((time.perf_counter() - t) * 1e3)
         arena = (torch.cuda.max_memory_allocated() - base_dev) / 2 ** 20 if cuda else None
+        if args.profile:
+            print_ops(fwd, cuda)
     working = working_set_mib(base)
     macs = counter.macs
     gflop = 2 * sum(macs.values()) / 1e9
@@ -243,6 +245,21 @@ def run_stage(args, stage, presets, dev, dtype):
         "macs": macs, "arena_mib": arena, "working_mib": working, "params_m": params / 1e6, "load_s": load_s, "finite": finite,
         "torch": torch.__version__,
     }
+
+
+def print_ops(fwd, cuda):
+    """One more run under torch.profiler: self time by op and input shapes (the counterpart of
+    `f2idiff bench --profile`), to stderr so that --json stays one object per line."""
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=acts, record_shapes=True) as prof:
+        fwd()
+        if cuda:
+            torch.cuda.synchronize()
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    table = prof.key_averages(group_by_input_shape=True).table(sort_by=key, row_limit=60, max_name_column_width=40,
+                                                               max_shapes_column_width=80)
+    print(table, file=sys.stderr, flush=True)
 
 
 def row(r):
@@ -265,6 +282,7 @@ def main():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--profile", action="store_true", help="then one run under torch.profiler: self time by op and shapes (stderr)")
     args = p.parse_args()
     stages = [s for a in args.stage for s in a.split(",") if s] or STAGES
     presets = dict(DEFAULTS)

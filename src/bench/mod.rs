@@ -21,6 +21,7 @@ use crate::backend::Backend;
 use crate::config::ModelConfigs;
 use crate::engine::{self, Networks};
 use crate::error::{Error, Result};
+use crate::exec::profile::{self, OpTime, OpTimes};
 use crate::exec::{Exec, Tensor};
 use crate::model::dinov2::{CondProj, Dinov2};
 use crate::model::unet::UNet;
@@ -371,6 +372,8 @@ pub struct RunOptions {
     /// Element type the random weights are stored in, as a pack of that type would hold them
     /// (the CPU keeps f16 / bf16 matrices so; CUDA converts to its storage precision).
     pub weights: DType,
+    /// After the timed runs, one more run timed op by op ([`Report::ops`]).
+    pub profile: bool,
 }
 
 /// One stage's figures.
@@ -396,6 +399,9 @@ pub struct Report {
     pub load_s: f64,
     /// The warm-up output had no NaN or infinity.
     pub finite: bool,
+    /// With [`RunOptions::profile`]: one run's time by op, largest first (each op between two
+    /// synchronisations; see [`crate::exec::profile`]).
+    pub ops: Vec<(String, OpTime)>,
 }
 
 impl Report {
@@ -524,9 +530,16 @@ pub fn run<B: Backend>(
             engine::run(backend, &mut arena, &plan, make(false))?; // ends with synchronize
             runs_ms.push(t.elapsed().as_secs_f64() * 1e3);
         }
-        Ok((plan, finite, runs_ms))
+        let times = OpTimes::default();
+        if o.profile {
+            engine::run(backend, &mut arena, &plan, |cx: &mut Exec<B>| {
+                cx.profile_ops(times.clone());
+                forward(&nets, cx, &inp).map(drop)
+            })?;
+        }
+        Ok((plan, finite, runs_ms, profile::by_time(&times)))
     });
-    let (plan, finite, runs_ms) = timed?;
+    let (plan, finite, runs_ms, ops) = timed?;
     let median_ms = median(&mut runs_ms.clone());
     Ok(Report {
         spec: *spec,
@@ -541,6 +554,7 @@ pub fn run<B: Backend>(
         weights_bytes,
         load_s,
         finite,
+        ops,
     })
 }
 
@@ -604,7 +618,7 @@ mod tests {
     }
 
     /// A real (small) run on the CPU: every timed run recorded, the counted MACs, a finite
-    /// output, an arena, and the parameters DINOv2-S has (22.1 M).
+    /// output, an arena, the parameters DINOv2-S has (22.1 M) and its ops in the profile.
     #[test]
     fn a_stage_runs_on_the_cpu() {
         let b = crate::backend::cpu::CpuBackend::new(1).unwrap();
@@ -614,8 +628,21 @@ mod tests {
             warmup: 1,
             seed: 3,
             weights: DType::F32,
+            profile: true,
         };
         let r = run(&b, 4, &spec, &o).unwrap();
+        // The profiled run's ops, as DINOv2-S's 12 layers launch them on 2×2 patches + CLS.
+        let calls = |label: &str| r.ops.iter().find(|(l, _)| l == label).map(|(_, t)| t.calls);
+        assert_eq!(
+            calls("conv 14x14/14 3→384 at 28×28"),
+            Some(1),
+            "{:?}",
+            r.ops
+        );
+        assert_eq!(calls("linear 5×384→384"), Some(4 * 12)); // q, k, v, out
+        assert_eq!(calls("attention 5×5, 6×64"), Some(12));
+        assert_eq!(calls("layer_norm"), Some(2 * 12 + 1));
+        assert!(r.ops.windows(2).all(|w| w[0].1.seconds >= w[1].1.seconds));
         assert_eq!(r.runs_ms.len(), 2);
         assert!(r.finite && r.arena_bytes > 0 && r.median_ms > 0.0);
         assert_eq!(r.macs, count(&spec).unwrap());

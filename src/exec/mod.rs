@@ -9,6 +9,7 @@
 
 mod norm_conv;
 mod prescale;
+pub mod profile;
 
 use crate::arena::{Event, Plan};
 use crate::backend::{Backend, Conv2d, Glu, HostData, LoraArgs, Rows, View};
@@ -176,6 +177,10 @@ pub struct Exec<'a, B: Backend> {
     lora_scale: f32,
     /// Where convolution output ranges are recorded (`f2idiff calibrate`), if anywhere.
     ranges: Option<prescale::Ranges>,
+    /// Where op times are added (`f2idiff bench --profile`), if anywhere.
+    profile: Option<profile::OpTimes>,
+    /// The label of the next op launched while profiling (else its function's name).
+    next_label: Option<String>,
 }
 
 impl<'a, B: Backend> Exec<'a, B> {
@@ -190,6 +195,8 @@ impl<'a, B: Backend> Exec<'a, B> {
             })),
             lora_scale: 1.0,
             ranges: None,
+            profile: None,
+            next_label: None,
         }
     }
 
@@ -201,6 +208,8 @@ impl<'a, B: Backend> Exec<'a, B> {
             tracker: Rc::default(),
             lora_scale: 1.0,
             ranges: None,
+            profile: None,
+            next_label: None,
         }
     }
 
@@ -257,11 +266,24 @@ impl<'a, B: Backend> Exec<'a, B> {
 
     /// Runs `f` on the backend and the arena unless planning: the core ops below, and
     /// backend-specific work outside the [`Backend`] trait (the CUDA device-frame pipeline).
-    pub fn launch(&mut self, f: impl FnOnce(&B, &mut B::Arena) -> Result<()>) -> Result<()> {
-        match &mut self.mode {
-            Mode::Plan => Ok(()),
-            Mode::Run { arena, .. } => f(self.backend, arena),
-        }
+    pub fn launch<F>(&mut self, f: F) -> Result<()>
+    where
+        F: FnOnce(&B, &mut B::Arena) -> Result<()>,
+    {
+        let backend = self.backend;
+        let Mode::Run { arena, .. } = &mut self.mode else {
+            return Ok(());
+        };
+        let Some(times) = &self.profile else {
+            return f(backend, arena);
+        };
+        let label = self.next_label.take().unwrap_or_else(profile::op_name::<F>);
+        backend.synchronize()?;
+        let t = std::time::Instant::now();
+        f(backend, arena)?;
+        backend.synchronize()?;
+        profile::add(times, label, t.elapsed().as_secs_f64());
+        Ok(())
     }
 
     /// A new tensor holding `data`.
@@ -321,6 +343,12 @@ impl<'a, B: Backend> Exec<'a, B> {
             )));
         }
         let scales = self.conv_scales(x, conv, out, accumulate)?;
+        let kind = match (scales != (1.0, 1.0), &conv.lora) {
+            (true, _) => " scaled",
+            (false, Some(_)) => "+lora",
+            (false, None) => "",
+        };
+        self.label_next(|| profile::conv_label(&conv.p, h, w, kind));
         let bias = conv.b.as_ref().map(|p| &p.w);
         let (xv, ov) = (x.view, out.view);
         if scales != (1.0, 1.0) {
@@ -380,6 +408,8 @@ impl<'a, B: Backend> Exec<'a, B> {
             let y = self.linear(x, l)?;
             return self.add_scaled(out, &y);
         }
+        let lora = if l.lora.is_some() { "+lora" } else { "" };
+        self.label_next(|| format!("linear{lora} {rows}×{cols}→{}", l.n_out()));
         let (xv, ov) = (x.view, out.view);
         let (n_in, n_out, bias) = (l.n_in(), l.n_out(), l.b.as_ref().map(|p| &p.w));
         let Some(lora) = &l.lora else {
@@ -474,6 +504,7 @@ impl<'a, B: Backend> Exec<'a, B> {
         };
         let (qr, kr, vr, ov, sv) = (rows(q), rows(k), rows(v), out.view, scratch.view);
         let scale = 1.0 / (hd as f32).sqrt();
+        self.label_next(|| format!("attention {tq}×{tk}, {heads}×{hd}"));
         self.launch(|b, a| b.attention(a, qr, kr, vr, tq, tk, heads, hd, scale, ov, sv))?;
         Ok(out)
     }

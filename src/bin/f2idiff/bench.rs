@@ -62,6 +62,11 @@ pub struct Args {
     /// One JSON object per line instead of the table.
     #[arg(long)]
     json: bool,
+    /// After the timed runs, one more run timed op by op: a table per stage of where the time
+    /// goes (convolutions, linear maps and attention by shape; each op between two
+    /// synchronisations, so on a GPU the sum exceeds a plain run's time).
+    #[arg(long)]
+    profile: bool,
 }
 
 /// A requested stage: a network stage, or the tensor-core peak.
@@ -119,6 +124,7 @@ pub fn run(args: &Args) -> Result<()> {
             "bf16" => DType::BF16,
             _ => DType::F32,
         },
+        profile: args.profile,
     };
     if !args.json {
         match kernels_used(&opened) {
@@ -165,6 +171,10 @@ pub fn run(args: &Args) -> Result<()> {
                         printed_header = true;
                     }
                     println!("{}", r.row());
+                    if args.profile {
+                        print_ops(&r);
+                        printed_header = false;
+                    }
                 }
                 reports.push(r);
             }
@@ -184,6 +194,25 @@ pub fn run(args: &Args) -> Result<()> {
         eprintln!("bench: some outputs were not finite (see the rows marked)");
     }
     Ok(())
+}
+
+/// The op-by-op table of a profiled run.
+fn print_ops(r: &Report) {
+    let total: f64 = r.ops.iter().map(|(_, t)| t.seconds).sum();
+    println!(
+        "  {} op time, one profiled run: {:.1} ms",
+        r.spec.stage.name(),
+        total * 1e3
+    );
+    println!("  {:>9} {:>6} {:>6}  op", "ms", "%", "calls");
+    for (label, t) in &r.ops {
+        println!(
+            "  {:>9.2} {:>6.1} {:>6}  {label}",
+            t.seconds * 1e3,
+            100.0 * t.seconds / total.max(f64::MIN_POSITIVE),
+            t.calls
+        );
+    }
 }
 
 /// The CUDA kernel family the opened backend uses (what ran, not what was asked for).
