@@ -10,7 +10,7 @@ pub use weight::{CpuWeight, HALF_MIN};
 
 use super::{Backend, Conv2d, Glu, HostData, Rows, View, same_len};
 use crate::error::{Error, Result};
-use kernels::{activation, antialias, attention, conv, embed, linear, norm, resize};
+use kernels::{activation, antialias, attention, conv, embed, linear, norm, resize, transpose};
 use std::cell::Cell;
 use views::{get, get_mut, split};
 use weight::Widener;
@@ -541,17 +541,7 @@ impl Backend for CpuBackend {
     ) -> Result<()> {
         same_len(x.len, rows * cols)?;
         let ([o], [xs]) = split(a, [out], [x])?;
-        // Blocked so both sides stay in cache.
-        const B: usize = 32;
-        for r0 in (0..rows).step_by(B) {
-            for c0 in (0..cols).step_by(B) {
-                for r in r0..(r0 + B).min(rows) {
-                    for c in c0..(c0 + B).min(cols) {
-                        o[c * rows + r] = xs[r * cols + c];
-                    }
-                }
-            }
-        }
+        self.install(|| transpose::transpose(xs, rows, cols, o));
         Ok(())
     }
 

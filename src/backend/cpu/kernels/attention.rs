@@ -17,7 +17,7 @@
 //! whole blocks each; every thread has its own score buffer in `scratch` and runs serial GEMMs,
 //! so there is no synchronisation inside the loop.
 
-use super::gemm::{matmul_scaled_serial, matmul_serial};
+use super::gemm::matmul_scaled_serial;
 use super::math;
 use super::par::balanced_block;
 use super::simd::transcendental;
@@ -222,19 +222,15 @@ impl Job<'_> {
                 sum[i] += s;
             }
             // out[:, head h] (+)= exp-scores · v_chunk
-            matmul_serial(
+            matmul_scaled_serial(
                 rows,
                 hd,
                 keys,
-                scores,
-                keys,
-                1,
-                &self.v[j0 * self.v_rs + h * hd..],
-                self.v_rs,
-                1,
-                out,
-                rs,
+                (scores, keys, 1),
+                (&self.v[j0 * self.v_rs + h * hd..], self.v_rs, 1),
+                (out, rs),
                 j0 > 0,
+                1.0,
             );
             j0 += keys;
         }
@@ -274,7 +270,8 @@ fn exp_shifted(row: &mut [f32], max_so_far: f32) -> (f32, f64) {
                 .fold(max_so_far, |m, &v| m.max(v));
             // A row of -inf (impossible without masks) would give NaN; keep it finite.
             let max = if max == f32::NEG_INFINITY { 0.0 } else { max };
-            row.iter_mut().for_each(|s| *s = math::exp(*s - max));
+            row.iter_mut()
+                .for_each(|s| *s = math::exp_nonpositive(*s - max));
             let mut lane_sum = [0f64; 2 * LANES];
             let chunks = row.chunks_exact(2 * LANES);
             let tail = chunks.remainder();

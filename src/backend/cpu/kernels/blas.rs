@@ -30,6 +30,7 @@
 //! only, never on the pool, and each chunk is one call; serial and parallel products make the
 //! same calls, so the bits never depend on the thread count.
 
+use super::par::balanced_block;
 use std::ffi::c_int;
 use std::sync::OnceLock;
 
@@ -59,6 +60,13 @@ const TRANS: c_int = 112;
 const COL_CHUNK: usize = 512;
 /// Rows of C per call when a narrow product (one column chunk) is cut by rows.
 const ROW_CHUNK: usize = 256;
+/// Rows of C per call at most in a whole op's product ([`Cut::Whole`]).
+const WHOLE_ROWS: usize = 512;
+/// A whole op's product is cut in at least this many chunks where it allows, so that a small
+/// one does not run on one thread (the U-Net's 256-token linear maps: 256×896 · 896×896).
+const SMALL_PARTS: usize = 4;
+/// …each at least this many rows or columns wide.
+const SMALL_MIN: usize = 64;
 
 /// The loaded library.
 pub struct Blas {
@@ -285,9 +293,31 @@ pub(super) struct Call {
     tb: c_int,
     ldb: c_int,
     ldc: c_int,
+    cut: Cut,
+}
+
+/// How a product is cut into calls ([`Call::chunks`]): a function of its shape and of the
+/// caller's kind, never of the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// A whole op, always computed through the same entry whatever the pool (a linear map, a
+    /// 1×1 convolution): a grid of blocks of a size oneMKL runs fastest, and at least
+    /// [`SMALL_PARTS`] where the product allows.
+    Whole,
+    /// A block of a larger op, computed serially on a thread of its own or split over the pool
+    /// depending on the pool (a convolution's block): cut along one side, and small products in
+    /// 2 or 4, so that they fill the pool (serial and parallel calls must cut alike).
+    Block,
+    /// Always serial (attention's per-thread products): one call, unless over 2 chunks wide.
+    Serial,
 }
 
 impl Call {
+    /// The same call, cut as `cut` says.
+    pub(super) fn with_cut(self, cut: Cut) -> Call {
+        Call { cut, ..self }
+    }
+
     /// The call for these shapes and strides, or `None` when CBLAS cannot take them (a
     /// strided layout, or a size over `int`); the caller then uses the `gemm` crate.
     #[allow(clippy::too_many_arguments)]
@@ -314,14 +344,16 @@ impl Call {
             tb,
             ldb,
             ldc,
+            cut: Cut::Block,
         })
     }
 
     /// The chunks this product is computed in: `(row0, rows, col0, cols)`, from the shape only.
     fn chunks(&self) -> Vec<(usize, usize, usize, usize)> {
         let (m, n) = (self.m, self.n);
-        let cut = |len: usize, chunk: usize| -> Vec<(usize, usize)> {
-            let parts = len.div_ceil(chunk).max(1);
+        // `len` cut in `parts` chunks whose lengths differ by at most one.
+        let cut = |len: usize, parts: usize| -> Vec<(usize, usize)> {
+            let parts = parts.clamp(1, len.max(1));
             let base = len / parts;
             let extra = len % parts;
             let mut at = 0;
@@ -334,16 +366,71 @@ impl Call {
                 })
                 .collect()
         };
-        if n >= 2 * COL_CHUNK {
-            cut(n, COL_CHUNK)
+        // Chunks of at most `chunk`; more than one are made a count that common pools share
+        // out evenly (7 chunks on 2 threads would leave one idle for the last).
+        let parts = |len: usize, chunk: usize| match len.div_ceil(chunk) {
+            0 | 1 => 1,
+            _ => len.div_ceil(balanced_block(len, chunk, chunk / 2)),
+        };
+        // A small whole op: up to SMALL_PARTS chunks, none under SMALL_MIN.
+        let small = |len: usize| SMALL_PARTS.min(len / SMALL_MIN).max(1);
+        let grid = |rows: usize, cols: usize| {
+            let col_cuts = cut(n, cols);
+            cut(m, rows)
                 .into_iter()
-                .map(|(c0, cn)| (0, m, c0, cn))
+                .flat_map(|(r0, rm)| col_cuts.iter().map(move |&(c0, cn)| (r0, rm, c0, cn)))
                 .collect()
+        };
+        if self.cut != Cut::Whole {
+            // A wide product by columns, else by rows; a small block in 2 or 4 by rows.
+            if n >= 2 * COL_CHUNK {
+                return grid(1, parts(n, COL_CHUNK));
+            }
+            let rows = parts(m, ROW_CHUNK);
+            return match (self.cut, rows, small(m)) {
+                (Cut::Block, 1, 4..) => grid(4, 1),
+                (Cut::Block, 1, 2..) => grid(2, 1),
+                _ => grid(rows, 1),
+            };
+        }
+        // A whole op: blocks of at most WHOLE_ROWS × COL_CHUNK (oneMKL slows down by a
+        // quarter on taller or wider ones: 4096×448 or 256×3584 blocks, k 224 / 448, Zen 2),
+        // and at least SMALL_PARTS of them where the product allows.
+        // Balanced along the rows where there are several (so the grid's count is too).
+        let rows = parts(m, WHOLE_ROWS);
+        let cols = if rows > 1 {
+            n.div_ceil(COL_CHUNK)
         } else {
-            cut(m, ROW_CHUNK)
-                .into_iter()
-                .map(|(r0, rm)| (r0, rm, 0, n))
-                .collect()
+            parts(n, COL_CHUNK)
+        };
+        if rows * cols >= SMALL_PARTS {
+            grid(rows, cols)
+        } else if n >= m {
+            // Each chunk reads all of A (the smaller operand here) and its own columns of B.
+            grid(1, small(n))
+        } else {
+            grid(small(m), 1)
+        }
+    }
+}
+
+/// A bias added to C after the product (`C = A·B (+ C) + bias`): one value per row of C (a
+/// convolution's channels) or per column (a linear map's outputs).
+#[derive(Clone, Copy)]
+pub enum Bias<'a> {
+    Rows(&'a [f32]),
+    Cols(&'a [f32]),
+}
+
+impl Bias<'_> {
+    /// Adds the bias to `row`, row `r` of C from column `c0` on.
+    pub(super) fn add_to(self, row: &mut [f32], r: usize, c0: usize) {
+        match self {
+            Bias::Rows(b) => {
+                let v = b[r];
+                row.iter_mut().for_each(|x| *x += v);
+            }
+            Bias::Cols(b) => row.iter_mut().zip(&b[c0..]).for_each(|(x, &v)| *x += v),
         }
     }
 }
@@ -385,6 +472,7 @@ impl Blas {
         alpha: f32,
         accumulate: bool,
         parallel: bool,
+        bias: Option<Bias>,
     ) {
         if call.m == 0 || call.n == 0 {
             return;
@@ -417,6 +505,15 @@ impl Blas {
                     call.ldc,
                 )
             }
+            // The bias while the block is still in cache.
+            if let Some(bias) = bias {
+                for r in r0..r0 + rm {
+                    // SAFETY: row r, columns c0..c0 + cn of C: this chunk's own block, inside
+                    // C (checked by the caller); no other reference to it is live.
+                    let row = unsafe { std::slice::from_raw_parts_mut(dst.at(r * ldc + c0), cn) };
+                    bias.add_to(row, r, c0);
+                }
+            }
         };
         let chunks = call.chunks();
         if parallel && chunks.len() > 1 {
@@ -435,7 +532,7 @@ impl Blas {
         let mut c = [f32::NAN; 6];
         let call = Call::new(3, 2, 2, (2, 1), (2, 1), 2).expect("valid");
         // SAFETY: the slices hold exactly the 3×2, 2×2 and 3×2 row-major matrices.
-        unsafe { self.run(&call, &a, &b, &mut c, 1.0, false, false) };
+        unsafe { self.run(&call, &a, &b, &mut c, 1.0, false, false, None) };
         let want = [-1.0f32, 4.5, -1.0, 9.5, -1.0, 14.5];
         if c == want {
             Ok(())
@@ -504,10 +601,39 @@ mod tests {
 
     #[test]
     fn chunks_cover_c_once_and_depend_on_the_shape_only() {
-        for (m, n) in [(1, 1), (5, 3000), (1000, 64), (300, 1023), (7, 1024)] {
-            let call = Call::new(m, n, 8, (8, 1), (n, 1), n).unwrap();
+        let shapes = [
+            (1, 1),
+            (5, 3000),
+            (1000, 64),
+            (300, 1023),
+            (7, 1024),
+            (256, 896),
+            (4096, 1792),
+        ];
+        let cuts = [Cut::Block, Cut::Whole, Cut::Serial];
+        for ((m, n), cut) in shapes.into_iter().flat_map(|s| cuts.map(|c| (s, c))) {
+            let call = Call::new(m, n, 8, (8, 1), (n, 1), n).unwrap().with_cut(cut);
+            let whole_op = cut == Cut::Whole;
             let mut hits = vec![0u8; m * n];
-            for (r0, rm, c0, cn) in call.chunks() {
+            let chunks = call.chunks();
+            if whole_op && (m, n) == (256, 896) {
+                assert_eq!(chunks.len(), 4, "a small whole op is cut in four");
+            }
+            if (m, n) == (256, 896) {
+                let want = [(Cut::Block, 4), (Cut::Whole, 4), (Cut::Serial, 1)];
+                assert!(
+                    want.contains(&(cut, chunks.len())),
+                    "{cut:?}: {}",
+                    chunks.len()
+                );
+            }
+            if whole_op && (m, n) == (4096, 1792) {
+                assert_eq!(chunks.len(), 16 * 4, "a grid of 256×448 blocks");
+            }
+            if (m, n) == (5, 3000) {
+                assert_eq!(chunks.len(), 8, "eight chunks of 375, not six of 500");
+            }
+            for (r0, rm, c0, cn) in chunks {
                 for r in r0..r0 + rm {
                     for c in c0..c0 + cn {
                         hits[r * n + c] += 1;

@@ -12,8 +12,9 @@
 //! on the input and needs no scratch; a 3×3 stride-1 one with padding 1 on a large enough
 //! image takes Winograd's F(2×2, 3×3) instead ([`super::winograd`]).
 
+use super::blas::Bias;
 use super::conv_block::{Plan, run_blocks};
-use super::gemm::matmul;
+use super::gemm::matmul_whole_op;
 use super::par::balanced_block;
 use super::widen::Values;
 use super::winograd;
@@ -30,10 +31,13 @@ pub struct Conv2d {
     pub pad: [usize; 4],
 }
 
-/// Scratch of one thread, in floats (4 MiB): an im2col block `K×n` plus its output tile
+/// Scratch of one thread, in floats (8 MiB): an im2col block `K×n` plus its output tile
 /// `c_out×n`. It sets the block width `n`, within [`MIN_BLOCK`, `MAX_BLOCK`]: 256 pixels up to
-/// 256 channels, 204 at 512 (3×3), 81 for the U-Net's 1280.
-const SLOT_FLOATS: usize = 1 << 20;
+/// 512 channels (3×3), 234 at 896, 64 from 1792 on. Each block repacks the whole weight (29 MiB
+/// at 896 channels, from DRAM): twice 2^20 floats took the Eff U-Net's 896-channel 3×3
+/// convolutions at 16×16 from 4 blocks of 64 pixels to 2 of 128, 30.3 → 28.4 ms each (Zen 2,
+/// 2 threads).
+const SLOT_FLOATS: usize = 1 << 21;
 
 /// Block widths (output pixels). Each block's GEMM repacks the whole weight, so wide blocks
 /// amortise that better; beyond ~256 pixels the GEMM's tiles spill out of L2 and it slows down
@@ -58,7 +62,7 @@ impl Conv2d {
 
     /// Floats of scratch [`conv2d`] needs for an `h×w` input on a pool of `threads`: 0 for a
     /// pointwise convolution, otherwise one block's im2col and output tile per thread: at most
-    /// threads × max(2^20, (K + c_out)·64) floats (4 MiB per thread up to 512 channels), never
+    /// threads × max(2^21, (K + c_out)·64) floats (8 MiB per thread up to 896 channels), never
     /// proportional to the image. A 3×3 convolution on the Winograd path instead needs one
     /// block's transformed input and products per thread (at most 2^22 floats, 16 MiB, up to
     /// 2048 channels in and out together) plus its transformed weights once, shared by the
@@ -196,9 +200,9 @@ pub fn conv2d_values(
     run_blocks(p, x, h, w, weight, bias, out, scratch, accumulate, plan);
 }
 
-/// 1×1 stride-1 convolution: `out = W·x (+ bias)` directly, the bias written (or added) first,
-/// so the GEMM accumulates onto it. (With a residual that sums in a different order than the
-/// blocked path; the difference is f32 rounding.)
+/// 1×1 stride-1 convolution: `out (+)= W·x + bias` directly, the bias added per block of the
+/// product. (With a residual that sums in a different order than the blocked path, which adds
+/// `W·x + bias` onto it; the difference is f32 rounding.)
 fn pointwise(
     p: &Conv2d,
     x: &[f32],
@@ -208,18 +212,9 @@ fn pointwise(
     out: &mut [f32],
     accumulate: bool,
 ) {
-    if let Some(bias) = bias {
-        for (row, &b) in out.chunks_exact_mut(pixels).zip(bias) {
-            if accumulate {
-                row.iter_mut().for_each(|v| *v += b);
-            } else {
-                row.fill(b);
-            }
-        }
-    }
-    let acc = accumulate || bias.is_some();
-    matmul(
-        p.c_out, pixels, p.c_in, weight, p.c_in, 1, x, pixels, 1, out, pixels, acc,
+    let bias = bias.map(|b| Bias::Rows(&b[..p.c_out]));
+    matmul_whole_op(
+        p.c_out, pixels, p.c_in, weight, p.c_in, 1, x, pixels, 1, out, pixels, accumulate, bias,
     );
 }
 

@@ -6,7 +6,7 @@
 //! cover the last element its strides address, and the destination rows must not overlap (the
 //! crate writes rows from several threads).
 
-use super::blas;
+use super::blas::{self, Bias, Cut};
 use gemm::Parallelism;
 
 /// C\[m×n\] = A\[m×k\]·B\[k×n\] (+ C when `accumulate`), on the current rayon pool.
@@ -33,7 +33,40 @@ pub fn matmul(
     accumulate: bool,
 ) {
     let op = Operands::new(m, n, k, (a, a_rs, a_cs), (b, b_rs, b_cs), (c, c_rs));
-    op.run(accumulate, 1.0, pool_parallelism());
+    op.run(accumulate, 1.0, pool_parallelism(), Cut::Block, None);
+}
+
+/// [`matmul`] plus `bias`, for a product that is a whole op (a linear map, a 1×1 convolution)
+/// and is computed through this entry whatever the pool: it is cut in a grid of blocks of a size
+/// oneMKL runs fastest, and small products finer, so that a 256-row linear map still fills the
+/// pool (the bits still depend on the shape only); each block's bias is added while it is in
+/// cache.
+///
+/// # Panics
+/// As [`matmul`]; also when `bias` is shorter than C's rows or columns.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_whole_op(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    b_rs: usize,
+    b_cs: usize,
+    c: &mut [f32],
+    c_rs: usize,
+    accumulate: bool,
+    bias: Option<Bias>,
+) {
+    match bias {
+        Some(Bias::Rows(b)) => assert!(b.len() >= m, "matmul: {} row biases for {m} rows", b.len()),
+        Some(Bias::Cols(b)) => assert!(b.len() >= n, "matmul: {} column biases for {n}", b.len()),
+        None => {}
+    }
+    let op = Operands::new(m, n, k, (a, a_rs, a_cs), (b, b_rs, b_cs), (c, c_rs));
+    op.run(accumulate, 1.0, pool_parallelism(), Cut::Whole, bias);
 }
 
 /// [`matmul`] on the calling thread only: for use inside loops that are already parallel, where
@@ -54,11 +87,12 @@ pub fn matmul_serial(
     accumulate: bool,
 ) {
     let op = Operands::new(m, n, k, (a, a_rs, a_cs), (b, b_rs, b_cs), (c, c_rs));
-    op.run(accumulate, 1.0, Parallelism::None);
+    op.run(accumulate, 1.0, Parallelism::None, Cut::Block, None);
 }
 
-/// C = scale·A·B (+ C when `accumulate`), serial: attention scores need the softmax scale folded
-/// into the product instead of a separate pass over a `tq×tk` block.
+/// C = scale·A·B (+ C when `accumulate`), serial and in one call unless wide (attention's
+/// products, on a thread of their own whatever the pool; the scores need the softmax scale
+/// folded into the product instead of a separate pass over a `tq×tk` block).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul_scaled_serial(
     m: usize,
@@ -70,7 +104,7 @@ pub(super) fn matmul_scaled_serial(
     accumulate: bool,
     scale: f32,
 ) {
-    Operands::new(m, n, k, a, b, c).run(accumulate, scale, Parallelism::None);
+    Operands::new(m, n, k, a, b, c).run(accumulate, scale, Parallelism::None, Cut::Serial, None);
 }
 
 /// Parallelism that fills the rayon pool the caller runs in (the global pool outside any
@@ -132,7 +166,14 @@ impl<'a> Operands<'a> {
         Self { m, n, k, a, b, c }
     }
 
-    fn run(self, accumulate: bool, scale: f32, parallelism: Parallelism) {
+    fn run(
+        self,
+        mut accumulate: bool,
+        scale: f32,
+        parallelism: Parallelism,
+        cut: Cut,
+        bias: Option<Bias>,
+    ) {
         let Self { m, n, k, a, b, c } = self;
         if m == 0 || n == 0 {
             return;
@@ -140,12 +181,24 @@ impl<'a> Operands<'a> {
         if let Some(blas) = blas::get()
             && let Some(call) = blas::Call::new(m, n, k, (a.1, a.2), (b.1, b.2), c.1)
         {
+            let call = call.with_cut(cut);
             let parallel = !matches!(parallelism, Parallelism::None);
             // SAFETY: `new` checked that A, B and C cover every element these shapes and
             // strides address (CBLAS's leading dimensions are those strides, or the extent
             // of a single row/column); C is a unique borrow, so it aliases neither A nor B.
-            unsafe { blas.run(&call, a.0, b.0, c.0, scale, accumulate, parallel) };
+            unsafe { blas.run(&call, a.0, b.0, c.0, scale, accumulate, parallel, bias) };
             return;
+        }
+        // The `gemm` crate: the bias first, then the product accumulated onto it.
+        if let Some(bias) = bias {
+            for r in 0..m {
+                let row = &mut c.0[r * c.1..r * c.1 + n];
+                if !accumulate {
+                    row.fill(0.0);
+                }
+                bias.add_to(row, r, 0);
+            }
+            accumulate = true;
         }
         // Strides fit isize (checked in `new`), so these casts are exact.
         let s = |v: usize| v as isize;

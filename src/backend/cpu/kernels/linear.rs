@@ -1,6 +1,7 @@
 //! `nn.Linear` on a token matrix: one GEMM against the weight read transposed in place.
 
-use super::gemm::matmul;
+use super::blas::Bias;
+use super::gemm::matmul_whole_op;
 
 /// `out[rows, n_out]` (+)= `x[rows, n_in]` · `w[n_out, n_in]`ᵀ + `bias`.
 ///
@@ -28,20 +29,10 @@ pub fn linear(
         rows <= 1 || (x_rs >= n_in && out_rs >= n_out),
         "linear: row stride too small"
     );
-    let mut acc = accumulate;
-    if let Some(bias) = bias {
-        let bias = &bias[..n_out];
-        for r in 0..rows {
-            let row = &mut out[r * out_rs..r * out_rs + n_out];
-            if accumulate {
-                row.iter_mut().zip(bias).for_each(|(o, &b)| *o += b);
-            } else {
-                row.copy_from_slice(bias);
-            }
-        }
-        acc = true;
-    }
-    matmul(rows, n_out, n_in, x, x_rs, 1, w, 1, n_in, out, out_rs, acc);
+    let bias = bias.map(|b| Bias::Cols(&b[..n_out]));
+    matmul_whole_op(
+        rows, n_out, n_in, x, x_rs, 1, w, 1, n_in, out, out_rs, accumulate, bias,
+    );
 }
 
 #[cfg(test)]

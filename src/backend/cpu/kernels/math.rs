@@ -12,6 +12,31 @@
 /// NaN for NaN.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
+    let (p, n) = exp_parts(x.clamp(-104.0, 88.73));
+    // 2^n as two normal factors, so that n = 128 (overflow edge) and n < -126 (subnormal
+    // results) need no special case.
+    let half = n >> 1;
+    let s1 = f32::from_bits(((half + 127) << 23) as u32);
+    let s2 = f32::from_bits(((n - half + 127) << 23) as u32);
+    // No special cases needed: at the clamp bounds the product overflows to +inf (x > 88.7228)
+    // or underflows to 0 (x ≤ −104), and NaN propagates through the clamp and the arithmetic.
+    p * s1 * s2
+}
+
+/// e^x for x ≤ 0 (softmax's shifted scores): the same bits as [`exp`] down to x ≈ −88.0, 0
+/// below (where [`exp`] is subnormal: never more than 2^−126 apart), at half its integer work
+/// (2^n is one factor). NaN for NaN. The flush is invisible in a softmax, whose row sums are
+/// at least 1.
+#[inline(always)]
+pub fn exp_nonpositive(x: f32) -> f32 {
+    let (p, n) = exp_parts(x.clamp(-104.0, 0.0));
+    // n ≤ 0; 2^n for n ≥ −126, and 0 (an all-zero bit pattern) for n ≤ −127.
+    p * f32::from_bits(((n.max(-127) + 127) << 23) as u32)
+}
+
+/// `(e^r, n)` with e^x = e^r · 2^n, |r| ≤ ln2/2, for x already clamped to [−104, 88.73].
+#[inline(always)]
+fn exp_parts(xc: f32) -> (f32, i32) {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split into a part with few significant bits (so n·LN2_HI is exact) and the rest.
     const LN2_HI: f32 = 0.693_145_75;
@@ -19,7 +44,6 @@ pub fn exp(x: f32) -> f32 {
     // 1.5·2^23: adding it rounds to an integer, which then sits in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
     // e^x = 2^n · e^r, |r| ≤ ln2/2, n in -150..=128.
-    let xc = x.clamp(-104.0, 88.73);
     let shifted = xc * LOG2E + ROUND;
     let n = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
     let nf = shifted - ROUND;
@@ -32,15 +56,7 @@ pub fn exp(x: f32) -> f32 {
     let p23 = 0.5 + r * (1.0 / 6.0);
     let p45 = 1.0 / 24.0 + r * (1.0 / 120.0);
     let p67 = 1.0 / 720.0 + r * (1.0 / 5040.0);
-    let p = (p01 + r2 * p23) + r4 * (p45 + r2 * p67);
-    // 2^n as two normal factors, so that n = 128 (overflow edge) and n < -126 (subnormal
-    // results) need no special case.
-    let half = n >> 1;
-    let s1 = f32::from_bits(((half + 127) << 23) as u32);
-    let s2 = f32::from_bits(((n - half + 127) << 23) as u32);
-    // No special cases needed: at the clamp bounds the product overflows to +inf (x > 88.7228)
-    // or underflows to 0 (x ≤ −104), and NaN propagates through the clamp and the arithmetic.
-    p * s1 * s2
+    ((p01 + r2 * p23) + r4 * (p45 + r2 * p67), n)
 }
 
 /// x·σ(x) = x / (1 + e^−x), PyTorch's SiLU formula.
@@ -101,6 +117,22 @@ mod tests {
 
     fn grid(lo: f32, hi: f32, n: usize) -> impl Iterator<Item = f32> {
         (0..=n).map(move |i| lo + (hi - lo) * i as f32 / n as f32)
+    }
+
+    #[test]
+    fn exp_nonpositive_is_exp_where_normal_and_zero_below() {
+        for x in grid(-87.33, 0.0, 200_000) {
+            assert_eq!(exp_nonpositive(x).to_bits(), exp(x).to_bits(), "{x}");
+        }
+        for x in grid(-200.0, -87.34, 10_000) {
+            let (got, want) = (exp_nonpositive(x), exp(x));
+            assert!(got == want || got == 0.0 && want < f32::MIN_POSITIVE, "{x}");
+            if x < -88.1 {
+                assert_eq!(got, 0.0, "{x}");
+            }
+        }
+        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
+        assert!(exp_nonpositive(f32::NAN).is_nan());
     }
 
     #[test]

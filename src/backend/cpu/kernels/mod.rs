@@ -19,6 +19,7 @@ pub mod gemm;
 pub mod linear;
 pub mod norm;
 pub mod resize;
+pub mod transpose;
 pub mod widen;
 pub(super) mod winograd;
 
