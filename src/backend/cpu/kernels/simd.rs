@@ -3,10 +3,12 @@
 //! The crate is built for the baseline target (SSE2 on x86-64), so the compiler vectorises
 //! elementwise loops 4 floats wide. Loops heavy in arithmetic (exp in softmax, SiLU, GELU) run
 //! about twice as fast when the same code is compiled for AVX2. [`vectorized`] compiles its
-//! closure a second time inside an AVX2-enabled function and picks that copy when the CPU has
-//! AVX2. No intrinsics are involved: other targets (aarch64 NEON is baseline there) simply run
+//! closure a second time inside an AVX2 + FMA function and picks that copy when the CPU has
+//! both. No intrinsics are involved: other targets (aarch64 NEON is baseline there) simply run
 //! the closure. Both copies compute the same bits (Rust never fuses `a * b + c` on its own, and
-//! no float operation is reordered), so only the width changes.
+//! no float operation is reordered; an explicit `mul_add`, as in `math::exp`, is one
+//! instruction in the wide copy and the correctly rounded library call in the baseline one), so
+//! only the width changes.
 //!
 //! The closure must be marked `#[inline(always)]` at the call site (`vectorized(#[inline(always)]
 //! || …)`): one the inliner leaves out of line keeps the baseline code generation and the AVX2
@@ -24,9 +26,9 @@
 pub(super) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: `avx2` only enables AVX2 code generation; the CPU supports AVX2 (checked
-            // just above).
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: `avx2,fma` only enable AVX2 and FMA code generation; the CPU supports
+            // both (checked just above).
             return unsafe { avx2(f) };
         }
     }
@@ -39,25 +41,25 @@ pub(super) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
 pub(super) fn transcendental<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: `avx512f` only enables AVX-512F code generation; the CPU supports it
-            // (checked just above).
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: `avx512f,fma` only enable AVX-512F and FMA code generation; the CPU
+            // supports both (checked just above).
             return unsafe { avx512(f) };
         }
     }
     vectorized(f)
 }
 
-/// `f()` with AVX-512F code generation enabled for everything inlined into it.
+/// `f()` with AVX-512F and FMA code generation enabled for everything inlined into it.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,fma")]
 unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// `f()` with AVX2 code generation enabled for everything inlined into it.
+/// `f()` with AVX2 and FMA code generation enabled for everything inlined into it.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
