@@ -343,15 +343,16 @@ impl<'a, B: Backend> Exec<'a, B> {
             )));
         }
         let scales = self.conv_scales(x, conv, out, accumulate)?;
-        let kind = match (scales != (1.0, 1.0), &conv.lora) {
-            (true, _) => " scaled",
+        let scaled = scales != (1.0, 1.0);
+        let kind = match (scaled, &conv.lora) {
+            (true, _) => "+scaled",
             (false, Some(_)) => "+lora",
             (false, None) => "",
         };
         self.label_next(|| profile::conv_label(&conv.p, h, w, kind));
         let bias = conv.b.as_ref().map(|p| &p.w);
         let (xv, ov) = (x.view, out.view);
-        if scales != (1.0, 1.0) {
+        if scaled {
             let len = self.backend.conv2d_scaled_scratch(&conv.p, h, w);
             let scratch = self.scratch(len)?;
             let sv = scratch.view;

@@ -66,7 +66,7 @@ impl<B: Backend> Exec<'_, B> {
         let scratch = self.scratch(len)?;
         let (xv, ov, sv) = (x.view, out.view, scratch.view);
         let bias = conv.b.as_ref().map(|p| &p.w);
-        self.label_next(|| super::profile::conv_label(&conv.p, h, w, " +norm"));
+        self.label_next(|| super::profile::conv_label(&conv.p, h, w, "+norm"));
         self.launch(|b, a| {
             b.group_norm_conv2d(
                 a, xv, h, w, &gn, &conv.p, &conv.w.w, bias, scales, ov, sv, false,
