@@ -112,6 +112,7 @@ def load_folder(folder, merge=True):
     dino = Dinov2Model.from_pretrained(folder / "dinov2", dtype=torch.float32).eval()
     if merge and (folder / "unet_lora").is_dir():
         unet = PeftModel.from_pretrained(unet, folder / "unet_lora").merge_and_unload().eval()
+    if merge and (folder / "vae_lora").is_dir():
         vae = PeftModel.from_pretrained(vae, folder / "vae_lora").merge_and_unload().eval()
     for m in (vae, unet, dino):  # own, contiguous memory (as make_pipeline_goldens.py does)
         for p in m.parameters():

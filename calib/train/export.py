@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 from models import F2I
+from peft import PeftModel
 
 
 def save_base(out, vae, unet, dino):
@@ -31,7 +32,9 @@ def save_demo(fm_dir, out, peft_unet, peft_vae):
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(fm_dir, out)
-    peft_unet.save_pretrained(out / "unet_lora", safe_serialization=True)
+    # (a U-Net trained in full, refine.py's round 7, replaces the base's instead)
+    peft_unet.save_pretrained(out / ("unet_lora" if isinstance(peft_unet, PeftModel) else "unet"),
+                              safe_serialization=True)
     peft_vae.save_pretrained(out / "vae_lora", safe_serialization=True)
 
 

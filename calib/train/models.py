@@ -80,6 +80,9 @@ LORA_UNET_TARGETS = (
     r"|.*\.(downsamplers|upsamplers)\.0\.conv)"
 )
 LORA_VAE_TARGETS = r"(quant_conv|encoder\.(conv_in|conv_out)|encoder\..*\.(conv1|conv2|conv_shortcut|conv))"
+# the decoder's too (refine.py's round 6): the decoder is the only part that runs at output resolution
+LORA_VAE_DECODER_TARGETS = (r"(quant_conv|post_quant_conv|(en|de)coder\.(conv_in|conv_out)"
+                            r"|(en|de)coder\..*\.(conv1|conv2|conv_shortcut|conv))")
 
 
 def new_vae():

@@ -1,7 +1,12 @@
-"""Run 4 of the demo model: a second LoRA round of stage 2 on the packed run-3 model, with an edge term.
+"""Run 4 of the demo model: a second LoRA round of stage 2 on the packed run-3 model, with an edge term;
+and the later rounds on run 4's pack (--round; ROUNDS below; docs/demo-model.md, "Where the gap is").
 
     /tmp/f2i-ref-venv/bin/python calib/train/refine.py --base BASE.f2i            # CPU, 2 threads
     /tmp/f2i-ref-venv/bin/python calib/train/refine.py --base BASE.f2i --resume   # after an interruption
+    /tmp/f2i-ref-venv/bin/python calib/train/refine.py --base models/f2idiff-demo.f2i --round 9 --model R9.f2i
+
+Round N > 4 writes OUT/refineN.log, OUT/refineN.json, OUT/ckpt/refineN.pt and OUT/refineN/{base,demo}, so
+rounds do not overwrite each other. What follows describes round 4; the others differ as ROUNDS says.
 
 (from the repository root). Why a round on the pack: train.py's full recipe is 254 minutes of CPU steps,
 longer than one working session, and its stage-0/1 checkpoints did not survive; the run-3 pack (committed,
@@ -50,10 +55,30 @@ import stage2_sr  # noqa: E402
 import train  # noqa: E402
 
 RUN3_SHA256 = "996c490271af502fd02410705ec93fc61cebc4093a316f9b91b613d07cdc0661"
+RUN4_SHA256 = "4c15d19f993a8624a4279bfdefd50409a6616400ae717d1a90ec6360461b5fbc"  # ce1ef59's shipped pack
+BASES = {RUN3_SHA256: "run 3", RUN4_SHA256: "run 4"}
 STEPS = 2000
 LR = 3e-4
 GRAD_W = 0.25
 SEED = 100
+# The rounds on a pack (--round): 4 = run 4's, on run 3's pack. On run 4's pack, both on 128 px patches
+# only (the validation crops' size): 5 = U-Net adapters of rank 64; 6 = the VAE decoder adapted too;
+# 7 = the U-Net trained in full, no U-Net adapters (a diagnostic: is LoRA what holds it back?); 8 = run 4's
+# adapters at a sixth of its learning rate (are the steps too large? eps reaches x0 times 14.6); 9 = the
+# base U-Net's conv_out zeroed first, so that the round starts at eps = 0 (the VAE round trip of the
+# bicubic) and its conv_out adapter (rank 16 = full rank: 16 outputs) learns the output from zero.
+ROUNDS = {4: dict(steps=STEPS, lr=LR, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=stage2_sr.RANK_VAE,
+                  decoder=False, large_every=4, batch_large=stage2_sr.BATCH_LARGE, val_every=stage2_sr.VAL_EVERY),
+          5: dict(steps=3000, lr=5e-4, grad_w=GRAD_W, rank_unet=64, rank_vae=stage2_sr.RANK_VAE, decoder=False,
+                  large_every=1, batch_large=4, val_every=250),
+          6: dict(steps=2000, lr=3e-4, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=16, decoder=True,
+                  large_every=1, batch_large=4, val_every=250),
+          7: dict(steps=2000, lr=1e-4, grad_w=GRAD_W, rank_unet=0, rank_vae=stage2_sr.RANK_VAE, decoder=False,
+                  large_every=1, batch_large=4, val_every=250),
+          8: dict(steps=1500, lr=5e-5, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=stage2_sr.RANK_VAE,
+                  decoder=False, large_every=1, batch_large=4, val_every=250),
+          9: dict(steps=1500, lr=2e-4, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=stage2_sr.RANK_VAE,
+                  decoder=False, large_every=1, batch_large=4, val_every=250, zero_conv_out=True)}
 
 
 def read_pack(b):
@@ -108,8 +133,10 @@ def networks(header, tensors, folder, dev):
 def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--base", type=Path, required=True, help="the run-3 pack (see the module docstring)")
-    ap.add_argument("--any-base", action="store_true", help="accept a base pack other than run 3's")
-    ap.add_argument("--steps", type=int, default=STEPS)
+    ap.add_argument("--any-base", action="store_true", help="accept a base pack other than run 3's or 4's")
+    ap.add_argument("--round", type=int, choices=sorted(ROUNDS), default=4,
+                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5 = run 5's, on run 4's")
+    ap.add_argument("--steps", type=int, help="default: the round's")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt")
     ap.add_argument("--stop-after-minutes", type=float)
     ap.add_argument("--device", default="cpu")
@@ -133,13 +160,17 @@ def main():
     out = args.out
     base = args.base.read_bytes()
     sha = hashlib.sha256(base).hexdigest()
-    if sha != RUN3_SHA256 and not args.any_base:
-        sys.exit(f"{args.base}: sha256 {sha} is not run 3's pack ({RUN3_SHA256}); --any-base to go on anyway")
+    if sha not in BASES and not args.any_base:
+        sys.exit(f"{args.base}: sha256 {sha} is neither run 3's nor run 4's pack; --any-base to go on anyway")
+    cfg = dict(ROUNDS[args.round])
+    if args.steps is not None:
+        cfg["steps"] = args.steps
+    name = "refine" if args.round == 4 else f"refine{args.round}"
     ckpt = out / "ckpt"
-    if (ckpt / "refine.pt").exists() and not args.resume:
-        sys.exit(f"{ckpt / 'refine.pt'} exists: pass --resume to continue it, or delete it to start over")
-    logfile, deadline = loop.start(out, "refine", args.resume, args.stop_after_minutes)
-    log(f"refine: base {args.base} (sha256 {sha[:16]}), {args.steps} steps, lr {LR}, grad_w {GRAD_W}, "
+    if (ckpt / f"{name}.pt").exists() and not args.resume:
+        sys.exit(f"{ckpt / f'{name}.pt'} exists: pass --resume to continue it, or delete it to start over")
+    logfile, deadline = loop.start(out, name, args.resume, args.stop_after_minutes)
+    log(f"{name}: base {args.base} ({BASES.get(sha, 'other')}, sha256 {sha[:16]}), round {args.round}: {cfg}, "
         f"device {dev}, torch threads {torch.get_num_threads()}", logfile)
 
     p = data.pools(out, train.QUICK_POOLS if args.quick else train.POOLS, args.photos or out / "photos")
@@ -147,17 +178,23 @@ def main():
     header, tensors = read_pack(base)
     if args.tile is not None:
         header["pipeline"]["tile"] = args.tile
-    base_dir, demo_dir = out / "refine" / "base", out / "refine" / "demo"
+    base_dir, demo_dir = out / name / "base", out / name / "demo"
     vae, unet, dino = networks(header, tensors, base_dir, dev)
+    if cfg.get("zero_conv_out"):
+        with torch.no_grad():
+            unet.conv_out.weight.zero_()
+            unet.conv_out.bias.zero_()
+        unet.save_pretrained(base_dir / "unet", safe_serialization=True)  # the base the pack merges onto
     pools = [dict(hr=small["hr"], lr=small["train"]), dict(hr=large["hr"], lr=large["train"])]
     vsr = dict(hr=val["hr"], lr={c: val[c] for c in ("realistic", "clean")})
     bicubic = train.bicubic_psnr_y(val)
     log(f"validation bicubic PSNR-Y {bicubic}", logfile)
 
-    pu, pv = stage2_sr.add_lora(unet, vae, SEED, quant_as_mean_scale=False)
-    s = stage2_sr.stage(unet, vae, dino, pools, vsr, header["pipeline"]["dino_image_size"], args.steps, dev,
-                        lr=LR, grad_w=GRAD_W, lat_w=0.0, name="refine",
-                        validate_first=True)
+    pu, pv = stage2_sr.add_lora(unet, vae, SEED, quant_as_mean_scale=False, rank_unet=cfg["rank_unet"],
+                                rank_vae=cfg["rank_vae"], decoder=cfg["decoder"])
+    s = stage2_sr.stage(unet, vae, dino, pools, vsr, header["pipeline"]["dino_image_size"], cfg["steps"], dev,
+                        lr=cfg["lr"], grad_w=cfg["grad_w"], lat_w=0.0, name=name, validate_first=True,
+                        large_every=cfg["large_every"], batch_large=cfg["batch_large"], val_every=cfg["val_every"])
     try:
         rep = loop.run(s, ckpt, SEED + 1, logfile, deadline=deadline)
     except loop.Interrupted as e:
@@ -165,10 +202,10 @@ def main():
         sys.exit(3)
     export.save_demo(base_dir, demo_dir, pu, pv)
     cli = train.find_cli(args.cli)
-    rep.update(base_sha256=sha, lr=LR, grad_w=GRAD_W, val_bicubic_psnr_y=bicubic,
+    rep.update(base_sha256=sha, round=args.round, **cfg, val_bicubic_psnr_y=bicubic,
                threads=torch.get_num_threads(), device=str(dev), versions=common.PINNED,
                pack_bytes=export.pack(cli, demo_dir, args.model))
-    (out / "refine.json").write_text(json.dumps(rep, indent=2) + "\n")
+    (out / f"{name}.json").write_text(json.dumps(rep, indent=2) + "\n")
     log(f"done: {rep['steps']} steps in {rep['minutes']:.1f} min, kept step {rep['best_step']}; {args.model}",
         logfile)
 

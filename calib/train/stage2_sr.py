@@ -27,12 +27,12 @@ realistic and clean LR together (common.psnr_y); the weights of the best validat
 """
 
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model
 
 from common import TIMESTEP, psnr_y, sr_forward, x0_coefficients
 from data import to_tensor01
 from loop import Stage
-from models import LORA_UNET_TARGETS, LORA_VAE_TARGETS
+from models import LORA_UNET_TARGETS, LORA_VAE_DECODER_TARGETS, LORA_VAE_TARGETS
 
 LR = 1.5e-3
 BATCH = 8
@@ -44,19 +44,26 @@ RANK_VAE, ALPHA_VAE = 8, 8
 VAL_EVERY = 500
 
 
-def add_lora(unet, vae, seed, quant_as_mean_scale=True):
+def add_lora(unet, vae, seed, quant_as_mean_scale=True, rank_unet=RANK_UNET, rank_vae=RANK_VAE, decoder=False):
     """Wraps both in place with adapters: U-Net and VAE-encoder convs start at zero (lora_B = 0), the
     quant_conv adapter at the latent-mean scaling described in the module docstring. Without
     `quant_as_mean_scale` (refine.py's round on a pack that already holds that scaling), quant_conv gets
-    an ordinary zero-initialised rank-RANK_VAE adapter like the other encoder convs."""
+    an ordinary zero-initialised rank-RANK_VAE adapter like the other encoder convs. `rank_unet` is the
+    U-Net adapters' rank (and alpha, so the scaling stays 1)."""
     torch.manual_seed(seed)
     lc = vae.config.latent_channels
     pattern = dict(rank_pattern={"quant_conv": lc}, alpha_pattern={"quant_conv": lc}) if quant_as_mean_scale else {}
     if quant_as_mean_scale:
         assert float(vae.quant_conv.bias.abs().max()) == 0.0, "stage 0 keeps quant_conv's bias at zero"
-    pu = get_peft_model(unet, LoraConfig(r=RANK_UNET, lora_alpha=ALPHA_UNET, target_modules=LORA_UNET_TARGETS,
-                                         lora_dropout=0.0, bias="none"))
-    pv = get_peft_model(vae, LoraConfig(r=RANK_VAE, lora_alpha=ALPHA_VAE, target_modules=LORA_VAE_TARGETS,
+    if rank_unet:
+        alpha_unet = rank_unet * ALPHA_UNET // RANK_UNET
+        pu = get_peft_model(unet, LoraConfig(r=rank_unet, lora_alpha=alpha_unet, target_modules=LORA_UNET_TARGETS,
+                                             lora_dropout=0.0, bias="none"))
+    else:  # no adapters: the U-Net itself is trained (refine.py's round 7, a diagnostic)
+        pu = unet.requires_grad_(True)
+    assert not (decoder and quant_as_mean_scale), "the decoder is adapted only in a round on a pack"
+    targets = LORA_VAE_DECODER_TARGETS if decoder else LORA_VAE_TARGETS
+    pv = get_peft_model(vae, LoraConfig(r=rank_vae, lora_alpha=rank_vae * ALPHA_VAE // RANK_VAE, target_modules=targets,
                                         lora_dropout=0.0, bias="none", **pattern))
     if not quant_as_mean_scale:
         return pu, pv
@@ -81,21 +88,25 @@ def gradient_l1(a, b):
 
 
 def stage(unet, vae, dino, pools, val, dino_size, steps, dev, lr=LR, grad_w=0.0, lat_w=LAT_W, name="sr",
-          validate_first=False):
+          validate_first=False, large_every=4, batch_large=BATCH_LARGE, val_every=VAL_EVERY):
     """unet / vae already wrapped by add_lora (their modules now hold the adapters). pools as stage 1's
     plus "hr"; val: {"hr", "lr": {condition: uint8 LR}} of the validation crops. `grad_w` weighs
     gradient_l1(SR, HR) and `lat_w` the latent MSE in the loss (run 3's stage 2: 0 and LAT_W; refine.py's
     round: an edge term and no latent term, whose target needs the stage-0 encoder that a merged pack no
     longer holds; pools need "z0" only when lat_w is set); `validate_first`
-    scores the starting weights as step 0, so a round that never beats them keeps them."""
+    scores the starting weights as step 0, so a round that never beats them keeps them. Every
+    `large_every`-th step takes `batch_large` patches of the large pool (pools[1]), the others BATCH of
+    the small one (large_every 1: large patches only)."""
     for p in dino.parameters():
         p.requires_grad_(False)
     dino.eval()
     params = [p for m in (unet, vae) for p in m.parameters() if p.requires_grad]
-    assert params and all(".lora_" in n for m in (unet, vae) for n, p in m.named_parameters() if p.requires_grad)
+    adapted = (unet, vae) if isinstance(unet, PeftModel) else (vae,)  # else the U-Net is trained in full
+    assert params and all(".lora_" in n for m in adapted for n, p in m.named_parameters() if p.requires_grad)
 
     def step(i, g):
-        pool, b = (pools[1], BATCH_LARGE) if (i % 4 == 3 and len(pools) > 1) else (pools[0], BATCH)
+        large = len(pools) > 1 and i % large_every == large_every - 1
+        pool, b = (pools[1], batch_large) if large else (pools[0], BATCH)
         idx = g.integers(0, len(pool["lr"]), b)
         fixed, _, x0 = sr_forward(vae, unet, dino, to_tensor01(pool["lr"][idx], dev), dino_size, return_x0=True)
         hr = to_tensor01(pool["hr"][idx], dev)
@@ -122,5 +133,5 @@ def stage(unet, vae, dino, pools, val, dino_size, steps, dev, lr=LR, grad_w=0.0,
         return res
 
     return Stage(name=name, steps=steps, lr=lr, warmup=WARMUP, params=params, modules=dict(unet=unet, vae=vae),
-                 step=step, validate=validate, val_every=VAL_EVERY, keep_best=True, train_modes=[unet, vae],
+                 step=step, validate=validate, val_every=val_every, keep_best=True, train_modes=[unet, vae],
                  validate_first=validate_first)
