@@ -67,6 +67,7 @@ SEED = 100
 # adapters at a sixth of its learning rate (are the steps too large? eps reaches x0 times 14.6); 9 = the
 # base U-Net's conv_out zeroed first, so that the round starts at eps = 0 (the VAE round trip of the
 # bicubic) and its conv_out adapter (rank 16 = full rank: 16 outputs) learns the output from zero.
+# 10 = round 9 on run 4's batches (64 px patches, every 4th step 128 px).
 ROUNDS = {4: dict(steps=STEPS, lr=LR, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=stage2_sr.RANK_VAE,
                   decoder=False, large_every=4, batch_large=stage2_sr.BATCH_LARGE, val_every=stage2_sr.VAL_EVERY),
           5: dict(steps=3000, lr=5e-4, grad_w=GRAD_W, rank_unet=64, rank_vae=stage2_sr.RANK_VAE, decoder=False,
@@ -78,7 +79,10 @@ ROUNDS = {4: dict(steps=STEPS, lr=LR, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UN
           8: dict(steps=1500, lr=5e-5, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=stage2_sr.RANK_VAE,
                   decoder=False, large_every=1, batch_large=4, val_every=250),
           9: dict(steps=1500, lr=2e-4, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=stage2_sr.RANK_VAE,
-                  decoder=False, large_every=1, batch_large=4, val_every=250, zero_conv_out=True)}
+                  decoder=False, large_every=1, batch_large=4, val_every=250, zero_conv_out=True),
+          10: dict(steps=1500, lr=2e-4, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=stage2_sr.RANK_VAE,
+                   decoder=False, large_every=4, batch_large=stage2_sr.BATCH_LARGE, val_every=250,
+                   zero_conv_out=True)}
 
 
 def read_pack(b):
