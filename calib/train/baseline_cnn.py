@@ -2,20 +2,22 @@
 CPU budget allow, as a yardstick for the demo model (a diagnostic; nothing here is shipped).
 
     /tmp/f2i-ref-venv/bin/python calib/train/baseline_cnn.py [--steps 1500]
+    /tmp/f2i-ref-venv/bin/python calib/train/baseline_cnn.py --latent models/f2idiff-demo.f2i
 
 (from the repository root, after train.py or refine.py built the pools). The network is an EDSR-style
 residual CNN at LR resolution (conv 3->64, 8 residual blocks of two 3x3 convs, conv, pixel shuffle x4)
-added to the bicubic upscale (common.bicubic_lq), about 0.75 M parameters. It trains on the same 128 px
-HR patches and LR (train.py's "large" pool: Real-ESRGAN-style degradation, 20 % clean), L1 loss, AdamW
-with loop.py's warm-up and cosine, batch 8, and is scored like the demo model on the validation crops
-(PSNR-Y, realistic and clean LR), every VAL_EVERY steps. No colour fix, no VAE, no DINOv2: if this
-yardstick is far above the demo model, the one-step latent pipeline (not the data) is what holds the
-demo model back. The held-out photos are not read.
+added to the bicubic upscale (common.bicubic_lq), 0.66 M parameters; `--latent` runs the same trunk on
+the pack's latent instead (LatentNet). It trains on the same 128 px HR patches and LR (train.py's
+"large" pool: Real-ESRGAN-style degradation, 20 % clean) with an L1 loss at batch 8, in loop.py's loop
+(AdamW, warm-up and cosine, clipping), and is scored like the demo model on the validation crops
+(PSNR-Y, realistic and clean LR) every VAL_EVERY steps, logged to OUT/baseline.log
+(OUT/baseline_latent.log). No DINOv2, and in pixels no VAE or colour fix either: if this yardstick is
+far above the demo model, the one-step latent pipeline (not the data) is what holds the demo model
+back. The held-out photos are not read.
 """
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 from common import ROOT, bicubic_lq, log, psnr_y  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -34,13 +35,15 @@ import train  # noqa: E402
 SEED = 7
 BATCH = 8
 LR = 5e-4
+WARMUP = 100
 VAL_EVERY = 250
 
 
 class Block(nn.Module):
     def __init__(self, ch):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(ch, ch, 3, padding=1))
+        conv = lambda: nn.Conv2d(ch, ch, 3, padding=1)  # noqa: E731
+        self.body = nn.Sequential(conv(), nn.ReLU(inplace=True), conv())
 
     def forward(self, x):
         return x + self.body(x)
@@ -53,7 +56,8 @@ class Residual(nn.Module):
         super().__init__()
         self.head = nn.Conv2d(c_in, ch, 3, padding=1)
         self.body = nn.Sequential(*[Block(ch) for _ in range(blocks)], nn.Conv2d(ch, ch, 3, padding=1))
-        self.tail = nn.Sequential(nn.Conv2d(ch, c_out * shuffle * shuffle, 3, padding=1), nn.PixelShuffle(shuffle))
+        self.tail = nn.Sequential(nn.Conv2d(ch, c_out * shuffle * shuffle, 3, padding=1),
+                                  nn.PixelShuffle(shuffle))
         nn.init.zeros_(self.tail[0].weight)
         nn.init.zeros_(self.tail[0].bias)
 
@@ -117,29 +121,28 @@ def main():
         net = LatentNet(vae)
     else:
         net = Net()
+    name = "baseline_latent" if args.latent else "baseline"
+    logfile = args.out / f"{name}.log"
+    logfile.write_text("")
     trained = [q for q in net.parameters() if q.requires_grad]
-    log(f"baseline CNN ({'latent' if args.latent else 'pixels'}): {sum(q.numel() for q in trained):,} parameters, {args.steps} steps, "
-        f"bicubic on the validation crops {train.bicubic_psnr_y(val)}")
-    opt = torch.optim.AdamW(trained, lr=LR, betas=(0.9, 0.99), weight_decay=0.0)
-    g = np.random.default_rng(SEED)
+    log(f"{name}: {sum(q.numel() for q in trained):,} parameters, {args.steps} steps, bicubic on the "
+        f"validation crops {train.bicubic_psnr_y(val)}", logfile)
     hr_val = data.to_tensor01(val["hr"])
-    t0, ema = time.time(), None
-    for step in range(1, args.steps + 1):
-        for grp in opt.param_groups:
-            grp["lr"] = loop.lr_at(LR, step - 1, 100, args.steps)
+
+    def step(i, g):
         idx = g.integers(0, len(pool["train"]), BATCH)
-        sr = net(data.to_tensor01(pool["train"][idx]))
-        loss = (sr - data.to_tensor01(pool["hr"][idx])).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trained, 1.0)
-        opt.step()
-        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
-        if step % VAL_EVERY == 0 or step == args.steps:
-            with torch.no_grad():
-                res = {c: psnr_y(net(data.to_tensor01(val[c])).clamp(0, 1), hr_val) for c in ("realistic", "clean")}
-            log(f"step {step}: l1 {ema:.4f}, validation PSNR-Y realistic {res['realistic']:.3f} clean "
-                f"{res['clean']:.3f} ({(time.time() - t0) / 60:.1f} min)")
+        return dict(loss=(net(data.to_tensor01(pool["train"][idx])) - data.to_tensor01(pool["hr"][idx])).abs().mean())
+
+    @torch.no_grad()
+    def validate():
+        res = {f"psnr_y_{c}": psnr_y(net(data.to_tensor01(val[c])), hr_val) for c in ("realistic", "clean")}
+        return dict(res, score=sum(res.values()) / len(res))
+
+    # loop.py's loop, as every stage of the demo model: AdamW, warm-up and cosine, clipping, checkpoints
+    # (OUT/ckpt/<name>.pt, deleted first: every run starts over)
+    (args.out / "ckpt" / f"{name}.pt").unlink(missing_ok=True)
+    loop.run(loop.Stage(name=name, steps=args.steps, lr=LR, warmup=WARMUP, params=trained, modules=dict(net=net),
+                        step=step, validate=validate, val_every=VAL_EVERY), args.out / "ckpt", SEED, logfile)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ STEPS = 2000
 LR = 3e-4
 GRAD_W = 0.25
 SEED = 100
-# The rounds on a pack (--round): 4 = run 4's, on run 3's pack. On run 4's pack, both on 128 px patches
+# The rounds on a pack (--round): 4 = run 4's, on run 3's pack. On run 4's pack, 5-9 on 128 px patches
 # only (the validation crops' size): 5 = U-Net adapters of rank 64; 6 = the VAE decoder adapted too;
 # 7 = the U-Net trained in full, no U-Net adapters (a diagnostic: is LoRA what holds it back?); 8 = run 4's
 # adapters at a sixth of its learning rate (are the steps too large? eps reaches x0 times 14.6); 9 = the
@@ -69,20 +69,14 @@ SEED = 100
 # bicubic) and its conv_out adapter (rank 16 = full rank: 16 outputs) learns the output from zero.
 # 10 = round 9 on run 4's batches (64 px patches, every 4th step 128 px).
 ROUNDS = {4: dict(steps=STEPS, lr=LR, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=stage2_sr.RANK_VAE,
-                  decoder=False, large_every=4, batch_large=stage2_sr.BATCH_LARGE, val_every=stage2_sr.VAL_EVERY),
-          5: dict(steps=3000, lr=5e-4, grad_w=GRAD_W, rank_unet=64, rank_vae=stage2_sr.RANK_VAE, decoder=False,
-                  large_every=1, batch_large=4, val_every=250),
-          6: dict(steps=2000, lr=3e-4, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=16, decoder=True,
-                  large_every=1, batch_large=4, val_every=250),
-          7: dict(steps=2000, lr=1e-4, grad_w=GRAD_W, rank_unet=0, rank_vae=stage2_sr.RANK_VAE, decoder=False,
-                  large_every=1, batch_large=4, val_every=250),
-          8: dict(steps=1500, lr=5e-5, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=stage2_sr.RANK_VAE,
-                  decoder=False, large_every=1, batch_large=4, val_every=250),
-          9: dict(steps=1500, lr=2e-4, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=stage2_sr.RANK_VAE,
-                  decoder=False, large_every=1, batch_large=4, val_every=250, zero_conv_out=True),
-          10: dict(steps=1500, lr=2e-4, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=stage2_sr.RANK_VAE,
-                   decoder=False, large_every=4, batch_large=stage2_sr.BATCH_LARGE, val_every=250,
-                   zero_conv_out=True)}
+                  decoder=False, large_every=4, batch_large=stage2_sr.BATCH_LARGE, val_every=stage2_sr.VAL_EVERY)}
+ON_RUN4 = dict(ROUNDS[4], large_every=1, batch_large=4, val_every=250)  # what rounds 5-9 share
+ROUNDS.update({5: dict(ON_RUN4, steps=3000, lr=5e-4, rank_unet=64),
+               6: dict(ON_RUN4, lr=3e-4, rank_vae=16, decoder=True),
+               7: dict(ON_RUN4, lr=1e-4, rank_unet=0),
+               8: dict(ON_RUN4, steps=1500, lr=5e-5),
+               9: dict(ON_RUN4, steps=1500, lr=2e-4, zero_conv_out=True),
+               10: dict(ROUNDS[4], steps=1500, lr=2e-4, val_every=250, zero_conv_out=True)})
 
 
 def read_pack(b):
@@ -136,12 +130,14 @@ def networks(header, tensors, folder, dev):
 
 def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack (see the module docstring)")
+    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-10 "
+                    "(see the module docstring)")
     ap.add_argument("--any-base", action="store_true", help="accept a base pack other than run 3's or 4's")
     ap.add_argument("--round", type=int, choices=sorted(ROUNDS), default=4,
-                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5 = run 5's, on run 4's")
+                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-10 = 2026-12-04's, on "
+                    "run 4's")
     ap.add_argument("--steps", type=int, help="default: the round's")
-    ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt")
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt (round N > 4: refineN.pt)")
     ap.add_argument("--stop-after-minutes", type=float)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)

@@ -48,8 +48,10 @@ def add_lora(unet, vae, seed, quant_as_mean_scale=True, rank_unet=RANK_UNET, ran
     """Wraps both in place with adapters: U-Net and VAE-encoder convs start at zero (lora_B = 0), the
     quant_conv adapter at the latent-mean scaling described in the module docstring. Without
     `quant_as_mean_scale` (refine.py's round on a pack that already holds that scaling), quant_conv gets
-    an ordinary zero-initialised rank-RANK_VAE adapter like the other encoder convs. `rank_unet` is the
-    U-Net adapters' rank (and alpha, so the scaling stays 1)."""
+    an ordinary zero-initialised adapter like the other encoder convs. `rank_unet` and `rank_vae` are
+    the adapters' ranks (alpha scaled alike, so the scaling stays 1); `rank_unet` 0 trains every U-Net
+    weight instead (refine.py's round 7). `decoder` adapts the VAE decoder and post_quant_conv too
+    (LORA_VAE_DECODER_TARGETS; only in a round on a pack, refine.py's round 6)."""
     torch.manual_seed(seed)
     lc = vae.config.latent_channels
     pattern = dict(rank_pattern={"quant_conv": lc}, alpha_pattern={"quant_conv": lc}) if quant_as_mean_scale else {}
@@ -59,12 +61,13 @@ def add_lora(unet, vae, seed, quant_as_mean_scale=True, rank_unet=RANK_UNET, ran
         alpha_unet = rank_unet * ALPHA_UNET // RANK_UNET
         pu = get_peft_model(unet, LoraConfig(r=rank_unet, lora_alpha=alpha_unet, target_modules=LORA_UNET_TARGETS,
                                              lora_dropout=0.0, bias="none"))
-    else:  # no adapters: the U-Net itself is trained (refine.py's round 7, a diagnostic)
+    else:
         pu = unet.requires_grad_(True)
     assert not (decoder and quant_as_mean_scale), "the decoder is adapted only in a round on a pack"
     targets = LORA_VAE_DECODER_TARGETS if decoder else LORA_VAE_TARGETS
-    pv = get_peft_model(vae, LoraConfig(r=rank_vae, lora_alpha=rank_vae * ALPHA_VAE // RANK_VAE, target_modules=targets,
-                                        lora_dropout=0.0, bias="none", **pattern))
+    alpha_vae = rank_vae * ALPHA_VAE // RANK_VAE
+    pv = get_peft_model(vae, LoraConfig(r=rank_vae, lora_alpha=alpha_vae, target_modules=targets, lora_dropout=0.0,
+                                        bias="none", **pattern))
     if not quant_as_mean_scale:
         return pu, pv
     _, c2 = x0_coefficients(TIMESTEP)
