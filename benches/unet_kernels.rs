@@ -1,8 +1,9 @@
 //! CPU kernel throughput at the Eff U-Net's shapes for one 512×512 output tile (64×64 latent;
-//! channels 224 / 448 / 896, heads of 56 / 64, DINOv2-L context of 257 tokens of 1024): the 3×3
-//! convolutions, GroupNorm + SiLU, the linear layers of the transformer blocks, and self- and
-//! cross-attention. Throughput is in elements/s with one element per FLOP (GroupNorm: per value
-//! normalised), so criterion's "Gelem/s" reads as GFLOP/s. SD-VAE shapes: `benches/conv.rs`.
+//! channels 224 / 448 / 896, heads of 56 / 64, DINOv2-L context of 257 tokens of 1024; the
+//! convolutions also at the demo model's 64 / 96 channels): the 3×3 convolutions, GroupNorm +
+//! SiLU, the linear layers of the transformer blocks, and self- and cross-attention. Throughput
+//! is in elements/s with one element per FLOP (GroupNorm: per value normalised), so criterion's
+//! "Gelem/s" reads as GFLOP/s. SD-VAE shapes: `benches/conv.rs`.
 //!
 //! Runs on rayon's global pool (all cores). Run: `cargo bench --bench unet_kernels`.
 
@@ -25,22 +26,38 @@ fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
 
 fn convs(c: &mut Criterion) {
     let mut g = group(c, "unet_conv3x3");
-    for (ch, hw) in [(224, 64), (448, 32), (896, 16), (896, 8)] {
+    // The Eff U-Net's widths at each latent size, then the demo model's (64 / 96 channels at
+    // 64² / 32²: narrow convolutions, whose path differs).
+    for (c_in, c_out, hw) in [
+        (224, 224, 64),
+        (448, 448, 32),
+        (896, 896, 32),
+        (1344, 448, 32),
+        (896, 896, 16),
+        (896, 896, 8),
+        (64, 64, 64),
+        (96, 96, 32),
+    ] {
         let p = Conv2d {
-            c_in: ch,
-            c_out: ch,
+            c_in,
+            c_out,
             kh: 3,
             kw: 3,
             stride: 1,
             pad: [1; 4],
         };
-        let x = values(1, ch * hw * hw);
-        let weight: Vec<f32> = values(2, ch * ch * 9).iter().map(|v| v * 0.02).collect();
-        let bias = values(3, ch);
-        let mut out = vec![0f32; ch * hw * hw];
+        let x = values(1, c_in * hw * hw);
+        let weight: Vec<f32> = values(2, c_out * c_in * 9)
+            .iter()
+            .map(|v| v * 0.02)
+            .collect();
+        let bias = values(3, c_out);
+        let mut out = vec![0f32; c_out * hw * hw];
         let mut scratch = vec![0f32; p.scratch_len(hw, hw, rayon::current_num_threads())];
-        g.throughput(Throughput::Elements((2 * ch * ch * 9 * hw * hw) as u64));
-        g.bench_function(format!("{ch}to{ch}_{hw}x{hw}"), |b| {
+        g.throughput(Throughput::Elements(
+            (2 * c_out * c_in * 9 * hw * hw) as u64,
+        ));
+        g.bench_function(format!("{c_in}to{c_out}_{hw}x{hw}"), |b| {
             b.iter(|| {
                 let (w, bi) = (&weight, Some(bias.as_slice()));
                 conv2d(&p, &x, hw, hw, w, bi, &mut out, &mut scratch, false);

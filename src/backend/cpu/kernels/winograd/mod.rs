@@ -47,8 +47,14 @@ pub(super) const SLOT_FLOATS: usize = 1 << 22;
 const MIN_TILES: usize = 16;
 
 const MAX_TILES: usize = 512;
-/// Below this many output pixels the per-call weight transform costs more than it saves.
-const MIN_PIXELS: usize = 32 * 32;
+/// Output tiles a call needs before a variant pays for its per-call weight transform (n²·c_in
+/// weights per output channel, whatever the image) and its input and output transforms.
+const MIN_CALL_TILES: usize = 256;
+/// The same for narrow convolutions (fewer than [`WIDE`] channels in or out), whose n² GEMMs are
+/// too small to gain what the transforms cost.
+const MIN_CALL_TILES_NARROW: usize = 1024;
+/// Channels (the smaller of in and out) from which a convolution counts as wide.
+const WIDE: usize = 192;
 /// The largest transformed weight (`n²·c_out·c_in` floats) a call builds at once: F(4×4) of
 /// 512×512. Wider convolutions are computed in groups of output channels whose weights fit.
 pub(super) const MAX_WEIGHT_FLOATS: usize = 36 * 512 * 512;
@@ -88,13 +94,8 @@ pub fn enabled() -> bool {
 
 /// The variant [`super::conv::conv2d`] takes for an `h×w` input, or `None` for im2col.
 fn choose(p: &Conv2d, h: usize, w: usize) -> Option<&'static Variant> {
-    let eligible = p.kh == 3
-        && p.kw == 3
-        && p.stride == 1
-        && p.pad == [1; 4]
-        && h * w >= MIN_PIXELS
-        && enabled();
-    let fits = |v: &Variant| group(v, p, MAX_WEIGHT_FLOATS).is_some();
+    let eligible = p.kh == 3 && p.kw == 3 && p.stride == 1 && p.pad == [1; 4] && enabled();
+    let fits = |v: &Variant| group(v, p, MAX_WEIGHT_FLOATS).is_some() && pays(v, p, h, w);
     if !eligible {
         None
     } else if mode() == Mode::Both && fits(&F4) {
@@ -104,6 +105,21 @@ fn choose(p: &Conv2d, h: usize, w: usize) -> Option<&'static Variant> {
     } else {
         None
     }
+}
+
+/// Whether an `h×w` image has enough of `v`'s tiles for it to beat im2col (or F(4×4) to beat
+/// F(2×2)). Measured on 2-core Zen 2 with oneMKL (benches/RESULTS.md): at 16² im2col wins for
+/// every width; at 32² F(2×2) wins from 224 channels on (896→896: 88 ms against 102 for F(4×4)
+/// and 112 for im2col), im2col below (96→96: 1.5 ms against 2.1); at 64² F(4×4) from 224
+/// channels on, F(2×2) below; from 128² F(4×4) at 96 channels and more.
+fn pays(v: &Variant, p: &Conv2d, h: usize, w: usize) -> bool {
+    let tiles = h.div_ceil(v.m) * w.div_ceil(v.m);
+    let need = if p.c_in.min(p.c_out) >= WIDE {
+        MIN_CALL_TILES
+    } else {
+        MIN_CALL_TILES_NARROW
+    };
+    tiles >= need
 }
 
 /// Output channels per group whose transformed weights (`n²·group·c_in` floats) fit `cap`:
@@ -812,6 +828,35 @@ mod tests {
             assert_eq!((plan.slots, plan.segs > 1), (2, cut), "{plan:?}");
             assert_eq!(one, bits(2));
             assert_eq!(one, bits(3));
+        }
+    }
+
+    /// The path each image size and width takes (the measurements behind [`pays`]).
+    #[test]
+    fn variant_follows_tiles_and_width() {
+        if mode() != Mode::Both {
+            return;
+        }
+        let name = |c_in, c_out, hw| choose(&shape(c_in, c_out), hw, hw).map(|v| v.name);
+        let (f2, f4) = (Some(F2.name), Some(F4.name));
+        for (c_in, c_out, hw, want) in [
+            (896, 896, 8, None),
+            (1792, 896, 16, None),
+            (128, 128, 16, None),
+            (896, 896, 32, f2),
+            (1344, 448, 32, f2),
+            (224, 224, 32, f2),
+            (128, 128, 32, None),
+            (4, 224, 32, None),
+            (224, 224, 64, f4),
+            (448, 224, 64, f4),
+            (128, 128, 64, f2),
+            (224, 4, 64, f2),
+            (96, 96, 128, f4),
+            (3, 128, 512, f4),
+            (512, 512, 64, f4),
+        ] {
+            assert_eq!(name(c_in, c_out, hw), want, "{c_in}→{c_out} at {hw}²");
         }
     }
 
