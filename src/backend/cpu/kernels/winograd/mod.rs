@@ -835,6 +835,7 @@ mod tests {
     #[test]
     fn variant_follows_tiles_and_width() {
         if mode() != Mode::Both {
+            eprintln!("skipped: F2IDIFF_WINOGRAD restricts the variants");
             return;
         }
         let name = |c_in, c_out, hw| choose(&shape(c_in, c_out), hw, hw).map(|v| v.name);
