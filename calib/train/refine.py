@@ -68,6 +68,9 @@ SEED = 100
 # base U-Net's conv_out zeroed first, so that the round starts at eps = 0 (the VAE round trip of the
 # bicubic) and its conv_out adapter (rank 16 = full rank: 16 outputs) learns the output from zero.
 # 10 = round 9 on run 4's batches (64 px patches, every 4th step 128 px).
+# 11 = round 9 with the base conv_in's weight scaled by 1 / sqrt(abar_999) (14.6): the U-Net's input, the
+# encoder latent times sqrt(abar_999) (std 0.08), then reaches conv_in at the scale the FM saw at t = 999
+# (x_t of std 1) instead of 20x under its bias (conv_in: W*z std 0.035, |bias| 0.053; W*noise 0.68).
 ROUNDS = {4: dict(steps=STEPS, lr=LR, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=stage2_sr.RANK_VAE,
                   decoder=False, large_every=4, batch_large=stage2_sr.BATCH_LARGE, val_every=stage2_sr.VAL_EVERY)}
 ON_RUN4 = dict(ROUNDS[4], large_every=1, batch_large=4, val_every=250)  # what rounds 5-9 share
@@ -76,7 +79,8 @@ ROUNDS.update({5: dict(ON_RUN4, steps=3000, lr=5e-4, rank_unet=64),
                7: dict(ON_RUN4, lr=1e-4, rank_unet=0),
                8: dict(ON_RUN4, steps=1500, lr=5e-5),
                9: dict(ON_RUN4, steps=1500, lr=2e-4, zero_conv_out=True),
-               10: dict(ROUNDS[4], steps=1500, lr=2e-4, val_every=250, zero_conv_out=True)})
+               10: dict(ROUNDS[4], steps=1500, lr=2e-4, val_every=250, zero_conv_out=True),
+               11: dict(ON_RUN4, steps=1500, lr=2e-4, zero_conv_out=True, scale_conv_in=True)})
 
 
 def read_pack(b):
@@ -130,11 +134,11 @@ def networks(header, tensors, folder, dev):
 
 def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-10 "
+    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-11 "
                     "(see the module docstring)")
     ap.add_argument("--any-base", action="store_true", help="accept a base pack other than run 3's or 4's")
     ap.add_argument("--round", type=int, choices=sorted(ROUNDS), default=4,
-                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-10 = 2026-12-04's, on "
+                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-11 = 2026-12-04's, on "
                     "run 4's")
     ap.add_argument("--steps", type=int, help="default: the round's")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt (round N > 4: refineN.pt)")
@@ -180,10 +184,13 @@ def main():
         header["pipeline"]["tile"] = args.tile
     base_dir, demo_dir = out / name / "base", out / name / "demo"
     vae, unet, dino = networks(header, tensors, base_dir, dev)
-    if cfg.get("zero_conv_out"):
+    if cfg.get("zero_conv_out") or cfg.get("scale_conv_in"):
         with torch.no_grad():
-            unet.conv_out.weight.zero_()
-            unet.conv_out.bias.zero_()
+            if cfg.get("zero_conv_out"):
+                unet.conv_out.weight.zero_()
+                unet.conv_out.bias.zero_()
+            if cfg.get("scale_conv_in"):
+                unet.conv_in.weight.div_(common.x0_coefficients(common.TIMESTEP)[1])
         unet.save_pretrained(base_dir / "unet", safe_serialization=True)  # the base the pack merges onto
     pools = [dict(hr=small["hr"], lr=small["train"]), dict(hr=large["hr"], lr=large["train"])]
     vsr = dict(hr=val["hr"], lr={c: val[c] for c in ("realistic", "clean")})
