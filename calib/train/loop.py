@@ -48,6 +48,7 @@ class Stage:
     keep_best: bool = False  # at the end, restore the weights of the best validation
     validate_first: bool = False  # validate the starting weights too (step 0): they are kept if never beaten
     train_modes: list = field(default_factory=list)  # modules set to train() while stepping
+    lr_scale: dict = field(default_factory=dict)  # id(parameter) -> multiplier of the learning rate (default 1)
 
 
 _stop = {"asked": False}
@@ -101,7 +102,11 @@ def run(stage, ckpt_dir, seed, logfile, ckpt_minutes=5.0, deadline=None):
     seconds) passed."""
     path = Path(ckpt_dir) / f"{stage.name}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    opt = torch.optim.AdamW(stage.params, lr=stage.lr, betas=(0.9, 0.99), weight_decay=stage.weight_decay)
+    groups = {}
+    for p in stage.params:
+        groups.setdefault(stage.lr_scale.get(id(p), 1.0), []).append(p)
+    opt = torch.optim.AdamW([dict(params=ps, lr_scale=k) for k, ps in groups.items()], lr=stage.lr,
+                            betas=(0.9, 0.99), weight_decay=stage.weight_decay)
     g = np.random.default_rng(seed)
     torch.manual_seed(seed)
     st = dict(step=0, seconds=0.0, ema=None, curve=[], validations=[], best=None, done=False)
@@ -142,7 +147,7 @@ def run(stage, ckpt_dir, seed, logfile, ckpt_minutes=5.0, deadline=None):
             log(f"{stage.name}: stopped at step {st['step']}, checkpoint {path}", logfile)
             raise Interrupted(stage.name)
         for grp in opt.param_groups:
-            grp["lr"] = lr_at(stage.lr, st["step"], stage.warmup, stage.steps)
+            grp["lr"] = lr_at(stage.lr, st["step"], stage.warmup, stage.steps) * grp.get("lr_scale", 1.0)
         losses = stage.step(st["step"], g)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()

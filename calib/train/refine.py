@@ -71,6 +71,11 @@ SEED = 100
 # 11 = round 9 with the base conv_in's weight scaled by 1 / sqrt(abar_999) (14.6): the U-Net's input, the
 # encoder latent times sqrt(abar_999) (std 0.08), then reaches conv_in at the scale the FM saw at t = 999
 # (x_t of std 1) instead of 20x under its bias (conv_in: W*z std 0.035, |bias| 0.053; W*noise 0.68).
+# 12 = a diagnostic, not a candidate: round 11 on a U-Net re-initialised at random (PyTorch's default
+# init, seeded) and trained in full at the CNN yardstick's learning rate. Does the FM's start hold
+# stage 2 back (then this climbs like baseline_cnn.py), or the one-step U-Net itself?
+# 13 = 12 with conv_out's learning rate times sqrt(abar_999) / sqrt(1 - abar_999) (1 / 14.6): x0 = (z - c1 eps)
+# / c2 amplifies every step of eps 14.6x, so this gives conv_out the step size on x0 of the yardstick's tail.
 ROUNDS = {4: dict(steps=STEPS, lr=LR, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=stage2_sr.RANK_VAE,
                   decoder=False, large_every=4, batch_large=stage2_sr.BATCH_LARGE, val_every=stage2_sr.VAL_EVERY)}
 ON_RUN4 = dict(ROUNDS[4], large_every=1, batch_large=4, val_every=250)  # what rounds 5-9 share
@@ -80,7 +85,10 @@ ROUNDS.update({5: dict(ON_RUN4, steps=3000, lr=5e-4, rank_unet=64),
                8: dict(ON_RUN4, steps=1500, lr=5e-5),
                9: dict(ON_RUN4, steps=1500, lr=2e-4, zero_conv_out=True),
                10: dict(ROUNDS[4], steps=1500, lr=2e-4, val_every=250, zero_conv_out=True),
-               11: dict(ON_RUN4, steps=1500, lr=2e-4, zero_conv_out=True, scale_conv_in=True)})
+               11: dict(ON_RUN4, steps=1500, lr=2e-4, zero_conv_out=True, scale_conv_in=True),
+               12: dict(ON_RUN4, steps=1500, lr=5e-4, rank_unet=0, zero_conv_out=True, scale_conv_in=True,
+                        reinit_unet=True)})
+ROUNDS[13] = dict(ROUNDS[12], steps=1000, out_lr_scale=True)
 
 
 def read_pack(b):
@@ -134,11 +142,11 @@ def networks(header, tensors, folder, dev):
 
 def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-11 "
+    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-13 "
                     "(see the module docstring)")
     ap.add_argument("--any-base", action="store_true", help="accept a base pack other than run 3's or 4's")
     ap.add_argument("--round", type=int, choices=sorted(ROUNDS), default=4,
-                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-11 = 2026-12-04's, on "
+                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-13 = 2026-12-04's, on "
                     "run 4's")
     ap.add_argument("--steps", type=int, help="default: the round's")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt (round N > 4: refineN.pt)")
@@ -186,6 +194,11 @@ def main():
     vae, unet, dino = networks(header, tensors, base_dir, dev)
     if cfg.get("zero_conv_out") or cfg.get("scale_conv_in"):
         with torch.no_grad():
+            if cfg.get("reinit_unet"):
+                torch.manual_seed(SEED)
+                for m in unet.modules():
+                    if m is not unet and hasattr(m, "reset_parameters"):
+                        m.reset_parameters()
             if cfg.get("zero_conv_out"):
                 unet.conv_out.weight.zero_()
                 unet.conv_out.bias.zero_()
@@ -202,6 +215,9 @@ def main():
     s = stage2_sr.stage(unet, vae, dino, pools, vsr, header["pipeline"]["dino_image_size"], cfg["steps"], dev,
                         lr=cfg["lr"], grad_w=cfg["grad_w"], lat_w=0.0, name=name, validate_first=True,
                         large_every=cfg["large_every"], batch_large=cfg["batch_large"], val_every=cfg["val_every"])
+    if cfg.get("out_lr_scale"):
+        c1, c2 = common.x0_coefficients(common.TIMESTEP)
+        s.lr_scale = {id(q): c2 / c1 for q in unet.conv_out.parameters() if q.requires_grad}
     try:
         rep = loop.run(s, ckpt, SEED + 1, logfile, deadline=deadline)
     except loop.Interrupted as e:
