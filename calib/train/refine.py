@@ -78,7 +78,7 @@ SEED = 100
 # / c2 amplifies every step of eps 14.6x, so this gives conv_out the step size on x0 of the yardstick's tail.
 ROUNDS = {4: dict(steps=STEPS, lr=LR, grad_w=GRAD_W, rank_unet=stage2_sr.RANK_UNET, rank_vae=stage2_sr.RANK_VAE,
                   decoder=False, large_every=4, batch_large=stage2_sr.BATCH_LARGE, val_every=stage2_sr.VAL_EVERY)}
-ON_RUN4 = dict(ROUNDS[4], large_every=1, batch_large=4, val_every=250)  # what rounds 5-9 share
+ON_RUN4 = dict(ROUNDS[4], large_every=1, batch_large=4, val_every=250)  # what rounds 5-13 share (not 10)
 ROUNDS.update({5: dict(ON_RUN4, steps=3000, lr=5e-4, rank_unet=64),
                6: dict(ON_RUN4, lr=3e-4, rank_vae=16, decoder=True),
                7: dict(ON_RUN4, lr=1e-4, rank_unet=0),
@@ -88,7 +88,7 @@ ROUNDS.update({5: dict(ON_RUN4, steps=3000, lr=5e-4, rank_unet=64),
                11: dict(ON_RUN4, steps=1500, lr=2e-4, zero_conv_out=True, scale_conv_in=True),
                12: dict(ON_RUN4, steps=1500, lr=5e-4, rank_unet=0, zero_conv_out=True, scale_conv_in=True,
                         reinit_unet=True)})
-ROUNDS[13] = dict(ROUNDS[12], steps=1000, out_lr_scale=True)
+ROUNDS.update({13: dict(ROUNDS[12], steps=1000, out_lr_scale=True)})
 
 
 def read_pack(b):
@@ -192,7 +192,7 @@ def main():
         header["pipeline"]["tile"] = args.tile
     base_dir, demo_dir = out / name / "base", out / name / "demo"
     vae, unet, dino = networks(header, tensors, base_dir, dev)
-    if cfg.get("zero_conv_out") or cfg.get("scale_conv_in"):
+    if cfg.get("zero_conv_out") or cfg.get("scale_conv_in") or cfg.get("reinit_unet"):
         with torch.no_grad():
             if cfg.get("reinit_unet"):
                 torch.manual_seed(SEED)
