@@ -173,8 +173,7 @@ fn single_tile_pipeline_matches_the_cpu() {
         let (lr, w, h) = read_png(&Path::new("tests/data/pipeline").join(lr_png));
         let lr01 = image::rgb8_to_planar(&lr, w, h);
         let want = super_resolve(&CpuBackend::new(1).unwrap(), p.clone(), &lr01, h, w);
-        for precision in [Precision::F32, Precision::F16] {
-            let got = super_resolve(&sim_backend(precision), p.clone(), &lr01, h, w);
+        let compare = |on: &str, precision: Precision, got: Vec<u8>| {
             assert_eq!(got.len(), want.len());
             let max = got
                 .iter()
@@ -184,11 +183,25 @@ fn single_tile_pipeline_matches_the_cpu() {
                 .unwrap();
             let db = psnr(&got, &want);
             eprintln!(
-                "{model} pipeline {w}×{h} {precision:?}: max |Δ| {max} levels, PSNR {db:.1} dB"
+                "{model} pipeline {w}×{h} {on} {precision:?}: max |Δ| {max} levels, PSNR {db:.1} dB"
             );
             match precision {
-                Precision::F32 => assert!(max <= 2, "{model} f32: max |Δ| {max}"),
-                Precision::F16 => assert!(db >= 40.0, "{model} f16: PSNR {db:.1} dB"),
+                Precision::F32 => assert!(max <= 2, "{model} {on} f32: max |Δ| {max}"),
+                Precision::F16 => assert!(db >= 40.0, "{model} {on} f16: PSNR {db:.1} dB"),
+            }
+        };
+        for precision in [Precision::F32, Precision::F16] {
+            if !skip_sim() {
+                let got = super_resolve(&sim_backend(precision), p.clone(), &lr01, h, w);
+                compare("cuda-sim", precision, got);
+            }
+            #[cfg(feature = "cuda")]
+            if let Some(gpu) = cuda_common::gpu_backend(precision) {
+                compare(
+                    "gpu",
+                    precision,
+                    super_resolve(&gpu, p.clone(), &lr01, h, w),
+                );
             }
         }
     }
