@@ -7,7 +7,8 @@
 # The GPU machine has torch and transformers but neither diffusers nor peft (their pinned wheels travel
 # in .gpu-train/wheels), no network (the Debian wallpaper photos travel as one JPEG archive,
 # data.export_photos) and no Rust (the release CLI travels, to pack the result there). --run trains
-# STEPS (default: train.py's recipe) with --stop-after-minutes MINUTES, packs the FM and the demo model
+# STEPS (default: train.py's recipe; QUICK=1: train.py --quick's small pools, a smoke run) with
+# --stop-after-minutes MINUTES, packs the FM and the demo model
 # (f16) and writes them, train.json (steps, minutes, curves, validations) and the log into OUT: at most
 # 8 files of at most 16 MiB come back. A run that stops early leaves no model (resume it here: not
 # across machines).
@@ -37,7 +38,7 @@ case "${1:-}" in
     rc=0
     PYTHONPATH="$work/py" python3 calib/train/train.py --device cuda --any-versions --threads 16 \
         --photos "$G/photos.npz" --out "$work/train" --cli "$G/f2idiff" --model "$out/f2idiff-demo.f2i" \
-        ${STEPS:+--steps "$STEPS"} --stop-after-minutes "${MINUTES:-7}" > "$out/train.log" 2>&1 || rc=$?
+        ${STEPS:+--steps "$STEPS"} ${QUICK:+--quick} --stop-after-minutes "${MINUTES:-7}" > "$out/train.log" 2>&1 || rc=$?
     tail -20 "$out/train.log"
     for f in train.json fm.f2i; do [[ -f "$work/train/$f" ]] && cp "$work/train/$f" "$out/"; done
     echo "train.py exit status $rc" | tee -a "$out/gpu.txt"
