@@ -89,6 +89,9 @@ ROUNDS.update({5: dict(ON_RUN4, steps=3000, lr=5e-4, rank_unet=64),
                12: dict(ON_RUN4, steps=1500, lr=5e-4, rank_unet=0, zero_conv_out=True, scale_conv_in=True,
                         reinit_unet=True)})
 ROUNDS.update({13: dict(ROUNDS[12], steps=1000, out_lr_scale=True)})
+# 14 (diagnostic): round 13 on a U-Net with four resnets instead of one at the top level (the latent's own
+# resolution, where the yardstick CNN has all its 8 blocks; the up block there gets five)
+ROUNDS.update({14: dict(ROUNDS[13], unet_override=dict(layers_per_block=(4, 1, 1)))})
 
 
 def read_pack(b):
@@ -142,11 +145,11 @@ def networks(header, tensors, folder, dev):
 
 def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-13 "
+    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-14 "
                     "(see the module docstring)")
     ap.add_argument("--any-base", action="store_true", help="accept a base pack other than run 3's or 4's")
     ap.add_argument("--round", type=int, choices=sorted(ROUNDS), default=4,
-                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-13 = 2026-12-04's, on "
+                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-14 = 2026-12-04's, on "
                     "run 4's")
     ap.add_argument("--steps", type=int, help="default: the round's")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt (round N > 4: refineN.pt)")
@@ -192,6 +195,12 @@ def main():
         header["pipeline"]["tile"] = args.tile
     base_dir, demo_dir = out / name / "base", out / name / "demo"
     vae, unet, dino = networks(header, tensors, base_dir, dev)
+    if cfg.get("unet_override"):  # another U-Net shape: its weights start at random (reinit_unet)
+        from diffusers import UNet2DConditionModel
+
+        torch.manual_seed(SEED)
+        unet = UNet2DConditionModel.from_config({**unet.config, **cfg["unet_override"]})
+        unet = unet.requires_grad_(False).to(dev).eval()
     if cfg.get("zero_conv_out") or cfg.get("scale_conv_in") or cfg.get("reinit_unet"):
         with torch.no_grad():
             if cfg.get("reinit_unet"):
