@@ -92,6 +92,24 @@ ROUNDS.update({13: dict(ROUNDS[12], steps=1000, out_lr_scale=True)})
 # 14 (diagnostic): round 13 on a U-Net with four resnets instead of one at the top level (the latent's own
 # resolution, where the yardstick CNN has all its 8 blocks; the up block there gets five)
 ROUNDS.update({14: dict(ROUNDS[13], unet_override=dict(layers_per_block=(4, 1, 1)))})
+# 15 (diagnostic): round 12 with every U-Net weight's learning rate times 1 / 14.6, not only conv_out's (13):
+# x0 amplifies any change of eps 14.6x, so at the yardstick's learning rate the U-Net moves x0 14.6x further
+# per step than the yardstick moves its output; this gives the whole U-Net the yardstick's step on x0
+ROUNDS.update({15: dict(ROUNDS[12], steps=1000, unet_lr_scale=True)})
+# 16 (diagnostic): round 13 trained as the latent yardstick is (baseline_cnn.py --latent): batches of 8 patches
+# of 128 px instead of 4, plain L1 without the edge term
+ROUNDS.update({16: dict(ROUNDS[13], batch_large=8, grad_w=0.0)})
+# 17 (diagnostic, cannot be packed): round 13 with every GroupNorm of the U-Net replaced by the identity: its
+# statistics are those of the patch (32x32 latents here, 64x64 in the engine's tiles); the yardstick has none
+ROUNDS.update({17: dict(ROUNDS[13], no_group_norm=True)})
+# 18 (diagnostic): round 13 with the VAE encoder's adapters frozen at zero, as the latent yardstick's encoder is
+# (every round 5-17 trained them; the quant_conv adapter adds to z_t after the merged sqrt(abar_999) scale, so x0
+# sees its steps 14.6x larger)
+ROUNDS.update({18: dict(ROUNDS[13], freeze_vae=True)})
+# 19: round 13 on the long yardstick's schedule (baseline_cnn.py --steps 6000: warm-up and cosine over 6,000
+# steps). The rounds above decay within 1,000-1,500 steps and meet the yardstick at 250 steps (+0.10-0.12 dB
+# over their start for both); the yardstick's lead appears after 500, where their learning rates have decayed
+ROUNDS.update({19: dict(ROUNDS[13], steps=6000)})
 
 
 def read_pack(b):
@@ -145,11 +163,11 @@ def networks(header, tensors, folder, dev):
 
 def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-14 "
+    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-19 "
                     "(see the module docstring)")
     ap.add_argument("--any-base", action="store_true", help="accept a base pack other than run 3's or 4's")
     ap.add_argument("--round", type=int, choices=sorted(ROUNDS), default=4,
-                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-14 = 2026-12-04's, on "
+                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-19 = 2026-12-04's, on "
                     "run 4's")
     ap.add_argument("--steps", type=int, help="default: the round's")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt (round N > 4: refineN.pt)")
@@ -201,6 +219,11 @@ def main():
         torch.manual_seed(SEED)
         unet = UNet2DConditionModel.from_config({**unet.config, **cfg["unet_override"]})
         unet = unet.requires_grad_(False).to(dev).eval()
+    if cfg.get("no_group_norm"):
+        for m in list(unet.modules()):
+            for k, c in list(m.named_children()):
+                if isinstance(c, torch.nn.GroupNorm):
+                    setattr(m, k, torch.nn.Identity())
     if cfg.get("zero_conv_out") or cfg.get("scale_conv_in") or cfg.get("reinit_unet"):
         with torch.no_grad():
             if cfg.get("reinit_unet"):
@@ -221,12 +244,15 @@ def main():
 
     pu, pv = stage2_sr.add_lora(unet, vae, SEED, quant_as_mean_scale=False, rank_unet=cfg["rank_unet"],
                                 rank_vae=cfg["rank_vae"], decoder=cfg["decoder"])
+    if cfg.get("freeze_vae"):
+        pv.requires_grad_(False)
     s = stage2_sr.stage(unet, vae, dino, pools, vsr, header["pipeline"]["dino_image_size"], cfg["steps"], dev,
                         lr=cfg["lr"], grad_w=cfg["grad_w"], lat_w=0.0, name=name, validate_first=True,
                         large_every=cfg["large_every"], batch_large=cfg["batch_large"], val_every=cfg["val_every"])
-    if cfg.get("out_lr_scale"):
+    if cfg.get("out_lr_scale") or cfg.get("unet_lr_scale"):
         c1, c2 = common.x0_coefficients(common.TIMESTEP)
-        s.lr_scale = {id(q): c2 / c1 for q in unet.conv_out.parameters() if q.requires_grad}
+        scaled = unet.parameters() if cfg.get("unet_lr_scale") else unet.conv_out.parameters()
+        s.lr_scale = {id(q): c2 / c1 for q in scaled if q.requires_grad}
     try:
         rep = loop.run(s, ckpt, SEED + 1, logfile, deadline=deadline)
     except loop.Interrupted as e:
