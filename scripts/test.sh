@@ -3,7 +3,8 @@
 # sm_90 (NVRTC + ptxas from pinned pip wheels; fails on errors or register spills), every test
 # natively — with the CUDA kernels run on the CPU execution harness (feature cuda-sim) against
 # the CPU backend — then the CPU-dependent tests cross-built for aarch64 and run under qemu-user
-# (scripts/test-aarch64.sh installs the target, Debian's cross linker and qemu when missing),
+# on Debian's arm64 OpenBLAS and on the gemm crate (scripts/test-aarch64.sh installs the target,
+# Debian's cross linker, qemu and the arm64 OpenBLAS when missing),
 # and last each fuzz target for a short fixed time from its committed seeds plus the
 # concurrency soak under AddressSanitizer (scripts/fuzz.sh --ci; nightly toolchain, installed
 # when missing).
