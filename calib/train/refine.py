@@ -110,6 +110,46 @@ ROUNDS.update({18: dict(ROUNDS[13], freeze_vae=True)})
 # steps). The rounds above decay within 1,000-1,500 steps and meet the yardstick at 250 steps (+0.10-0.12 dB
 # over their start for both); the yardstick's lead appears after 500, where their learning rates have decayed
 ROUNDS.update({19: dict(ROUNDS[13], steps=6000)})
+# 20 (diagnostic, cannot be packed): the bisection. Rounds 14-18 each removed one difference from the latent
+# yardstick and none moved; this removes the architecture at once: the U-Net is replaced by the yardstick's own
+# trunk (baseline_cnn.Residual on the latent, CnnAsUnet) and trained through this script's pipeline with the
+# yardstick's settings (batches of 8 patches of 128 px, plain L1, lr 5e-4, no step scaling, the VAE frozen,
+# 1,500 steps). If it climbs as `baseline_cnn.py --latent` did (27.26 at step 750), this pipeline is sound and
+# the U-Net is what does not learn; if it stays in rounds 9-19's band, the cause is in the pipeline.
+ROUNDS.update({20: dict(ROUNDS[13], steps=1500, out_lr_scale=False, batch_large=8, grad_w=0.0, freeze_vae=True,
+                        cnn_unet=True)})
+
+# 21 (diagnostic, cannot be packed): round 20's settings on the U-Net again (round 13's, re-initialised, conv_out
+# zeroed and at 1 / 14.6 of the learning rate: the exact reparametrisation of the trunk's output layer), with
+# every GroupNorm replaced by the identity (round 17, stopped at step 500 at 27.107, the best U-Net score there).
+# Normalising each group over the patch rescales flat and textured patches alike; EDSR dropped its norms for that
+ROUNDS.update({21: dict(ROUNDS[20], cnn_unet=False, out_lr_scale=True, no_group_norm=True)})
+
+# 22 (diagnostic, cannot be packed by the engine's demo recipe): round 21 with its GroupNorms back, on a U-Net
+# without any attention (plain down / up blocks, a mid block of resnets): does the attention to DINOv2 (and the
+# self-attention) hold the U-Net back? Same levels, channels and resnets as the demo model's U-Net
+ROUNDS.update({22: dict(ROUNDS[21], no_group_norm=False,
+                        unet_override=dict(down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3,
+                                           mid_block_type="UNetMidBlock2D"))})
+
+
+class CnnAsUnet(torch.nn.Module):
+    """baseline_cnn.py's latent trunk behind the U-Net's call: x0 = z + res(z) in the latent the pipeline
+    decodes, with z = z_t / c2, returned as the eps that sr_forward turns into that x0 (DINOv2's tokens and
+    the timestep are ignored)."""
+
+    def __init__(self, latent_channels):
+        super().__init__()
+        import baseline_cnn
+
+        self.res = baseline_cnn.Residual(latent_channels, latent_channels, 1)
+        self.c1, self.c2 = common.x0_coefficients(common.TIMESTEP)
+
+    def forward(self, z_t, t, encoder_hidden_states=None):
+        from types import SimpleNamespace
+
+        # x0 = (z_t - c1 eps) / c2 = z + res(z)  <=>  eps = -c2 res(z) / c1
+        return SimpleNamespace(sample=-self.c2 * self.res(z_t / self.c2) / self.c1)
 
 
 def read_pack(b):
@@ -163,11 +203,11 @@ def networks(header, tensors, folder, dev):
 
 def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-19 "
+    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-22 "
                     "(see the module docstring)")
     ap.add_argument("--any-base", action="store_true", help="accept a base pack other than run 3's or 4's")
     ap.add_argument("--round", type=int, choices=sorted(ROUNDS), default=4,
-                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-19 = 2026-12-04's, on "
+                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-22 = 2026-12-04's, on "
                     "run 4's")
     ap.add_argument("--steps", type=int, help="default: the round's")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt (round N > 4: refineN.pt)")
@@ -219,12 +259,15 @@ def main():
         torch.manual_seed(SEED)
         unet = UNet2DConditionModel.from_config({**unet.config, **cfg["unet_override"]})
         unet = unet.requires_grad_(False).to(dev).eval()
+    if cfg.get("cnn_unet"):
+        torch.manual_seed(SEED)
+        unet = CnnAsUnet(unet.config.in_channels).to(dev)
     if cfg.get("no_group_norm"):
         for m in list(unet.modules()):
             for k, c in list(m.named_children()):
                 if isinstance(c, torch.nn.GroupNorm):
                     setattr(m, k, torch.nn.Identity())
-    if cfg.get("zero_conv_out") or cfg.get("scale_conv_in") or cfg.get("reinit_unet"):
+    if not cfg.get("cnn_unet") and (cfg.get("zero_conv_out") or cfg.get("scale_conv_in") or cfg.get("reinit_unet")):
         with torch.no_grad():
             if cfg.get("reinit_unet"):
                 torch.manual_seed(SEED)
@@ -258,6 +301,9 @@ def main():
     except loop.Interrupted as e:
         log(f"interrupted in stage {e}: continue with --resume", logfile)
         sys.exit(3)
+    if cfg.get("cnn_unet") or cfg.get("no_group_norm") or cfg.get("unet_override", {}).get("mid_block_type"):
+        log(f"done: a diagnostic round (not packed), kept step {rep['best_step']}", logfile)
+        return
     export.save_demo(base_dir, demo_dir, pu, pv)
     cli = train.find_cli(args.cli)
     rep.update(base_sha256=sha, round=args.round, **cfg, val_bicubic_psnr_y=bicubic,
