@@ -132,6 +132,13 @@ ROUNDS.update({22: dict(ROUNDS[21], no_group_norm=False,
                         unet_override=dict(down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3,
                                            mid_block_type="UNetMidBlock2D"))})
 
+# 23 (diagnostic): round 21's settings with its GroupNorms back, on a U-Net of one level: 64 channels at the
+# latent's resolution, four resnets down, a mid block of resnets, five up, no down- or up-sampling, no attention
+# (the yardstick's trunk in diffusers' blocks: GroupNorm + SiLU before each conv, the time embedding added)
+ROUNDS.update({23: dict(ROUNDS[22], unet_override=dict(
+    block_out_channels=(64,), down_block_types=("DownBlock2D",), up_block_types=("UpBlock2D",),
+    mid_block_type="UNetMidBlock2D", layers_per_block=4, attention_head_dim=2))})
+
 
 class CnnAsUnet(torch.nn.Module):
     """baseline_cnn.py's latent trunk behind the U-Net's call: x0 = z + res(z) in the latent the pipeline
@@ -203,11 +210,11 @@ def networks(header, tensors, folder, dev):
 
 def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-22 "
+    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-23 "
                     "(see the module docstring)")
     ap.add_argument("--any-base", action="store_true", help="accept a base pack other than run 3's or 4's")
     ap.add_argument("--round", type=int, choices=sorted(ROUNDS), default=4,
-                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-22 = 2026-12-04's, on "
+                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-23 = 2026-12-04's, on "
                     "run 4's")
     ap.add_argument("--steps", type=int, help="default: the round's")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt (round N > 4: refineN.pt)")
