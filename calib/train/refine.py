@@ -38,10 +38,12 @@ import hashlib
 import json
 import struct
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import baseline_cnn  # noqa: E402
 import common  # noqa: E402
 from common import ROOT, check_versions, log, quiet  # noqa: E402
 
@@ -101,7 +103,7 @@ ROUNDS.update({15: dict(ROUNDS[12], steps=1000, unet_lr_scale=True)})
 ROUNDS.update({16: dict(ROUNDS[13], batch_large=8, grad_w=0.0)})
 # 17 (diagnostic, cannot be packed): round 13 with every GroupNorm of the U-Net replaced by the identity: its
 # statistics are those of the patch (32x32 latents here, 64x64 in the engine's tiles); the yardstick has none
-ROUNDS.update({17: dict(ROUNDS[13], no_group_norm=True)})
+ROUNDS.update({17: dict(ROUNDS[13], no_group_norm=True, pack=False)})
 # 18 (diagnostic): round 13 with the VAE encoder's adapters frozen at zero, as the latent yardstick's encoder is
 # (every round 5-17 trained them; the quant_conv adapter adds to z_t after the merged sqrt(abar_999) scale, so x0
 # sees its steps 14.6x larger)
@@ -117,7 +119,7 @@ ROUNDS.update({19: dict(ROUNDS[13], steps=6000)})
 # 1,500 steps). If it climbs as `baseline_cnn.py --latent` did (27.26 at step 750), this pipeline is sound and
 # the U-Net is what does not learn; if it stays in rounds 9-19's band, the cause is in the pipeline.
 ROUNDS.update({20: dict(ROUNDS[13], steps=1500, out_lr_scale=False, batch_large=8, grad_w=0.0, freeze_vae=True,
-                        cnn_unet=True)})
+                        cnn_unet=True, pack=False)})
 
 # 21 (diagnostic, cannot be packed): round 20's settings on the U-Net again (round 13's, re-initialised, conv_out
 # zeroed and at 1 / 14.6 of the learning rate: the exact reparametrisation of the trunk's output layer), with
@@ -147,14 +149,10 @@ class CnnAsUnet(torch.nn.Module):
 
     def __init__(self, latent_channels):
         super().__init__()
-        import baseline_cnn
-
         self.res = baseline_cnn.Residual(latent_channels, latent_channels, 1)
         self.c1, self.c2 = common.x0_coefficients(common.TIMESTEP)
 
     def forward(self, z_t, t, encoder_hidden_states=None):
-        from types import SimpleNamespace
-
         # x0 = (z_t - c1 eps) / c2 = z + res(z)  <=>  eps = -c2 res(z) / c1
         return SimpleNamespace(sample=-self.c2 * self.res(z_t / self.c2) / self.c1)
 
@@ -308,7 +306,7 @@ def main():
     except loop.Interrupted as e:
         log(f"interrupted in stage {e}: continue with --resume", logfile)
         sys.exit(3)
-    if cfg.get("cnn_unet") or cfg.get("no_group_norm") or cfg.get("unet_override", {}).get("mid_block_type"):
+    if not cfg.get("pack", True):  # a diagnostic round (17, 20-23)
         log(f"done: a diagnostic round (not packed), kept step {rep['best_step']}", logfile)
         return
     export.save_demo(base_dir, demo_dir, pu, pv)
