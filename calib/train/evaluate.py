@@ -164,6 +164,8 @@ def main():
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "f2idiff-demo.f2i")
     ap.add_argument("--folder", type=Path, help="the demo model's folder (default OUT/demo)")
     ap.add_argument("--previous", type=Path, help="a pack for the 'previous' row (refine.py's base)")
+    ap.add_argument("--previous-name", default="run 3", help="what the 'previous' row and montage column are "
+                    "called (default: run 3, run 4's base)")
     ap.add_argument("--cli", type=Path, default=ROOT / "target" / "release" / "f2idiff")
     ap.add_argument("--montage", type=Path, default=ROOT / "docs" / "img" / "demo-montage.png")
     ap.add_argument("--example", type=Path, default=ROOT / "examples" / "coffee-lr.png")
@@ -173,6 +175,8 @@ def main():
     check_versions()
     quiet()
     torch.set_num_threads(2)
+    LABELS["previous"] = f"previous demo ({args.previous_name})"
+    MONTAGE_LABELS["previous"] = args.previous_name
     out, cli = args.out, args.cli
     ev = out / "eval"
     if ev.exists():

@@ -2,6 +2,7 @@
 
     /tmp/f2i-ref-venv/bin/python calib/train/plot.py [OUT/train.json] [docs/img/demo-training.svg]
     /tmp/f2i-ref-venv/bin/python calib/train/plot.py OUT/refine.json docs/img/demo-refine.svg
+    /tmp/f2i-ref-venv/bin/python calib/train/plot.py OUT/refine24.json docs/img/demo-refine24.svg
 
 One panel per stage: the running loss against the step; stage 2's panel (and refine.py's one panel) adds
 the validation PSNR-Y (realistic and clean LR; right axis) with bicubic's as dashed lines, and marks the
@@ -71,7 +72,10 @@ def main():
     rep = json.loads(src.read_text())
     panels = PANELS
     if "curve" in rep:  # refine.json: one stage, reported at the top level
-        rep, panels = {"refine": rep, "val_bicubic_psnr_y": rep["val_bicubic_psnr_y"]}, (REFINE_PANEL,)
+        r = rep.get("round", 4)
+        title = REFINE_PANEL[2] if r == 4 else (f"refine.py round {r}: SR (L1"
+                                                + (" of the L1 + edge loss)" if rep.get("grad_w") else ")"))
+        rep, panels = {"refine": rep, "val_bicubic_psnr_y": rep["val_bicubic_psnr_y"]}, (REFINE_PANEL[:2] + (title,),)
     width = len(panels) * (W + PAD + GAP) + PAD
     body = []
     for i, (stage, key, title) in enumerate(panels):

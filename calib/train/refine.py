@@ -141,6 +141,20 @@ ROUNDS.update({23: dict(ROUNDS[22], unet_override=dict(
     block_out_channels=(64,), down_block_types=("DownBlock2D",), up_block_types=("UpBlock2D",),
     mid_block_type="UNetMidBlock2D", layers_per_block=4, attention_head_dim=2))})
 
+# 24 (a candidate, packed): round 23's one-level U-Net with the DINOv2 conditioning back, in its mid block
+# (UNetMidBlock2DCrossAttn: resnet, transformer -- self-attention, cross-attention to the DINOv2 tokens,
+# feed-forward --, resnet; 2 heads of 32), the VAE encoder's adapters trained again (round 13's), on a 4,000-step
+# schedule. The attention sits in the mid block only: at the latent's resolution a 256 px tile has 4,096 tokens,
+# and the demo model's own top level (64 channels) has none either
+ROUNDS.update({24: dict(ROUNDS[23], steps=4000, freeze_vae=False, pack=True, unet_override=dict(
+    ROUNDS[23]["unet_override"], mid_block_type="UNetMidBlock2DCrossAttn"))})
+
+# 25: run 4's recipe on round 24's pack (--any-base; round 24 trains its U-Net in full from random weights, so
+# this is the round that puts F2IDiff-SR's LoRA on that U-Net): fresh zero-initialised adapters on the U-Net (r 16)
+# and the VAE encoder (r 8), the L1 + edge loss, round 24's batches (8 patches of 128 px), a third of round 24's
+# learning rate, 1,000 steps; step 0 (round 24's model) is kept unless a validation beats it
+ROUNDS.update({25: dict(ON_RUN4, steps=1000, lr=1e-4, batch_large=8)})
+
 
 class CnnAsUnet(torch.nn.Module):
     """baseline_cnn.py's latent trunk behind the U-Net's call: x0 = z + res(z) in the latent the pipeline
@@ -208,12 +222,12 @@ def networks(header, tensors, folder, dev):
 
 def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-23 "
-                    "(see the module docstring)")
+    ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-24, "
+                    "round 24's for 25 (see the module docstring)")
     ap.add_argument("--any-base", action="store_true", help="accept a base pack other than run 3's or 4's")
     ap.add_argument("--round", type=int, choices=sorted(ROUNDS), default=4,
-                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-23 = 2026-12-04's, on "
-                    "run 4's")
+                    help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-24 = 2026-12-04's, on "
+                    "run 4's; 25 = run 4's recipe on round 24's")
     ap.add_argument("--steps", type=int, help="default: the round's")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt (round N > 4: refineN.pt)")
     ap.add_argument("--stop-after-minutes", type=float)
