@@ -75,7 +75,8 @@ def main():
         r = rep.get("round", 4)
         title = REFINE_PANEL[2] if r == 4 else (f"refine.py round {r}: SR (L1"
                                                 + (" of the L1 + edge loss)" if rep.get("grad_w") else ")"))
-        rep, panels = {"refine": rep, "val_bicubic_psnr_y": rep["val_bicubic_psnr_y"]}, (REFINE_PANEL[:2] + (title,),)
+        panels = (REFINE_PANEL[:2] + (title,),)
+        rep = {"refine": rep, "val_bicubic_psnr_y": rep["val_bicubic_psnr_y"]}
     width = len(panels) * (W + PAD + GAP) + PAD
     body = []
     for i, (stage, key, title) in enumerate(panels):

@@ -58,7 +58,8 @@ import train  # noqa: E402
 
 RUN3_SHA256 = "996c490271af502fd02410705ec93fc61cebc4093a316f9b91b613d07cdc0661"
 RUN4_SHA256 = "4c15d19f993a8624a4279bfdefd50409a6616400ae717d1a90ec6360461b5fbc"  # ce1ef59's shipped pack
-BASES = {RUN3_SHA256: "run 3", RUN4_SHA256: "run 4"}
+RUN5_SHA256 = "daf8794789ba6364776e5e17769263a98f133923b3c51ffcfe92aad501cef754"  # round 24's pack, shipped as run 5
+BASES = {RUN3_SHA256: "run 3", RUN4_SHA256: "run 4", RUN5_SHA256: "run 5"}
 STEPS = 2000
 LR = 3e-4
 GRAD_W = 0.25
@@ -149,7 +150,7 @@ ROUNDS.update({23: dict(ROUNDS[22], unet_override=dict(
 ROUNDS.update({24: dict(ROUNDS[23], steps=4000, freeze_vae=False, pack=True, unet_override=dict(
     ROUNDS[23]["unet_override"], mid_block_type="UNetMidBlock2DCrossAttn"))})
 
-# 25: run 4's recipe on round 24's pack (--any-base; round 24 trains its U-Net in full from random weights, so
+# 25: run 4's recipe on round 24's pack (run 5; round 24 trains its U-Net in full from random weights, so
 # this is the round that puts F2IDiff-SR's LoRA on that U-Net): fresh zero-initialised adapters on the U-Net (r 16)
 # and the VAE encoder (r 8), the L1 + edge loss, round 24's batches (8 patches of 128 px), a third of round 24's
 # learning rate, 1,000 steps; step 0 (round 24's model) is kept unless a validation beats it
@@ -224,7 +225,7 @@ def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-24, "
                     "round 24's for 25 (see the module docstring)")
-    ap.add_argument("--any-base", action="store_true", help="accept a base pack other than run 3's or 4's")
+    ap.add_argument("--any-base", action="store_true", help="accept a base pack other than run 3's, 4's or 5's")
     ap.add_argument("--round", type=int, choices=sorted(ROUNDS), default=4,
                     help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-24 = 2026-12-04's, on "
                     "run 4's; 25 = run 4's recipe on round 24's")
@@ -253,7 +254,7 @@ def main():
     base = args.base.read_bytes()
     sha = hashlib.sha256(base).hexdigest()
     if sha not in BASES and not args.any_base:
-        sys.exit(f"{args.base}: sha256 {sha} is neither run 3's nor run 4's pack; --any-base to go on anyway")
+        sys.exit(f"{args.base}: sha256 {sha} is not run 3's, 4's or 5's pack; --any-base to go on anyway")
     cfg = dict(ROUNDS[args.round])
     if args.steps is not None:
         cfg["steps"] = args.steps
