@@ -8,11 +8,12 @@ the loss curve, periodic validation, and checkpoints.
 
 Checkpoints (`DIR/<stage>.pt`, written atomically): step, weights of the stage's modules, optimiser
 state, the numpy and torch random states, the running losses, the curve, the validation history and
-the best validated weights. Written every `ckpt_minutes`, at every validation, on SIGINT / SIGTERM, and
+the best validated weights (and the parameters' moving average, if the stage keeps one). Written every `ckpt_minutes`, at every validation, on SIGINT / SIGTERM, and
 at the end (`done`). `run` on a stage whose checkpoint exists continues from it; a finished stage only
 restores its final (or best) weights.
 """
 
+import contextlib
 import math
 import os
 import signal
@@ -49,6 +50,9 @@ class Stage:
     validate_first: bool = False  # validate the starting weights too (step 0): they are kept if never beaten
     train_modes: list = field(default_factory=list)  # modules set to train() while stepping
     lr_scale: dict = field(default_factory=dict)  # id(parameter) -> multiplier of the learning rate (default 1)
+    # decay of an exponential moving average of `params` (0: none). With one, validation, the best weights and
+    # the final weights are the average's; the optimiser steps the raw parameters
+    average: float = 0.0
 
 
 _stop = {"asked": False}
@@ -81,6 +85,37 @@ def lr_at(base, step, warmup, steps):
     return base * w * c
 
 
+def _update_average(stage, st):
+    """The moving average of `stage.params` after one more step; its decay ramps up over the first steps
+    ((1 + n) / (10 + n)) so the early average is not dominated by the random start."""
+    n = st["step"]
+    d = min(stage.average, (1 + n) / (10 + n))
+    with torch.no_grad():
+        if st["avg"] is None:
+            st["avg"] = [p.detach().clone() for p in stage.params]
+        else:
+            for a, p in zip(st["avg"], stage.params):
+                a.mul_(d).add_(p.detach(), alpha=1 - d)
+
+
+@contextlib.contextmanager
+def _averaged(stage, st):
+    """Inside: the parameters hold their moving average (when the stage keeps one); after: their own values."""
+    if not stage.average or st["avg"] is None:
+        yield
+        return
+    with torch.no_grad():
+        raw = [p.detach().clone() for p in stage.params]
+        for a, p in zip(st["avg"], stage.params):
+            p.copy_(a)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for r, p in zip(raw, stage.params):
+                p.copy_(r)
+
+
 def _save(path, state):
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -109,7 +144,7 @@ def run(stage, ckpt_dir, seed, logfile, ckpt_minutes=5.0, deadline=None):
                             betas=(0.9, 0.99), weight_decay=stage.weight_decay)
     g = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    st = dict(step=0, seconds=0.0, ema=None, curve=[], validations=[], best=None, done=False)
+    st = dict(step=0, seconds=0.0, ema=None, avg=None, curve=[], validations=[], best=None, done=False)
     if path.exists():
         saved = torch.load(path, weights_only=False)
         _load_weights(stage, saved["weights"])
@@ -123,7 +158,7 @@ def run(stage, ckpt_dir, seed, logfile, ckpt_minutes=5.0, deadline=None):
         opt.load_state_dict(saved["opt"])
         g.bit_generator.state = saved["np_rng"]
         torch.set_rng_state(saved["torch_rng"])
-        st = {k: saved[k] for k in st}
+        st = {k: saved.get(k, st[k]) for k in st}
         log(f"{stage.name}: resumed at step {st['step']} of {stage.steps} from {path}", logfile)
 
     def checkpoint(done=False):
@@ -153,6 +188,8 @@ def run(stage, ckpt_dir, seed, logfile, ckpt_minutes=5.0, deadline=None):
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(stage.params, 1.0)
         opt.step()
+        if stage.average:
+            _update_average(stage, st)
         vals = {k: float(v.detach()) for k, v in losses.items()}
         st["ema"] = vals if st["ema"] is None else {k: 0.98 * st["ema"][k] + 0.02 * v for k, v in vals.items()}
         st["step"] += 1
@@ -167,12 +204,13 @@ def run(stage, ckpt_dir, seed, logfile, ckpt_minutes=5.0, deadline=None):
             log(f"{stage.name} step {step}/{stage.steps}: {desc} ({st['seconds'] / 60:.1f} min)", logfile)
         validated = stage.validate is not None and (step % stage.val_every == 0 or step == stage.steps)
         if validated:
-            v = dict(step=step, **stage.validate())
+            with _averaged(stage, st):
+                v = dict(step=step, **stage.validate())
+                if st["best"] is None or v["score"] > st["best"]["score"]:
+                    st["best"] = dict(step=step, score=v["score"], weights=_weights(stage))
             for m in stage.train_modes:
                 m.train()
             st["validations"].append(v)
-            if st["best"] is None or v["score"] > st["best"]["score"]:
-                st["best"] = dict(step=step, score=v["score"], weights=_weights(stage))
             log(f"{stage.name} validation at {step}: " + ", ".join(f"{k} {x:.3f}" for k, x in v.items()
                                                                    if k != "step"), logfile)
             t_last = time.time()  # validation time is not training time
@@ -181,6 +219,10 @@ def run(stage, ckpt_dir, seed, logfile, ckpt_minutes=5.0, deadline=None):
             t_ckpt = time.time()
     for m in stage.train_modes:
         m.eval()
+    if stage.average and st["avg"] is not None:  # the final weights are the average
+        with torch.no_grad():
+            for a, p in zip(st["avg"], stage.params):
+                p.copy_(a)
     checkpoint(done=True)
     if stage.keep_best and st["best"] is not None:
         _load_weights(stage, st["best"]["weights"])
