@@ -7,8 +7,9 @@ run, resumed, follows the same schedule and gives the same weights), the gradien
 the loss curve, periodic validation, and checkpoints.
 
 Checkpoints (`DIR/<stage>.pt`, written atomically): step, weights of the stage's modules, optimiser
-state, the numpy and torch random states, the running losses, the curve, the validation history and
-the best validated weights (and the parameters' moving average, if the stage keeps one). Written every `ckpt_minutes`, at every validation, on SIGINT / SIGTERM, and
+state, the numpy and torch random states, the running losses, the curve, the validation history, the
+best validated weights, and the parameters' moving average if the stage keeps one (`Stage.average`;
+buffers are not averaged). Written every `ckpt_minutes`, at every validation, on SIGINT / SIGTERM, and
 at the end (`done`). `run` on a stage whose checkpoint exists continues from it; a finished stage only
 restores its final (or best) weights.
 """
