@@ -105,16 +105,19 @@ def _averaged(stage, st):
     if not stage.average or st["avg"] is None:
         yield
         return
-    with torch.no_grad():
-        raw = [p.detach().clone() for p in stage.params]
-        for a, p in zip(st["avg"], stage.params):
-            p.copy_(a)
+    raw = [p.detach().clone() for p in stage.params]
+    _assign(stage.params, st["avg"])
     try:
         yield
     finally:
-        with torch.no_grad():
-            for r, p in zip(raw, stage.params):
-                p.copy_(r)
+        _assign(stage.params, raw)
+
+
+def _assign(params, values):
+    """Copies `values` into `params`, in order."""
+    with torch.no_grad():
+        for p, v in zip(params, values):
+            p.copy_(v)
 
 
 def _save(path, state):
@@ -221,9 +224,7 @@ def run(stage, ckpt_dir, seed, logfile, ckpt_minutes=5.0, deadline=None):
     for m in stage.train_modes:
         m.eval()
     if stage.average and st["avg"] is not None:  # the final weights are the average
-        with torch.no_grad():
-            for a, p in zip(st["avg"], stage.params):
-                p.copy_(a)
+        _assign(stage.params, st["avg"])
     checkpoint(done=True)
     if stage.keep_best and st["best"] is not None:
         _load_weights(stage, st["best"]["weights"])

@@ -4,13 +4,15 @@
 
 Reads choose_tile.py's outputs for the model it last ran (OUT/choose_tile/<LR kind>/{hr,tile0-0,tile256-64}):
 the 384x384 validation crops upscaled as one tile and at 256 / 64. For each crop it compares the two outputs
-by the per-pixel gradient-magnitude similarity to the HR (GMSD's map before its deviation is taken: Prewitt
-on Y, c = 170 for 8-bit levels) and by their mean gradient magnitude, split into two regions:
-  band     rows or columns 128..256, where the two tiles along each axis overlap (tiles start at HR 0 and
-           128; the smootherstep ramps lie inside it)
+by GMSD's per-pixel gradient-magnitude similarity to the HR -- the map whose standard deviation is GMSD, as
+piq.gmsd defines it (src/pipeline/metrics/gmsd.rs): YIQ luma in [0, 1], 2x2 average pooling, Prewitt with
+zero padding, T = 170 / 255^2; without `f2idiff eval`'s border crop -- and by their mean gradient magnitude,
+in two regions:
+  band     rows or columns where the two tiles along each axis overlap (the first tile starts at 0, the last
+           ends at the crop's edge, so the band is [n - TILE, TILE); the smootherstep ramps lie inside it)
   outside  the rest (tile interiors only one tile covers)
-with 4 px at the border left out (the Prewitt window). If the blend were the cause, the losses would sit in
-the band. Validation crops only; the held-out photos are never read here.
+with the pooled map's outermost BORDER pixels left out (Prewitt's zero padding). If the blend were the cause,
+the losses would sit in the band. Validation crops only; the held-out photos are never read here.
 """
 
 import sys
@@ -24,27 +26,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT  # noqa: E402
 
-C = 170.0  # GMSD's constant for 8-bit levels
+T = 170.0 / 255.0 ** 2  # GMSD's stability constant for intensities in [0, 1]
 PREWITT = np.array([[1.0, 0.0, -1.0]] * 3) / 3.0
-BAND = (128, 256)
-BORDER = 4
+TILE = 256  # HR pixels, the tile choose_tile.py ran as tile256-64
+BORDER = 1  # pooled pixels at the edge, where Prewitt reads the zero padding
 
 
-def luma(path):
-    a = np.asarray(Image.open(path).convert("RGB")).astype(np.float64)
-    return 16 + (65.481 * a[..., 0] + 128.553 * a[..., 1] + 24.966 * a[..., 2]) / 255
+def pooled_luma(path):
+    """piq.gmsd's input plane: YIQ luma of the image in [0, 1], 2x2 average-pooled (even sizes here)."""
+    a = np.asarray(Image.open(path).convert("RGB")).astype(np.float64) / 255
+    y = a @ np.array([0.299, 0.587, 0.114])
+    h, w = y.shape
+    return y[:h - h % 2, :w - w % 2].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
 
 
 def grad(y):
-    return np.hypot(convolve(y, PREWITT), convolve(y, PREWITT.T))
+    return np.hypot(convolve(y, PREWITT, mode="constant"), convolve(y, PREWITT.T, mode="constant"))
 
 
 def regions(shape):
+    """(band, outside) masks on the pooled plane."""
     inside = np.zeros(shape, bool)
     inside[BORDER:-BORDER, BORDER:-BORDER] = True
     band = np.zeros(shape, bool)
-    band[BAND[0]:BAND[1], :] = True
-    band[:, BAND[0]:BAND[1]] = True
+    band[(shape[0] * 2 - TILE) // 2:TILE // 2, :] = True
+    band[:, (shape[1] * 2 - TILE) // 2:TILE // 2] = True
     return band & inside, ~band & inside
 
 
@@ -53,11 +59,11 @@ def main():
     for kind in ("realistic", "clean"):
         print(f"{kind} LR: tiled minus whole, mean GMS (band / outside); tiled / whole, mean gradient (band / outside)")
         for hr in sorted((base / kind / "hr").glob("*.png")):
-            g_hr = grad(luma(hr))
+            g_hr = grad(pooled_luma(hr))
             gms, g = {}, {}
             for t in ("tile0-0", "tile256-64"):
-                g[t] = grad(luma(base / kind / t / hr.name))
-                gms[t] = (2 * g_hr * g[t] + C) / (g_hr ** 2 + g[t] ** 2 + C)
+                g[t] = grad(pooled_luma(base / kind / t / hr.name))
+                gms[t] = (2 * g_hr * g[t] + T) / (g_hr ** 2 + g[t] ** 2 + T)
             band, rest = regions(g_hr.shape)
             d = gms["tile256-64"] - gms["tile0-0"]
             r = g["tile256-64"], g["tile0-0"]
