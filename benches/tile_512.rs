@@ -59,7 +59,7 @@ fn main() {
         .collect();
     let f = |cx: &mut f2idiff::exec::Exec<CpuBackend>| {
         let x = cx.input(&[3, 128, 128], &lr)?;
-        let (sr, _lq) = one_step(&nets, cx, &x)?;
+        let (sr, _lq) = one_step(&nets, cx, &x, None)?;
         cx.read(&sr)
     };
     let plan = engine::plan(&backend, f).unwrap();

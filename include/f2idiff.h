@@ -188,6 +188,25 @@ typedef enum f2i_precision {
 } f2i_precision;
 
 /**
+ * What DINOv2 conditions each tile on (`f2i_upscale_params.dino_context`).
+ */
+typedef enum f2i_dino_context {
+  /**
+   * The model's own setting (its `f2idiff.json` `dino_context`; the tile when absent).
+   */
+  F2I_DINO_CONTEXT_MODEL = 0,
+  /**
+   * Each tile's own LR pixels.
+   */
+  F2I_DINO_CONTEXT_TILE = 1,
+  /**
+   * The whole input's LR pixels (also with an ROI), resized once: every tile gets the same
+   * tokens. Host memory only (F2I_ERR_UNSUPPORTED with F2I_MEMORY_CUDA).
+   */
+  F2I_DINO_CONTEXT_IMAGE = 2,
+} f2i_dino_context;
+
+/**
  * `f2i_engine`: opaque to C.
  */
 typedef struct f2i_engine f2i_engine;
@@ -271,7 +290,9 @@ typedef int (*f2i_progress_fn)(void *user_data, uint32_t tiles_done, uint32_t ti
  * f32 frame buffers between calls (see `f2i_engine_reserve` to size them up front).
  * `progress` is called after each tile is *enqueued*; returning non-zero stops enqueueing and
  * the call returns F2I_ERR_CANCELLED without writing the output (tiles already enqueued still
- * run). Not in this mode: the AdaIN colour fix (F2I_ERR_UNSUPPORTED) and the f32 rerun of
+ * run). Not in this mode: the AdaIN colour fix and the whole image's DINOv2 context (both
+ * F2I_ERR_UNSUPPORTED; a model whose pack declares the image context needs
+ * `dino_context` = F2I_DINO_CONTEXT_TILE here), and the f32 rerun of
  * tiles whose f16 values overflow (their pixels come out clamped; packs calibrated with
  * `f2idiff calibrate` avoid the overflow).
  *
@@ -324,6 +345,12 @@ typedef struct f2i_upscale_params {
    * Required (non-NULL) with F2I_MEMORY_CUDA. Ignored by CPU engines with host memory.
    */
   void *stream;
+  /**
+   * What DINOv2 conditions each tile on (`f2i_dino_context`). Added in 0.4: callers built
+   * against an older header, whose `struct_size` ends before this field, get
+   * F2I_DINO_CONTEXT_MODEL.
+   */
+  f2i_dino_context dino_context;
 } f2i_upscale_params;
 
 /**

@@ -58,7 +58,7 @@ pub fn ranges(
         run_planned(backend, |cx| {
             cx.record_ranges(ranges.clone());
             let x = cx.input(&[3, s.height, s.width], &s.data)?;
-            drop(one_step(nets, cx, &x)?);
+            drop(one_step(nets, cx, &x, None)?);
             Ok(())
         })?;
     }

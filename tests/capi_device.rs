@@ -11,8 +11,8 @@ mod common;
 use f2idiff::backend::cuda::Executor;
 use f2idiff::backend::cuda::sim::{SimBuffer, SimExecutor};
 use f2idiff::capi::types::{
-    F2I_TILE_WHOLE_IMAGE, f2i_color_fix, f2i_device, f2i_engine_options, f2i_image, f2i_memory,
-    f2i_pixel_format as pf, f2i_rect, f2i_status, f2i_upscale_params,
+    F2I_TILE_WHOLE_IMAGE, f2i_color_fix, f2i_device, f2i_dino_context, f2i_engine_options,
+    f2i_image, f2i_memory, f2i_pixel_format as pf, f2i_rect, f2i_status, f2i_upscale_params,
 };
 use f2idiff::capi::*;
 use f2idiff::convert::{LoraChoice, PackOptions, pack_folder};
@@ -459,6 +459,23 @@ fn misuse_gives_typed_errors_with_nothing_touched() {
         upscale(&e, &input, &output, &p),
         f2i_status::F2I_ERR_UNSUPPORTED
     );
+    // So is the whole image's DINOv2 context; an unknown context is invalid.
+    let mut p = params();
+    device(&mut p);
+    p.dino_context = f2i_dino_context::F2I_DINO_CONTEXT_IMAGE as u32;
+    assert_eq!(
+        upscale(&e, &input, &output, &p),
+        f2i_status::F2I_ERR_UNSUPPORTED
+    );
+    assert!(
+        last_error().contains("F2I_DINO_CONTEXT_TILE"),
+        "{}",
+        last_error()
+    );
+    p.dino_context = 3;
+    assert_eq!(upscale(&e, &input, &output, &p), invalid);
+    assert_eq!(input.bytes(), before_in);
+    assert_eq!(output.bytes(), before_out);
     // Too small a struct_size; an older one (before `memory`) means host memory.
     let mut p = params();
     device(&mut p);

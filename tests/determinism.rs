@@ -157,7 +157,7 @@ fn tile_peak(
     let (th, tw) = (t.min(hw.0), t.min(hw.1));
     f2idiff::engine::plan(backend, |cx| {
         let x = cx.alloc(&[3, th, tw])?;
-        drop(f2idiff::pipeline::one_step(nets, cx, &x)?);
+        drop(f2idiff::pipeline::one_step(nets, cx, &x, None)?);
         Ok(())
     })
     .unwrap()

@@ -28,7 +28,8 @@ the frozen base of a new round:
   export     OUT/refine/base (the base networks as model folders), OUT/refine/demo (+ the adapters),
              `f2idiff pack --dtype f16` -> --model (adapters merged in f32, then f16); the model's tile is
              the base's unless `--tile` (choose_tile.py's choice on the result: rerun with --resume --tile T,
-             which restores the finished round and only exports and packs again)
+             which restores the finished round and only exports and packs again); likewise its DINOv2
+             context (`--dino-context`, tile_context.py's choice)
 
 The held-out photos are not read here (evaluate.py reads them, once, afterwards).
 """
@@ -251,6 +252,8 @@ def parse():
     ap.add_argument("--quick", action="store_true", help="smoke test: small pools")
     ap.add_argument("--tile", type=int, help="the output tile the packed model declares (choose_tile.py's "
                     "choice; default: the base pack's)")
+    ap.add_argument("--dino-context", choices=("tile", "image"), help="what DINOv2 conditions each tile on, "
+                    "as the packed model declares it (tile_context.py's choice; default: the base pack's)")
     return ap.parse_args()
 
 
@@ -281,6 +284,8 @@ def main():
     header, tensors = read_pack(base)
     if args.tile is not None:
         header["pipeline"]["tile"] = args.tile
+    if args.dino_context is not None:
+        header["pipeline"]["dino_context"] = args.dino_context
     base_dir, demo_dir = out / name / "base", out / name / "demo"
     vae, unet, dino = networks(header, tensors, base_dir, dev)
     if cfg.get("unet_override"):  # another U-Net shape: its weights start at random (reinit_unet)

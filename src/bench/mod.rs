@@ -345,7 +345,7 @@ fn forward<B: Backend>(nets: &Nets<B>, cx: &mut Exec<B>, inp: &Inputs) -> Result
             n.forward(cx, &x, TIMESTEP as f32, &ctx)
         }
         Nets::Tile(n) => {
-            let (sr, _lq) = crate::pipeline::one_step(n, cx, &x)?;
+            let (sr, _lq) = crate::pipeline::one_step(n, cx, &x, None)?;
             Ok(sr)
         }
     }

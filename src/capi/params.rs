@@ -3,9 +3,10 @@
 
 use super::status::{CResult, Failure};
 use super::types::{
-    F2I_OVERLAP_DEFAULT, F2I_TILE_WHOLE_IMAGE, f2i_color_fix::*, f2i_device::*, f2i_engine_options,
-    f2i_memory::*, f2i_precision::*, f2i_upscale_params,
+    F2I_OVERLAP_DEFAULT, F2I_TILE_WHOLE_IMAGE, f2i_color_fix::*, f2i_device::*,
+    f2i_dino_context::*, f2i_engine_options, f2i_memory::*, f2i_precision::*, f2i_upscale_params,
 };
+use crate::config::DinoContext;
 use crate::pipeline::{ColorFix, Rect, UpscaleOptions};
 use std::ffi::c_void;
 
@@ -37,6 +38,7 @@ pub fn default_params() -> f2i_upscale_params {
         user_data: std::ptr::null_mut(),
         memory: F2I_MEMORY_HOST as u32,
         stream: std::ptr::null_mut(),
+        dino_context: F2I_DINO_CONTEXT_MODEL as u32,
     }
 }
 
@@ -143,6 +145,12 @@ pub fn call(
         m if m == F2I_MEMORY_CUDA as u32 => true,
         m => return Err(Failure::invalid(format!("unknown memory {m}"))),
     };
+    let dino_context = match p.dino_context {
+        c if c == F2I_DINO_CONTEXT_MODEL as u32 => None,
+        c if c == F2I_DINO_CONTEXT_TILE as u32 => Some(DinoContext::Tile),
+        c if c == F2I_DINO_CONTEXT_IMAGE as u32 => Some(DinoContext::Image),
+        c => return Err(Failure::invalid(format!("unknown dino_context {c}"))),
+    };
     if device_memory && p.stream.is_null() {
         return Err(Failure::invalid(
             "memory is F2I_MEMORY_CUDA but stream is NULL: device-memory calls run on the \
@@ -157,6 +165,7 @@ pub fn call(
             roi,
             memory_budget: budget,
             lora_scale: p.lora_scale,
+            dino_context,
         },
         lora_scale: p.lora_scale,
         progress: p.progress,

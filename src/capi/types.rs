@@ -97,6 +97,19 @@ pub enum f2i_memory {
     F2I_MEMORY_CUDA = 1,
 }
 
+/// What DINOv2 conditions each tile on (`f2i_upscale_params.dino_context`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum f2i_dino_context {
+    /// The model's own setting (its `f2idiff.json` `dino_context`; the tile when absent).
+    F2I_DINO_CONTEXT_MODEL = 0,
+    /// Each tile's own LR pixels.
+    F2I_DINO_CONTEXT_TILE = 1,
+    /// The whole input's LR pixels (also with an ROI), resized once: every tile gets the same
+    /// tokens. Host memory only (F2I_ERR_UNSUPPORTED with F2I_MEMORY_CUDA).
+    F2I_DINO_CONTEXT_IMAGE = 2,
+}
+
 /// `f2i_pixel_format` as passed in by a caller (any integer).
 pub type RawPixelFormat = u32;
 /// `f2i_color_fix` as passed in by a caller (any integer).
@@ -107,6 +120,8 @@ pub type RawDevice = u32;
 pub type RawPrecision = u32;
 /// `f2i_memory` as passed in by a caller (any integer).
 pub type RawMemory = u32;
+/// `f2i_dino_context` as passed in by a caller (any integer).
+pub type RawDinoContext = u32;
 /// `f2i_status` as passed in by a caller (any integer).
 pub type RawStatus = u32;
 
@@ -198,7 +213,9 @@ pub const F2I_ENGINE_MAP_PACK: u64 = 1;
 /// f32 frame buffers between calls (see `f2i_engine_reserve` to size them up front).
 /// `progress` is called after each tile is *enqueued*; returning non-zero stops enqueueing and
 /// the call returns F2I_ERR_CANCELLED without writing the output (tiles already enqueued still
-/// run). Not in this mode: the AdaIN colour fix (F2I_ERR_UNSUPPORTED) and the f32 rerun of
+/// run). Not in this mode: the AdaIN colour fix and the whole image's DINOv2 context (both
+/// F2I_ERR_UNSUPPORTED; a model whose pack declares the image context needs
+/// `dino_context` = F2I_DINO_CONTEXT_TILE here), and the f32 rerun of
 /// tiles whose f16 values overflow (their pixels come out clamped; packs calibrated with
 /// `f2idiff calibrate` avoid the overflow).
 ///
@@ -234,6 +251,10 @@ pub struct f2i_upscale_params {
     /// A `cudaStream_t` / `CUstream` of the engine's GPU; NULL = the engine's own stream.
     /// Required (non-NULL) with F2I_MEMORY_CUDA. Ignored by CPU engines with host memory.
     pub stream: *mut c_void,
+    /// What DINOv2 conditions each tile on (`f2i_dino_context`). Added in 0.4: callers built
+    /// against an older header, whose `struct_size` ends before this field, get
+    /// F2I_DINO_CONTEXT_MODEL.
+    pub dino_context: RawDinoContext,
 }
 
 /// `f2i_upscale_params.tile_size`: the whole image as one tile.

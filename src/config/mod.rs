@@ -11,7 +11,7 @@ mod unet;
 mod vae;
 
 pub use dinov2::Dinov2Config;
-pub use pipeline::PipelineConfig;
+pub use pipeline::{DinoContext, PipelineConfig};
 pub use unet::{DownBlock, UNetConfig, UNetLevel, UpBlock};
 pub use vae::VaeConfig;
 

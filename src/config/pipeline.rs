@@ -28,6 +28,42 @@ pub struct PipelineConfig {
     /// budget can still make it smaller). Absent = the largest tile that fits the budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tile: Option<u32>,
+    /// What DINOv2 sees when the image runs as several tiles: each tile's own LR (`"tile"`,
+    /// the default: the paper's patches) or the whole image's (`"image"`: one set of tokens
+    /// conditions every tile). Absent = `"tile"`.
+    #[serde(default, skip_serializing_if = "DinoContext::is_tile")]
+    pub dino_context: DinoContext,
+}
+
+/// The LR pixels DINOv2 conditions a tile on (`f2idiff.json` `dino_context`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DinoContext {
+    /// The tile's own LR pixels.
+    #[default]
+    Tile,
+    /// The whole image's (or, with a region of interest, the whole input's): computed once
+    /// per call, shared by every tile.
+    Image,
+}
+
+impl DinoContext {
+    fn is_tile(&self) -> bool {
+        *self == DinoContext::Tile
+    }
+}
+
+impl std::str::FromStr for DinoContext {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "tile" => Ok(DinoContext::Tile),
+            "image" => Ok(DinoContext::Image),
+            _ => Err(crate::error::Error::InvalidArgument(format!(
+                "DINOv2 context `{s}`: expected tile or image"
+            ))),
+        }
+    }
 }
 
 fn four() -> u32 {
@@ -48,6 +84,7 @@ impl Default for PipelineConfig {
             dino_image_size: 224,
             dino_interpolate_offset: None,
             tile: None,
+            dino_context: DinoContext::Tile,
         }
     }
 }
@@ -125,5 +162,18 @@ mod tests {
         // absent stays absent in the pack header
         let text = serde_json::to_string(&PipelineConfig::default()).unwrap();
         assert!(!text.contains("tile"), "{text}");
+    }
+
+    #[test]
+    fn dino_context_defaults_to_tile_and_rejects_unknown_values() {
+        assert_eq!(parse(json!({})).unwrap().dino_context, DinoContext::Tile);
+        let image = parse(json!({"dino_context": "image"})).unwrap();
+        assert_eq!(image.dino_context, DinoContext::Image);
+        let text = serde_json::to_string(&image).unwrap();
+        assert!(text.contains(r#""dino_context":"image""#), "{text}");
+        assert!(parse(json!({"dino_context": "global"})).is_err());
+        assert!(parse(json!({"dino_context": 1})).is_err());
+        assert_eq!("image".parse::<DinoContext>().unwrap(), DinoContext::Image);
+        assert!("Image".parse::<DinoContext>().is_err());
     }
 }

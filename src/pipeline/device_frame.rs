@@ -8,8 +8,10 @@
 //! kept in a [`FrameState`] between calls; [`FrameState::reserve`] sizes them up front, after
 //! which calls allocate nothing on the device and a bigger frame is an error.
 //!
-//! Not here (host path only): the AdaIN colour fix (whole-image moments, gathered on the host)
-//! and the f32 rerun of tiles that overflow f16 (it needs the tile's values on the host).
+//! Not here (host path only): the AdaIN colour fix (whole-image moments, gathered on the host),
+//! the f32 rerun of tiles that overflow f16 (it needs the tile's values on the host), and the
+//! whole image's DINOv2 context (`dino_context: "image"`: it resizes the whole input on the
+//! host). A call that resolves to the image context is an `Unsupported` error.
 
 use super::color_fix::ColorFix;
 use super::one_step::one_step;
@@ -19,6 +21,7 @@ use crate::backend::Backend;
 use crate::backend::cuda::{
     CudaBackend, DeviceFrame, Executor, FrameBuffers, FrameLayout, Placement,
 };
+use crate::config::DinoContext;
 use crate::engine::{self, Networks};
 use crate::error::{Error, Result};
 use crate::exec::Exec;
@@ -204,7 +207,7 @@ fn tile_plan<E: Executor>(
 ) -> Result<Plan> {
     engine::plan(backend, |cx| {
         let x = cx.alloc(&[3, th, tw])?;
-        drop(one_step(nets, cx, &x)?);
+        drop(one_step(nets, cx, &x, None)?);
         Ok(())
     })
 }
@@ -274,6 +277,14 @@ pub fn upscale_frame<E: Executor>(
                 .into(),
         ));
     }
+    if opts.dino_context_for(nets.configs.pipeline.dino_context) == DinoContext::Image {
+        return Err(Error::Unsupported(
+            "the whole image's DINOv2 context with frames in device memory (it resizes the \
+             whole input on the host): pass the tile context (F2I_DINO_CONTEXT_TILE), or host \
+             memory"
+                .into(),
+        ));
+    }
     let s = nets.configs.pipeline.scale as usize;
     let lora_scale = nets.lora_scale_for(opts.lora_scale)?;
     let (t, roi) = tiling(nets, backend, state, (input.width, input.height), opts)?;
@@ -318,7 +329,7 @@ pub fn upscale_frame<E: Executor>(
             let x = cx.alloc(&[3, th, tw])?;
             let xv = x.view();
             cx.launch(|b, a| b.frame_to_tile(a, input, t.x0 + tx, t.y0 + ty, tw, th, xv))?;
-            let (sr, lq) = one_step(nets, &mut cx, &x)?;
+            let (sr, lq) = one_step(nets, &mut cx, &x, None)?;
             drop(x);
             let at = Placement {
                 ah,

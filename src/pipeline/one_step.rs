@@ -12,10 +12,13 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// `lr01 [3, h, w]` in [0, 1] → `(sr01, lq01)`, both `[3, s·h, s·w]`: the decoded SR image
 /// mapped to [0, 1] (before colour fix) and the bicubic upscale it is colour-fixed against.
+/// `ctx`: the U-Net's conditioning when it comes from elsewhere (the whole image's tokens,
+/// [`super::context`]); `None` = DINOv2 of the tile's own LR pixels.
 pub fn one_step<B: Backend>(
     nets: &Networks<B>,
     cx: &mut Exec<B>,
     lr01: &Tensor,
+    ctx: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor)> {
     let p = &nets.configs.pipeline;
     let s = p.scale as usize;
@@ -41,20 +44,18 @@ pub fn one_step<B: Backend>(
         nets.vae_encoder.forward(cx, &padded)?
     };
 
-    // Conditioning: DINOv2 tokens of the tile's own LR pixels.
-    let d = p.dino_image_size as usize;
-    let px = cx.bicubic(lr01, d, d, None, false)?;
-    let px = cx.channel_normalize_(px, &IMAGENET_MEAN, &IMAGENET_STD)?;
-    let tokens = nets.dinov2.forward(cx, &px)?;
-    drop(px);
-    let ctx = match &nets.cond_proj {
-        Some(c) => c.forward(cx, &tokens)?,
-        None => tokens,
+    // Conditioning: DINOv2 tokens of the tile's own LR pixels, unless given. One step at t: ε,
+    // then x0 in f32 from f64 constants.
+    let t = p.timestep as f32;
+    let eps = match ctx {
+        Some(c) => nets.unet.forward(cx, &z, t, c)?,
+        None => {
+            let d = p.dino_image_size as usize;
+            let px = cx.bicubic(lr01, d, d, None, false)?;
+            let own = conditioning(nets, cx, px)?;
+            nets.unet.forward(cx, &z, t, &own)?
+        }
     };
-
-    // One step at t: ε, then x0 in f32 from f64 constants.
-    let eps = nets.unet.forward(cx, &z, p.timestep as f32, &ctx)?;
-    drop(ctx);
     let (c1, c2) = x0_coefficients(p.timestep);
     let x0 = cx.x0_from_eps(&z, &eps, c1, c2)?;
     drop((z, eps));
@@ -70,6 +71,22 @@ pub fn one_step<B: Backend>(
     let sr01 = cx.affine_(dec, 1.0, 0.5, 0.0)?;
     let lq01 = cx.affine_(lq, 1.0, 0.5, 0.0)?;
     Ok((sr01, lq01))
+}
+
+/// DINOv2 input pixels `[3, D, D]` in [0, 1] (the LR resized) → the U-Net's conditioning:
+/// ImageNet-normalised, DINOv2's tokens, then `cond_proj` when the model has one.
+pub fn conditioning<B: Backend>(
+    nets: &Networks<B>,
+    cx: &mut Exec<B>,
+    px: Tensor,
+) -> Result<Tensor> {
+    let px = cx.channel_normalize_(px, &IMAGENET_MEAN, &IMAGENET_STD)?;
+    let tokens = nets.dinov2.forward(cx, &px)?;
+    drop(px);
+    match &nets.cond_proj {
+        Some(c) => c.forward(cx, &tokens),
+        None => Ok(tokens),
+    }
 }
 
 /// The whole image as one tile: `lr01 [3, h, w]` → colour-fixed SR `[3, s·h, s·w]` in [0, 1]
@@ -90,7 +107,7 @@ pub fn super_resolve<B: Backend>(
     }
     let ((mut sr, lq), plan) = run_planned(backend, |cx| {
         let x = cx.input(&[3, h, w], lr01)?;
-        let (sr, lq) = one_step(nets, cx, &x)?;
+        let (sr, lq) = one_step(nets, cx, &x, None)?;
         Ok((cx.read(&sr)?, cx.read(&lq)?))
     })?;
     let s = nets.configs.pipeline.scale as usize;

@@ -6,11 +6,13 @@
 //! Nothing else grows with the image.
 
 use super::color_fix::ColorFix;
+use super::context::{ImagePixels, Tokens};
 use super::fallback::{F32Fallback, all_finite};
 use super::one_step::one_step;
 use super::tiling;
 use crate::arena::Plan;
 use crate::backend::Backend;
+use crate::config::DinoContext;
 use crate::engine::{self, Networks};
 use crate::error::{Error, Result};
 
@@ -41,6 +43,8 @@ pub struct UpscaleOptions {
     ///
     /// [`LoraState::PerCall`]: crate::engine::LoraState::PerCall
     pub lora_scale: f32,
+    /// What DINOv2 sees per tile; `None` = the model's `dino_context` (`f2idiff.json`).
+    pub dino_context: Option<DinoContext>,
 }
 
 impl Default for UpscaleOptions {
@@ -52,7 +56,15 @@ impl Default for UpscaleOptions {
             roi: None,
             memory_budget: 2 << 30,
             lora_scale: 1.0,
+            dino_context: None,
         }
+    }
+}
+
+impl UpscaleOptions {
+    /// The DINOv2 context these options give a model declaring `model`'s.
+    pub fn dino_context_for(&self, model: DinoContext) -> DinoContext {
+        self.dino_context.unwrap_or(model)
     }
 }
 
@@ -139,9 +151,17 @@ pub fn upscale_checked<B: Backend>(
             lr01.len()
         )));
     }
-    let s = nets.configs.pipeline.scale as usize;
+    let p = &nets.configs.pipeline;
+    let s = p.scale as usize;
+    // The image context is the whole input's, with or without an ROI: an ROI's output is then
+    // the same as that part of the whole image's.
+    let image = match opts.dino_context_for(p.dino_context) {
+        DinoContext::Tile => None,
+        DinoContext::Image => Some(ImagePixels::new(lr01, h, w, p.dino_image_size as usize)?),
+    };
+    let image = image.as_ref();
     let Some(roi) = opts.roi else {
-        return upscale_tiles(nets, backend, fallback, lr01, h, w, opts, progress);
+        return upscale_tiles(nets, backend, fallback, lr01, h, w, image, opts, progress);
     };
     let r = roi;
     r.check_inside(w, h)?;
@@ -154,7 +174,9 @@ pub fn upscale_checked<B: Backend>(
     } = r.grown(roi_margin(s, opts.overlap), w, h);
     let mut crop = buffer(&[3, cw, ch])?;
     window(lr01, h, w, (y0, x0), (ch, cw), &mut crop);
-    let grown = upscale_tiles(nets, backend, fallback, &crop, ch, cw, opts, progress)?;
+    let grown = upscale_tiles(
+        nets, backend, fallback, &crop, ch, cw, image, opts, progress,
+    )?;
     let (ow, oh) = (r.width * s, r.height * s);
     let (ox, oy) = ((r.x - x0) * s, (r.y - y0) * s);
     let mut data = buffer(&[3, ow, oh])?;
@@ -251,7 +273,7 @@ pub fn auto_tile<B: Backend>(
         let p = backend.plan_as_one_thread(|| {
             engine::plan(backend, |cx| {
                 let x = cx.alloc(&[3, th, tw])?;
-                let out = one_step(nets, cx, &x)?;
+                let out = one_step(nets, cx, &x, None)?;
                 drop(out);
                 Ok(())
             })
@@ -330,6 +352,7 @@ fn upscale_tiles<B: Backend>(
     lr01: &[f32],
     h: usize,
     w: usize,
+    image: Option<&ImagePixels>,
     opts: &UpscaleOptions,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<Upscaled> {
@@ -344,25 +367,36 @@ fn upscale_tiles<B: Backend>(
     let mut wsum = buffer(&[oh, ow])?;
     let mut lq_moments = [[0.0f64; 2]; 3];
     let mut tile_lr = buffer(&[3, th, tw])?;
-    let tile_plan = |b: &B, nets: &Networks<B>| {
+    // With the image context, each network set's tokens are computed once and input per tile.
+    let tokens =
+        |b: &B, nets: &Networks<B>, lora| image.map(|i| i.tokens(nets, b, lora)).transpose();
+    let tile_plan = |b: &B, nets: &Networks<B>, tok: Option<&Tokens>| {
         engine::plan(b, |cx| {
             let x = cx.alloc(&[3, th, tw])?;
-            drop(one_step(nets, cx, &x)?);
+            let ctx = tok.map(|t| cx.alloc(&t.shape)).transpose()?;
+            drop(one_step(nets, cx, &x, ctx.as_ref())?);
             Ok(())
         })
     };
-    let run_tile =
-        |b: &B, nets: &Networks<B>, arena: &mut B::Arena, plan: &Plan, lr: &[f32], lora| {
-            engine::run(b, arena, plan, |cx| {
-                cx.set_lora_scale(lora);
-                let x = cx.input(&[3, th, tw], lr)?;
-                let (sr, lq) = one_step(nets, cx, &x)?;
-                Ok((cx.read(&sr)?, cx.read(&lq)?))
-            })
-        };
-    let plan = tile_plan(backend, nets)?;
+    let run_tile = |b: &B,
+                    nets: &Networks<B>,
+                    arena: &mut B::Arena,
+                    plan: &Plan,
+                    tok: Option<&Tokens>,
+                    lr: &[f32],
+                    lora| {
+        engine::run(b, arena, plan, |cx| {
+            cx.set_lora_scale(lora);
+            let x = cx.input(&[3, th, tw], lr)?;
+            let ctx = tok.map(|t| cx.input(&t.shape, &t.data)).transpose()?;
+            let (sr, lq) = one_step(nets, cx, &x, ctx.as_ref())?;
+            Ok((cx.read(&sr)?, cx.read(&lq)?))
+        })
+    };
+    let tok = tokens(backend, nets, lora_scale)?;
+    let plan = tile_plan(backend, nets, tok.as_ref())?;
     let mut arena = backend.alloc_arena(plan.peak)?;
-    // The f32 rerun's networks, plan and arena, made on the first tile that needs them.
+    // The f32 rerun's networks, tokens, plan and arena, made on the first tile that needs them.
     let mut rerun = None;
     let mut f32_reruns = 0;
     let total = ys.len() * xs.len();
@@ -372,7 +406,15 @@ fn upscale_tiles<B: Backend>(
             window(lr01, h, w, (y0, x0), (th, tw), &mut tile_lr);
             // f16 trouble: values that are not finite, or a pre-scaled tensor an op cannot
             // take (a Numeric error); either reruns the tile in f32 when there is a fallback.
-            let first = run_tile(backend, nets, &mut arena, &plan, &tile_lr, lora_scale);
+            let first = run_tile(
+                backend,
+                nets,
+                &mut arena,
+                &plan,
+                tok.as_ref(),
+                &tile_lr,
+                lora_scale,
+            );
             let (mut sr, mut lq, rerun_on) = match (first, fallback) {
                 (Ok((sr, lq)), _) if all_finite(&sr) && all_finite(&lq) => (sr, lq, None),
                 (Ok((sr, lq)), None) => {
@@ -390,14 +432,15 @@ fn upscale_tiles<B: Backend>(
                 let fb_nets = fb.nets(opts.lora_scale)?;
                 let fb_lora = fb_nets.lora_scale_for(opts.lora_scale)?;
                 if rerun.is_none() {
-                    let p = tile_plan(fb.backend(), fb_nets)?;
+                    let t = tokens(fb.backend(), fb_nets, fb_lora)?;
+                    let p = tile_plan(fb.backend(), fb_nets, t.as_ref())?;
                     let a = fb.backend().alloc_arena(p.peak)?;
-                    rerun = Some((p, a));
+                    rerun = Some((t, p, a));
                 }
-                let (p, a) = rerun
+                let (t, p, a) = rerun
                     .as_mut()
                     .ok_or_else(|| Error::InvalidArgument("f32 rerun state missing".into()))?;
-                (sr, lq) = run_tile(fb.backend(), fb_nets, a, p, &tile_lr, fb_lora)?;
+                (sr, lq) = run_tile(fb.backend(), fb_nets, a, p, t.as_ref(), &tile_lr, fb_lora)?;
                 if !all_finite(&sr) || !all_finite(&lq) {
                     return Err(Error::Numeric(format!(
                         "tile {} of {total} produced {} in f32 too: the model file may be \

@@ -1,5 +1,6 @@
 //! `f2idiff pack` and `f2idiff info`.
 
+use f2idiff::config::DinoContext;
 use f2idiff::convert::{PackOptions, pack_folder};
 use f2idiff::pack::Pack;
 use std::collections::BTreeMap;
@@ -53,10 +54,14 @@ pub fn info(path: &std::path::Path, verify: bool) -> f2idiff::Result<()> {
         h.provenance.tool
     );
     println!(
-        "pipeline: scale {}, timestep {}, DINOv2 input {}², tile {}",
+        "pipeline: scale {}, timestep {}, DINOv2 input {}² of each {}, tile {}",
         c.pipeline.scale,
         c.pipeline.timestep,
         c.pipeline.dino_image_size,
+        match c.pipeline.dino_context {
+            DinoContext::Tile => "tile",
+            DinoContext::Image => "image",
+        },
         c.pipeline
             .tile
             .map_or("from the memory budget".to_string(), |t| format!("{t}"))

@@ -84,6 +84,10 @@ pub struct Args {
     /// model, 1 = as trained. A pack with merged LoRA accepts only 1.
     #[arg(long, default_value_t = 1.0)]
     lora_scale: f32,
+    /// What DINOv2 conditions each tile on: tile (its own LR pixels) or image (the whole
+    /// input's, once); default: the model's (`f2idiff.json` `dino_context`, else tile).
+    #[arg(long, value_parser = ["tile", "image"])]
+    dino_context: Option<String>,
 }
 
 fn parse_roi(s: &str) -> std::result::Result<Rect, String> {
@@ -188,6 +192,7 @@ fn run_on<B: Backend>(
         color_fix: ColorFix::from_name(&args.color_fix).unwrap_or_default(),
         roi: args.roi,
         lora_scale: args.lora_scale,
+        dino_context: args.dino_context.as_deref().map(str::parse).transpose()?,
         ..UpscaleOptions::default()
     };
 
