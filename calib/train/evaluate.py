@@ -21,7 +21,9 @@ and closer, all after cropping a 4-pixel border):
 Engine vs PyTorch: the demo folder (`--folder`: OUT/demo from train.py, OUT/refine/demo from refine.py)
 loaded with diffusers / transformers / peft (LoRA merged in f32), run by
 common.sr_forward on one held-out LR (the whole image, as the CLI's default tile covers it), compared with
-`f2idiff upscale --tile 0` of an f32 pack (layouts) and of the f16 demo pack (shipped numerics).
+`f2idiff upscale --tile 0` of an f32 pack (layouts) and of the f16 demo pack (shipped numerics); and the
+README command's run (the model's tile and DINOv2 context) against the same networks tiled in PyTorch
+(tile_context.upscale, the engine's tiling): the golden tests/data/demo/<example>-x4-tiled.pytorch.png.
 """
 
 import argparse
@@ -232,6 +234,20 @@ def main():
     p = ev / "check" / "engine-f16-default-tile.png"
     run([cli, "upscale", ev / "realistic" / "lr" / f"{name}.png", "-o", p, "-m", args.model])
     check["default_tile_equals_whole"] = bool(np.array_equal(load_png(p), load_png(ev / "check" / "engine-f16.png")))
+    # ... and the same run in PyTorch: the model's tile, the CLI's overlap (16 x scale), its DINOv2 context
+    # (tile_context.py's tiling, which is the engine's)
+    import tile_context
+
+    if f2i.get("tile"):
+        variant = "+tokens" if f2i.get("dino_context", "tile") == "image" else "tiled"
+        with torch.no_grad():
+            tiled = u8(tile_context.upscale((vae, unet, dino), None, t01(lr), f2i["dino_image_size"], variant,
+                                            tile=f2i["tile"], overlap=16 * f2i["scale"]))
+        save_png(ev / "check" / "pytorch-default-tile.png", tiled)
+        diff = np.abs(load_png(p).astype(int) - tiled.astype(int))
+        check["default_tile"] = dict(max=int(diff.max()), mean=float(diff.mean()),
+                                     frac_differing=float((diff > 0).mean()))
+        log(f"engine (f16 pack, the model's tile) vs PyTorch tiled ({name}): {check['default_tile']}", logfile)
 
     # ---- README example: the held-out realistic LR, timed ------------------------------------------
     args.example.parent.mkdir(parents=True, exist_ok=True)
@@ -240,6 +256,8 @@ def main():
     # the example's ground truth (the README command must reproduce the table's row for it)
     args.goldens.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ev / "check" / "pytorch.png", args.goldens / f"{name}-x4.pytorch.png")
+    if (ev / "check" / "pytorch-default-tile.png").exists():
+        shutil.copyfile(ev / "check" / "pytorch-default-tile.png", args.goldens / f"{name}-x4-tiled.pytorch.png")
     shutil.copyfile(ev / "realistic" / "hr" / f"{name}.png", args.goldens / f"{name}-hr.png")
     times = []
     for _ in range(3):

@@ -114,8 +114,9 @@ class NormStats:
         return forward
 
 
-def upscale(nets, norm, lr01, dino_size, variant):
-    """lr01 [1,3,h,w] -> [1,3,4h,4w] in [0,1], one of VARIANTS."""
+def upscale(nets, norm, lr01, dino_size, variant, tile=TILE, overlap=OVERLAP):
+    """lr01 [1,3,h,w] -> [1,3,4h,4w] in [0,1], one of VARIANTS, at `tile` / `overlap` (HR pixels). `norm`:
+    a NormStats on `nets` (only the "+norm" and "+both" variants use it; None otherwise)."""
     vae, unet, dino = nets
     if variant == "whole":
         return sr_forward(vae, unet, dino, lr01, dino_size)[0]
@@ -126,31 +127,31 @@ def upscale(nets, norm, lr01, dino_size, variant):
     if variant in ("+tokens", "+both"):
         ctx = dino_tokens(dino, lr01, dino_size)
     _, _, h, w = lr01.shape
-    t, o = TILE // SCALE, OVERLAP // SCALE
-    ys, xs = starts(h, t, o), starts(w, t, o)
+    t, o = tile // SCALE, overlap // SCALE
+    th, tw = min(t, h), min(t, w)
+    ys, xs = starts(h, th, min(o, th - 1)), starts(w, tw, min(o, tw - 1))
     acc = torch.zeros(1, 3, SCALE * h, SCALE * w, dtype=torch.float64)
     wsum = torch.zeros(SCALE * h, SCALE * w, dtype=torch.float64)
     for iy, y0 in enumerate(ys):
         for ix, x0 in enumerate(xs):
-            tile = lr01[..., y0:y0 + t, x0:x0 + t]
-            norm.start("use" if variant in ("+norm", "+both") else None)
+            piece = lr01[..., y0:y0 + th, x0:x0 + tw]
+            if norm is not None:
+                norm.start("use" if variant in ("+norm", "+both") else None)
             if variant == "+window":
-                wh, ww = min(WINDOW * t, h), min(WINDOW * t, w)
-                wy = min(max(y0 + t // 2 - wh // 2, 0), h - wh)
-                wx = min(max(x0 + t // 2 - ww // 2, 0), w - ww)
-                sr = sr_forward(vae, unet, _Fixed(dino_tokens(dino, lr01[..., wy:wy + wh, wx:wx + ww], dino_size)),
-                                tile, dino_size)[0]
-            elif ctx is None:
-                sr = sr_forward(vae, unet, dino, tile, dino_size)[0]
+                wh, ww = min(WINDOW * th, h), min(WINDOW * tw, w)
+                py = min(max(y0 + th // 2 - wh // 2, 0), h - wh)
+                px = min(max(x0 + tw // 2 - ww // 2, 0), w - ww)
+                cond = _Fixed(dino_tokens(dino, lr01[..., py:py + wh, px:px + ww], dino_size))
             else:
-                sr = sr_forward(vae, unet, _Fixed(ctx), tile, dino_size)[0]
-            norm.start(None)
-            wy = axis_weights(SCALE * t, OVERLAP, iy > 0, iy + 1 < len(ys))
-            wx = axis_weights(SCALE * t, OVERLAP, ix > 0, ix + 1 < len(xs))
-            wt = torch.from_numpy(np.outer(wy, wx))
-            ty, tx = slice(SCALE * y0, SCALE * (y0 + t)), slice(SCALE * x0, SCALE * (x0 + t))
-            acc[..., ty, tx] += wt * sr.double()
-            wsum[ty, tx] += wt
+                cond = dino if ctx is None else _Fixed(ctx)
+            sr = sr_forward(vae, unet, cond, piece, dino_size)[0]
+            if norm is not None:
+                norm.start(None)
+            wt = torch.from_numpy(np.outer(axis_weights(SCALE * th, overlap, iy > 0, iy + 1 < len(ys)),
+                                           axis_weights(SCALE * tw, overlap, ix > 0, ix + 1 < len(xs))))
+            sy, sx = slice(SCALE * y0, SCALE * (y0 + th)), slice(SCALE * x0, SCALE * (x0 + tw))
+            acc[..., sy, sx] += wt * sr.double()
+            wsum[sy, sx] += wt
     return (acc / wsum).float()
 
 
