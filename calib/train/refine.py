@@ -6,7 +6,7 @@ and the later rounds on run 4's pack (--round; ROUNDS below; docs/demo-model.md,
     /tmp/f2i-ref-venv/bin/python calib/train/refine.py --base models/f2idiff-demo.f2i --round 9 --model R9.f2i
 
 Round N > 4 writes OUT/refineN.log, OUT/refineN.json, OUT/ckpt/refineN.pt and OUT/refineN/{base,demo}, so
-rounds do not overwrite each other. What follows describes round 4; the others differ as ROUNDS says.
+rounds do not overwrite each other (round 28 also OUT/ckpt/refine28-fm.pt, its stage 1). What follows describes round 4; the others differ as ROUNDS says.
 
 (from the repository root). Why a round on the pack: train.py's full recipe is 254 minutes of CPU steps,
 longer than one working session, and its stage-0/1 checkpoints did not survive; the run-3 pack (committed,
@@ -54,6 +54,7 @@ import torch  # noqa: E402
 import data  # noqa: E402
 import export  # noqa: E402
 import loop  # noqa: E402
+import stage1_fm  # noqa: E402
 import stage2_sr  # noqa: E402
 import train  # noqa: E402
 
@@ -167,6 +168,14 @@ ROUNDS.update({26: dict(ROUNDS[24], grad_w=GRAD_W)})
 # sign of batches of 8 patches too small for the learning rate late in the schedule
 ROUNDS.update({27: dict(ROUNDS[26], average=0.999)})
 
+# 28: F2IDiff-SR's recipe on round 24's U-Net. Round 24 trains its one-level U-Net in full from random weights, so
+# the shipped model has no U-Net adapter. Here that U-Net is first pretrained as the feature-to-image FM (stage
+# 1, stage1_fm.py: eps-prediction at every t on HR latents, conditioned on the pack's DINOv2, frozen; `fm_steps`),
+# then stage 2 puts LoRA on it (rank 32 of 64 channels) from round 24's start (base conv_out zeroed, conv_in
+# scaled) with round 24's settings on a 3,000-step schedule. The HR latents are the pack's encoder's mean over
+# sqrt(abar_999) (the merged quant_conv's scale): decoded, 28.9 dB PSNR-Y on the validation crops
+ROUNDS.update({28: dict(ROUNDS[24], steps=3000, fm_steps=4000, rank_unet=32)})
+
 
 class CnnAsUnet(torch.nn.Module):
     """baseline_cnn.py's latent trunk behind the U-Net's call: x0 = z + res(z) in the latent the pipeline
@@ -181,6 +190,29 @@ class CnnAsUnet(torch.nn.Module):
     def forward(self, z_t, t, encoder_hidden_states=None):
         # x0 = (z_t - c1 eps) / c2 = z + res(z)  <=>  eps = -c2 res(z) / c1
         return SimpleNamespace(sample=-self.c2 * self.res(z_t / self.c2) / self.c1)
+
+
+def foundation(unet, vae, dino, p, dino_size, cfg, ckpt, name, logfile, deadline, dev):
+    """Round 28's stage 1 on `unet` in place: stage1_fm.py's FM on the pools' HR latents (the pack's encoder
+    mean over sqrt(abar_999)), DINOv2 frozen; checkpointed as NAME-fm, so a resumed round restores it."""
+    c2 = common.x0_coefficients(common.TIMESTEP)[1]
+
+    def with_z0(pool):
+        return dict(pool, z0=train.latents(vae, pool["hr"], dev) / c2)
+
+    pools = [with_z0(dict(hr=p["small"]["hr"], lr=p["small"]["train"])),
+             with_z0(dict(hr=p["large"]["hr"], lr=p["large"]["train"]))]
+    val = dict(with_z0(dict(hr=p["val"]["hr"])), lr=p["val"]["realistic"])
+    unet.requires_grad_(True)
+    s = stage1_fm.stage(unet, dino, pools, val, dino_size, cfg["fm_steps"], dev)
+    s.name, s.params, s.train_modes, s.modules = f"{name}-fm", list(unet.parameters()), [unet], dict(unet=unet)
+    try:
+        rep = loop.run(s, ckpt, SEED + 2, logfile, deadline=deadline)
+    except loop.Interrupted as e:
+        log(f"interrupted in stage {e}: continue with --resume", logfile)
+        sys.exit(3)
+    unet.requires_grad_(False).eval()
+    return rep
 
 
 def read_pack(b):
@@ -235,12 +267,14 @@ def networks(header, tensors, folder, dev):
 def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--base", type=Path, required=True, help="the run-3 pack for round 4, run 4's for rounds 5-24, "
-                    "round 24's (run 5's) for 25 (see the module docstring)")
+                    "round 24's (run 5's) for 25-28 (see the module docstring)")
     ap.add_argument("--any-base", action="store_true", help="accept a base pack other than run 3's, 4's or 5's")
     ap.add_argument("--round", type=int, choices=sorted(ROUNDS), default=4,
                     help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-24 = 2026-12-04's, on "
-                    "run 4's; 25 = run 4's recipe on round 24's; 26 = round 24 with the edge term")
+                    "run 4's; 25 = run 4's recipe on round 24's; 26 = round 24 with the edge term; 27 = 26 averaged; 28 = "
+                    "round 24's U-Net pretrained as the FM, then stage 2 as LoRA on it")
     ap.add_argument("--steps", type=int, help="default: the round's")
+    ap.add_argument("--fm-steps", type=int, help="stage 1's steps in a round that has one (28; default: the round's)")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt (round N > 4: refineN.pt)")
     ap.add_argument("--stop-after-minutes", type=float)
     ap.add_argument("--device", default="cpu")
@@ -271,6 +305,8 @@ def main():
     cfg = dict(ROUNDS[args.round])
     if args.steps is not None:
         cfg["steps"] = args.steps
+    if args.fm_steps is not None and cfg.get("fm_steps"):
+        cfg["fm_steps"] = args.fm_steps
     name = "refine" if args.round == 4 else f"refine{args.round}"
     ckpt = out / "ckpt"
     if (ckpt / f"{name}.pt").exists() and not args.resume:
@@ -302,6 +338,7 @@ def main():
             for k, c in list(m.named_children()):
                 if isinstance(c, torch.nn.GroupNorm):
                     setattr(m, k, torch.nn.Identity())
+    fm = None
     if not cfg.get("cnn_unet") and (cfg.get("zero_conv_out") or cfg.get("scale_conv_in") or cfg.get("reinit_unet")):
         with torch.no_grad():
             if cfg.get("reinit_unet"):
@@ -309,6 +346,10 @@ def main():
                 for m in unet.modules():
                     if m is not unet and hasattr(m, "reset_parameters"):
                         m.reset_parameters()
+        if cfg.get("fm_steps"):
+            fm = foundation(unet, vae, dino, p, header["pipeline"]["dino_image_size"], cfg, ckpt, name, logfile,
+                            deadline, dev)
+        with torch.no_grad():
             if cfg.get("zero_conv_out"):
                 unet.conv_out.weight.zero_()
                 unet.conv_out.bias.zero_()
@@ -342,7 +383,7 @@ def main():
         return
     export.save_demo(base_dir, demo_dir, pu, pv)
     cli = train.find_cli(args.cli)
-    rep.update(base_sha256=sha, round=args.round, **cfg, val_bicubic_psnr_y=bicubic,
+    rep.update(base_sha256=sha, round=args.round, **cfg, fm=fm, val_bicubic_psnr_y=bicubic,
                threads=torch.get_num_threads(), device=str(dev), versions=common.PINNED,
                pack_bytes=export.pack(cli, demo_dir, args.model))
     (out / f"{name}.json").write_text(json.dumps(rep, indent=2) + "\n")
