@@ -20,6 +20,11 @@ and scores each with `f2idiff eval` (PSNR-Y / SSIM-Y / GMSD). "whole" and "tiled
 the engine's own outputs (choose_tile.py's tile0-0 and tile256-64 when they come from the same model,
 or this script's --cli runs otherwise), which checks that the PyTorch tiling is the engine's.
 Writes OUT/tile_context/<LR kind>/<variant>/*.png and prints one table per LR kind.
+
+`--large` measures instead what the engine's `dino_context` does on the validation photos whole at
+data.LONG_SIDES[0] (1280 px long side; LR 320 px, 20-24 tiles of 256 / 64 each, DINOv2's 56x56 view of
+the whole a quarter as sharp as at 640 px): `f2idiff upscale --dino-context tile` and `image` at the
+pack's tile, beside PyTorch bicubic, scored by `f2idiff eval` (OUT/tile_context_large/).
 """
 
 import argparse
@@ -36,7 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import data  # noqa: E402
-from common import sr_forward  # noqa: E402
+from common import bicubic_lq, sr_forward  # noqa: E402
 from degrade import clean, degrade  # noqa: E402
 from evaluate import cli_eval, load_png, run, save_png, t01, u8  # noqa: E402
 from refine import networks, read_pack  # noqa: E402
@@ -167,20 +172,45 @@ class _Fixed:
         return SimpleNamespace(last_hidden_state=self.tokens.expand(pixel_values.shape[0], -1, -1))
 
 
-def photo_sets(out, dst):
-    """{set: {kind: (lr folder, hr folder)}}: choose_tile.py's 384x384 crops, and the validation photos
-    whole at data.LONG_SIDES[2] (cropped to multiples of 8; realistic LR with seeds PHOTO_SEED + index)."""
-    sets = {"crops": {k: (out / "choose_tile" / k / "lr", out / "choose_tile" / k / "hr") for k in CONDS}}
+def whole_photos(out, dst, side):
+    """{kind: (lr folder, hr folder)} of the validation photos whole at data.LONG_SIDES[side] (cropped to
+    multiples of 8; realistic LR with seeds PHOTO_SEED + index), written under dst."""
     cache = Path(os.environ.get("F2IDIFF_PHOTO_CACHE", out / "photos"))
-    sets["photos"] = {k: (dst / "photos" / k / "lr", dst / "photos" / k / "hr") for k in CONDS}
+    folders = {k: (dst / k / "lr", dst / k / "hr") for k in CONDS}
     for i, (name, imgs, _) in enumerate(data.photo_set("val", cache)):
-        img = imgs[2]
+        img = imgs[side]
         hr = np.ascontiguousarray(img[:img.shape[0] // 8 * 8, :img.shape[1] // 8 * 8])
         lrs = dict(realistic=degrade(hr, np.random.default_rng(PHOTO_SEED + i)), clean=clean(hr))
         for kind, lr in lrs.items():
-            save_png(sets["photos"][kind][1] / f"{name}.png", hr)
-            save_png(sets["photos"][kind][0] / f"{name}.png", lr)
-    return sets
+            save_png(folders[kind][1] / f"{name}.png", hr)
+            save_png(folders[kind][0] / f"{name}.png", lr)
+    return folders
+
+
+def photo_sets(out, dst):
+    """{set: {kind: (lr folder, hr folder)}}: choose_tile.py's 384x384 crops, and the validation photos
+    whole at data.LONG_SIDES[2]."""
+    return {"crops": {k: (out / "choose_tile" / k / "lr", out / "choose_tile" / k / "hr") for k in CONDS},
+            "photos": whole_photos(out, dst / "photos", 2)}
+
+
+def large(args):
+    """--large: the engine's tile and image context on the validation photos at data.LONG_SIDES[0]."""
+    dst = args.out / "tile_context_large"
+    if dst.exists():
+        shutil.rmtree(dst)
+    for kind, (lr_dir, hr_dir) in whole_photos(args.out, dst, 0).items():
+        names = sorted(p.name for p in lr_dir.glob("*.png"))
+        for name in names:
+            save_png(dst / kind / "bicubic" / name, u8((bicubic_lq(t01(load_png(lr_dir / name))) + 1) / 2))
+        for ctx in ("tile", "image"):
+            run([args.cli, "upscale", lr_dir, "-o", dst / kind / ctx, "-m", args.model, "--dino-context", ctx])
+        print(f"validation photos at {data.LONG_SIDES[0]} px, {kind} LR: PSNR-Y / SSIM-Y / GMSD")
+        for v in ("bicubic", "tile", "image"):
+            res = cli_eval(args.cli, dst / kind / v, hr_dir)[0]
+            rows = "  ".join(f"{n} {r[0]:.2f}" for n, r in sorted(res.items()) if n != "mean")
+            m = res["mean"]
+            print(f"  {v:8s} {m[0]:.3f} / {m[1]:.4f} / {m[2]:.4f}   ({rows})", flush=True)
 
 
 def main():
@@ -188,10 +218,14 @@ def main():
     ap.add_argument("--out", type=Path, default=ROOT / "calib" / "train" / "out")
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "f2idiff-demo.f2i")
     ap.add_argument("--cli", type=Path, default=ROOT / "target" / "release" / "f2idiff")
+    ap.add_argument("--large", action="store_true", help="the engine's tile and image context on the "
+                    "validation photos at 1280 px instead (module docstring)")
     args = ap.parse_args()
     check_versions()
     quiet()
     torch.set_num_threads(2)
+    if args.large:
+        return large(args)
     header, tensors = read_pack(args.model.read_bytes())
     dst = args.out / "tile_context"
     if dst.exists():
