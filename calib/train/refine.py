@@ -6,7 +6,8 @@ and the later rounds on run 4's pack (--round; ROUNDS below; docs/demo-model.md,
     /tmp/f2i-ref-venv/bin/python calib/train/refine.py --base models/f2idiff-demo.f2i --round 9 --model R9.f2i
 
 Round N > 4 writes OUT/refineN.log, OUT/refineN.json, OUT/ckpt/refineN.pt and OUT/refineN/{base,demo}, so
-rounds do not overwrite each other (round 28 also OUT/ckpt/refine28-fm.pt, its stage 1). What follows describes round 4; the others differ as ROUNDS says.
+rounds do not overwrite each other (round 28 also OUT/ckpt/refine28-fm.pt, its stage 1). What follows describes
+round 4; the others differ as ROUNDS says.
 
 (from the repository root). Why a round on the pack: train.py's full recipe is 254 minutes of CPU steps,
 longer than one working session, and its stage-0/1 checkpoints did not survive; the run-3 pack (committed,
@@ -271,8 +272,8 @@ def parse():
     ap.add_argument("--any-base", action="store_true", help="accept a base pack other than run 3's, 4's or 5's")
     ap.add_argument("--round", type=int, choices=sorted(ROUNDS), default=4,
                     help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-24 = 2026-12-04's, on "
-                    "run 4's; 25 = run 4's recipe on round 24's; 26 = round 24 with the edge term; 27 = 26 averaged; 28 = "
-                    "round 24's U-Net pretrained as the FM, then stage 2 as LoRA on it")
+                    "run 4's; 25 = run 4's recipe on round 24's; 26 = round 24 with the edge term; 27 = 26 averaged; "
+                    "28 = round 24's U-Net pretrained as the FM, then stage 2 as LoRA on it")
     ap.add_argument("--steps", type=int, help="default: the round's")
     ap.add_argument("--fm-steps", type=int, help="stage 1's steps in a round that has one (28; default: the round's)")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt (round N > 4: refineN.pt)")
