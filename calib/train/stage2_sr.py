@@ -90,8 +90,28 @@ def gradient_l1(a, b):
     return ((dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean()) / 2
 
 
+GMSD_T = 170.0 / 255.0 ** 2  # GMSD's stability constant for intensities in [0, 1]
+
+
+def gmsd(a, b):
+    """piq.gmsd (src/pipeline/metrics/gmsd.rs) of two [N,3,H,W] images in [0, 1], H and W even, without the
+    border crop, as a differentiable mean over the batch: YIQ luma, 2x2 average pooling, Prewitt gradients with
+    zero padding, the population std of the gradient-magnitude similarity map. Lower is sharper and closer."""
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=a.dtype, device=a.device).view(1, 3, 1, 1)
+    k = torch.tensor([[1.0, 0.0, -1.0]] * 3, dtype=a.dtype, device=a.device) / 3
+    k = torch.stack([k, k.t()]).unsqueeze(1)  # [2,1,3,3]: d/dx, d/dy
+
+    def magnitude(x):
+        g = torch.nn.functional.conv2d(torch.nn.functional.avg_pool2d((x * w).sum(1, keepdim=True), 2), k, padding=1)
+        return (g.pow(2).sum(1) + 1e-12).sqrt()
+
+    ga, gb = magnitude(a), magnitude(b)
+    gms = (2 * ga * gb + GMSD_T) / (ga ** 2 + gb ** 2 + GMSD_T)
+    return gms.flatten(1).std(dim=1, unbiased=False).mean()
+
+
 def stage(unet, vae, dino, pools, val, dino_size, steps, dev, lr=LR, grad_w=0.0, lat_w=LAT_W, name="sr",
-          validate_first=False, large_every=4, batch_large=BATCH_LARGE, val_every=VAL_EVERY):
+          validate_first=False, large_every=4, batch_large=BATCH_LARGE, val_every=VAL_EVERY, gmsd_w=0.0):
     """unet / vae already wrapped by add_lora (their modules now hold the adapters). pools as stage 1's
     plus "hr"; val: {"hr", "lr": {condition: uint8 LR}} of the validation crops. `grad_w` weighs
     gradient_l1(SR, HR) and `lat_w` the latent MSE in the loss (run 3's stage 2: 0 and LAT_W; refine.py's
@@ -99,7 +119,8 @@ def stage(unet, vae, dino, pools, val, dino_size, steps, dev, lr=LR, grad_w=0.0,
     longer holds; pools need "z0" only when lat_w is set); `validate_first`
     scores the starting weights as step 0, so a round that never beats them keeps them. Every
     `large_every`-th step takes `batch_large` patches of the large pool (pools[1]), the others BATCH of
-    the small one (large_every 1: large patches only)."""
+    the small one (large_every 1: large patches only). `gmsd_w` weighs gmsd(SR, HR) in the loss; validations
+    report each LR kind's GMSD beside its PSNR-Y (the score stays the PSNR-Y mean)."""
     for p in dino.parameters():
         p.requires_grad_(False)
     dino.eval()
@@ -121,6 +142,9 @@ def stage(unet, vae, dino, pools, val, dino_size, steps, dev, lr=LR, grad_w=0.0,
         if grad_w:
             parts["grad_l1"] = gradient_l1(fixed, hr)
             loss = loss + grad_w * parts["grad_l1"]
+        if gmsd_w:
+            parts["gmsd"] = gmsd(fixed, hr)
+            loss = loss + gmsd_w * parts["gmsd"]
         return dict(loss=loss, **parts)
 
     @torch.no_grad()
@@ -128,12 +152,13 @@ def stage(unet, vae, dino, pools, val, dino_size, steps, dev, lr=LR, grad_w=0.0,
         unet.eval()
         vae.eval()
         hr = to_tensor01(val["hr"], dev)
-        res = {}
+        res, sharp = {}, {}
         for cond, lr in val["lr"].items():
             fixed, _ = sr_forward(vae, unet, dino, to_tensor01(lr, dev), dino_size)
             res[f"psnr_y_{cond}"] = psnr_y(fixed, hr)
+            sharp[f"gmsd_{cond}"] = float(gmsd(fixed.clamp(0, 1), hr))
         res["score"] = sum(res.values()) / len(res)
-        return res
+        return {**res, **sharp}
 
     return Stage(name=name, steps=steps, lr=lr, warmup=WARMUP, params=params, modules=dict(unet=unet, vae=vae),
                  step=step, validate=validate, val_every=val_every, keep_best=True, train_modes=[unet, vae],
