@@ -64,8 +64,9 @@ RUN4_SHA256 = "4c15d19f993a8624a4279bfdefd50409a6616400ae717d1a90ec6360461b5fbc"
 RUN5_SHA256 = "daf8794789ba6364776e5e17769263a98f133923b3c51ffcfe92aad501cef754"  # round 24's pack, shipped as run 5
 RUN6_SHA256 = "e14e631a0bc2c800aa6b4434b5f8b04d1cfd2fc7ff89b93a78677687d2eeae49"  # round 29's pack (tile 256)
 RUN6_SHIPPED_SHA256 = "fd16c1cca9eee4e6e78dbdef3e3a94041bfa8cd53bb8a1f147d6f5c34478f912"  # the same, tile 128
+ROUND30_SHA256 = "b787ed884b9696ea05f5baac50738627304bc4b877d7f6cd231ad3f50f519496"  # round 30's pack (tile 128)
 BASES = {RUN3_SHA256: "run 3", RUN4_SHA256: "run 4", RUN5_SHA256: "run 5", RUN6_SHA256: "run 6",
-         RUN6_SHIPPED_SHA256: "run 6"}
+         RUN6_SHIPPED_SHA256: "run 6", ROUND30_SHA256: "round 30"}
 STEPS = 2000
 LR = 3e-4
 GRAD_W = 0.25
@@ -194,6 +195,13 @@ ROUNDS.update({29: dict(ROUNDS[24], steps=6000, large_pool=48000, large_pool_see
 ROUNDS.update({30: dict(ROUNDS[29], steps=2000, lr=1e-4, large_pool=16000, large_pool_seed=5, gmsd_w=0.1,
                         reinit_unet=False, zero_conv_out=False, scale_conv_in=False, unet_override=None)})
 
+# 31: F2IDiff-SR's stage-2 LoRA on round 30's U-Net. Runs 5-6 and round 30 train the one-level U-Net in full, so
+# the model has no U-Net adapter; round 28 showed that LoRA on an FM pretrained here for minutes loses to that. Here
+# round 30's U-Net (the best this machine has trained) is the frozen base, and fresh zero-initialised adapters (rank
+# 32 of its 64 channels) on it and on the VAE encoder (r 8) train with round 30's loss (L1 + 0.1 GMSD) on 12,000
+# fresh pairs (seed 6) at twice its learning rate (the adapters start at zero); step 0 is round 30's model
+ROUNDS.update({31: dict(ROUNDS[30], steps=1500, lr=2e-4, rank_unet=32, large_pool=12000, large_pool_seed=6)})
+
 
 class CnnAsUnet(torch.nn.Module):
     """baseline_cnn.py's latent trunk behind the U-Net's call: x0 = z + res(z) in the latent the pipeline
@@ -290,7 +298,9 @@ def parse():
     ap.add_argument("--round", type=int, choices=sorted(ROUNDS), default=4,
                     help="the round's settings (ROUNDS): 4 = run 4's, on run 3's pack; 5-24 = 2026-12-04's, on "
                     "run 4's; 25 = run 4's recipe on round 24's; 26 = round 24 with the edge term; 27 = 26 averaged; "
-                    "28 = round 24's U-Net pretrained as the FM, then stage 2 as LoRA on it")
+                    "28 = round 24's U-Net pretrained as the FM, then stage 2 as LoRA on it; "
+                    "29 = round 24 on fresh pairs (run 6); 30 = run 6 fine-tuned with GMSD in the loss; "
+                    "31 = LoRA on round 30's U-Net")
     ap.add_argument("--steps", type=int, help="default: the round's")
     ap.add_argument("--fm-steps", type=int, help="stage 1's steps in a round that has one (28; default: the round's)")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt (round N > 4: refineN.pt)")
@@ -319,7 +329,8 @@ def main():
     base = args.base.read_bytes()
     sha = hashlib.sha256(base).hexdigest()
     if sha not in BASES and not args.any_base:
-        sys.exit(f"{args.base}: sha256 {sha} is not run 3's, 4's, 5's or 6's pack; --any-base to go on anyway")
+        sys.exit(f"{args.base}: sha256 {sha} is not run 3's, 4's, 5's or 6's pack or round 30's; "
+                 "--any-base to go on anyway")
     cfg = dict(ROUNDS[args.round])
     if args.steps is not None:
         cfg["steps"] = args.steps
