@@ -202,6 +202,12 @@ ROUNDS.update({30: dict(ROUNDS[29], steps=2000, lr=1e-4, large_pool=16000, large
 # fresh pairs (seed 6) at twice its learning rate (the adapters start at zero); step 0 is round 30's model
 ROUNDS.update({31: dict(ROUNDS[30], steps=1500, lr=2e-4, rank_unet=32, large_pool=12000, large_pool_seed=6)})
 
+# 32: run 6's recipe longer, with run 7's loss. Round 29 (run 6) was still climbing when its 6,000-step schedule
+# ended, and round 30's GMSD term made run 6 sharper without costing PSNR-Y on the validation crops. This is round 29
+# from random weights again, on twice the fresh pairs (96,000, seed 7) over twice the steps (12,000), with L1 +
+# 0.1 GMSD from the start: about 3.5 hours on two cores, so it is meant to be run across sessions (--resume)
+ROUNDS.update({32: dict(ROUNDS[29], steps=12000, large_pool=96000, large_pool_seed=7, gmsd_w=0.1)})
+
 
 class CnnAsUnet(torch.nn.Module):
     """baseline_cnn.py's latent trunk behind the U-Net's call: x0 = z + res(z) in the latent the pipeline
@@ -300,7 +306,7 @@ def parse():
                     "run 4's; 25 = run 4's recipe on round 24's; 26 = round 24 with the edge term; 27 = 26 averaged; "
                     "28 = round 24's U-Net pretrained as the FM, then stage 2 as LoRA on it; "
                     "29 = round 24 on fresh pairs (run 6); 30 = run 6 fine-tuned with GMSD in the loss; "
-                    "31 = LoRA on round 30's U-Net")
+                    "31 = LoRA on round 30's U-Net; 32 = round 29 with round 30's loss, twice as long")
     ap.add_argument("--steps", type=int, help="default: the round's")
     ap.add_argument("--fm-steps", type=int, help="stage 1's steps in a round that has one (28; default: the round's)")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt (round N > 4: refineN.pt)")
