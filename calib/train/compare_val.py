@@ -1,0 +1,66 @@
+"""A candidate against the shipped model on the validation photos, photo by photo, from two tile checks.
+
+    python3 calib/train/compare_val.py calib/train/out/choose_tile30.json 256/64 \\
+        calib/train/out/choose_tile29.json 128/64
+
+(plain Python, no torch: it reads the JSON files choose_tile.py writes). For each LR kind it prints the
+candidate's PSNR-Y and GMSD minus the reference's, per validation photo and on the mean, how many photos
+the candidate is ahead on, and the verdict of the choice rules:
+  mean       (rounds 26-30) mean PSNR-Y over both LR kinds higher, and GMSD no worse in both kinds
+  most       (written 2026-12-05 after run 7, for the candidates after it) the above, and PSNR-Y ahead on
+             more than half of the photos in each LR kind: run 7's realistic-LR lead on the mean came from
+             one photo of six (docs/demo-model.md, Run 7)
+The held-out photos are never read here.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+CONDS = ("realistic", "clean")
+
+
+def load(path, setting):
+    results = json.loads(Path(path).read_text())["results"]
+    if setting not in results[CONDS[0]]:
+        raise SystemExit(f"{path}: no setting {setting!r} (has {', '.join(results[CONDS[0]])})")
+    return {c: results[c][setting] for c in CONDS}
+
+
+def compare(cand, ref):
+    """{cond: {"photos": {name: (dPSNR, dGMSD)}, "mean": (dPSNR, dGMSD), "ahead": n}} and the two verdicts."""
+    out = {}
+    for c in CONDS:
+        names = [n for n in ref[c] if n != "mean"]
+        missing = [n for n in names if n not in cand[c]]
+        if missing:
+            raise SystemExit(f"the candidate's tile check lacks {missing}: not the same validation photos")
+        photos = {n: (cand[c][n][0] - ref[c][n][0], cand[c][n][2] - ref[c][n][2]) for n in names}
+        out[c] = dict(photos=photos, ahead=sum(d > 0 for d, _ in photos.values()),
+                      mean=(cand[c]["mean"][0] - ref[c]["mean"][0], cand[c]["mean"][2] - ref[c]["mean"][2]))
+    mean_rule = (sum(out[c]["mean"][0] for c in CONDS) > 0 and all(out[c]["mean"][1] <= 0 for c in CONDS))
+    most_rule = mean_rule and all(2 * out[c]["ahead"] > len(out[c]["photos"]) for c in CONDS)
+    return out, mean_rule, most_rule
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("candidate", type=Path, help="the candidate's choose_tile JSON")
+    ap.add_argument("candidate_setting", help="its tile / overlap, e.g. 256/64")
+    ap.add_argument("reference", type=Path, help="the shipped model's choose_tile JSON")
+    ap.add_argument("reference_setting", help="its tile / overlap (the one it ships with)")
+    args = ap.parse_args()
+    out, mean_rule, most_rule = compare(load(args.candidate, args.candidate_setting),
+                                        load(args.reference, args.reference_setting))
+    for c in CONDS:
+        names = list(out[c]["photos"])
+        print(f"{c} LR, candidate minus reference: PSNR-Y dB / GMSD")
+        print("| " + " | ".join(names) + " | mean |")
+        cells = [f"{d:+.3f} / {g:+.4f}" for d, g in (list(out[c]["photos"].values()) + [out[c]["mean"]])]
+        print("| " + " | ".join(cells) + " |")
+        print(f"ahead on PSNR-Y: {out[c]['ahead']} of {len(names)} photos")
+    print(f"rule 'mean': {'passes' if mean_rule else 'fails'}; rule 'most': {'passes' if most_rule else 'fails'}")
+
+
+if __name__ == "__main__":
+    main()
