@@ -7,10 +7,10 @@
 candidate's PSNR-Y and GMSD minus the reference's, per validation photo and on the mean, how many photos
 the candidate is ahead on, and the verdict of the choice rules:
   mean       (rounds 26-30) mean PSNR-Y over both LR kinds higher, and GMSD no worse in both kinds
-  most       (written 2026-12-05 after run 7's held-out result, so for the candidates after run 7, not
-             for run 7 itself) the above, and PSNR-Y ahead on
-             more than half of the photos in each LR kind: run 7's realistic-LR lead on the mean came from
-             one photo of six (docs/demo-model.md, Run 7)
+  most       the above, and PSNR-Y ahead on more than half of the photos in each LR kind: run 7's
+             realistic-LR lead on the mean came from one photo of six (docs/demo-model.md, Run 7).
+             Written 2026-12-05 after run 7's held-out result, so for the candidates after run 7,
+             not for run 7 itself
 The held-out photos are never read here.
 """
 
