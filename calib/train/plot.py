@@ -73,9 +73,13 @@ def main():
     panels = PANELS
     if "curve" in rep:  # refine.json: one stage, reported at the top level
         r = rep.get("round", 4)
-        extra = " + edge" if rep.get("grad_w") else f" + {rep['gmsd_w']:g} GMSD" if rep.get("gmsd_w") else ""
-        title = REFINE_PANEL[2] if r == 4 else f"refine.py round {r}: SR (L1" + (f" of the L1{extra} loss)"
-                                                                                  if extra else ")")
+        title = f"refine.py round {r}: SR (L1)"
+        if rep.get("grad_w"):
+            title = f"refine.py round {r}: SR (L1 of the L1 + edge loss)"
+        elif rep.get("gmsd_w"):
+            title = f"refine.py round {r}: SR (L1 of the L1 + {rep['gmsd_w']:g} GMSD loss)"
+        if r == 4:
+            title = REFINE_PANEL[2]
         panels = (REFINE_PANEL[:2] + (title,),)
         rep = {"refine": rep, "val_bicubic_psnr_y": rep["val_bicubic_psnr_y"]}
     width = len(panels) * (W + PAD + GAP) + PAD

@@ -335,8 +335,8 @@ def main():
     base = args.base.read_bytes()
     sha = hashlib.sha256(base).hexdigest()
     if sha not in BASES and not args.any_base:
-        sys.exit(f"{args.base}: sha256 {sha} is not run 3's, 4's, 5's or 6's pack or round 30's; "
-                 "--any-base to go on anyway")
+        known = ", ".join(dict.fromkeys(BASES.values()))
+        sys.exit(f"{args.base}: sha256 {sha} is not a known base ({known}); --any-base to go on anyway")
     cfg = dict(ROUNDS[args.round])
     if args.steps is not None:
         cfg["steps"] = args.steps
