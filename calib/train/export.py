@@ -38,6 +38,20 @@ def save_demo(fm_dir, out, peft_unet, peft_vae):
     peft_vae.save_pretrained(out / "vae_lora", safe_serialization=True)
 
 
+def scale_lora(adapter_dir, strength):
+    """Scales a saved PEFT adapter's merge by `strength`: its lora_alpha and every alpha_pattern entry (the
+    converter merges scale = alpha / r, src/convert/lora.rs). A folder without U-Net adapters is an error."""
+    cfg_path = Path(adapter_dir) / "adapter_config.json"
+    if not cfg_path.exists():
+        raise SystemExit(f"{adapter_dir}: no adapter to scale (a round that trains the U-Net in full has none)")
+    cfg = json.loads(cfg_path.read_text())
+    if cfg.get("use_rslora"):
+        raise SystemExit(f"{cfg_path}: rsLoRA scaling is not handled here")
+    cfg["lora_alpha"] *= strength
+    cfg["alpha_pattern"] = {k: v * strength for k, v in (cfg.get("alpha_pattern") or {}).items()}
+    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+
+
 def pack(cli, folder, dst, dtype="f16"):
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)

@@ -208,6 +208,14 @@ ROUNDS.update({31: dict(ROUNDS[30], steps=1500, lr=2e-4, rank_unet=32, large_poo
 # 0.1 GMSD from the start: about 3.5 hours on two cores, so it is meant to be run across sessions (--resume)
 ROUNDS.update({32: dict(ROUNDS[29], steps=12000, large_pool=96000, large_pool_seed=7, gmsd_w=0.1)})
 
+# 33: round 31's LoRA on run 6's U-Net instead of round 30's. Round 30 (run 7) trained run 6's U-Net in full with the
+# GMSD term and became sharper everywhere, but on the validation photos with realistic LR it fell behind run 6 on 4 of
+# 6 (its mean lead was one photo's). A LoRA of rank 32 on run 6's U-Net (and r 8 on the VAE encoder) with the same loss
+# is a restricted version of that step, F2IDiff-SR's own: it starts at run 6 and can move only within the adapters'
+# rank. 16,000 fresh pairs (seed 8) over 2,000 steps, round 31's learning rate; step 0 is run 6. Round 32 (12,000
+# steps) did not fit one session, and its checkpoint, outside git, did not survive to the next
+ROUNDS.update({33: dict(ROUNDS[31], steps=2000, large_pool=16000, large_pool_seed=8)})
+
 
 class CnnAsUnet(torch.nn.Module):
     """baseline_cnn.py's latent trunk behind the U-Net's call: x0 = z + res(z) in the latent the pipeline
@@ -306,7 +314,8 @@ def parse():
                     "run 4's; 25 = run 4's recipe on round 24's; 26 = round 24 with the edge term; 27 = 26 averaged; "
                     "28 = round 24's U-Net pretrained as the FM, then stage 2 as LoRA on it; "
                     "29 = round 24 on fresh pairs (run 6); 30 = run 6 fine-tuned with GMSD in the loss; "
-                    "31 = LoRA on round 30's U-Net; 32 = round 29 with round 30's loss, twice as long")
+                    "31 = LoRA on round 30's U-Net; 32 = round 29 with round 30's loss, twice as long; "
+                    "33 = round 31's LoRA on run 6's U-Net")
     ap.add_argument("--steps", type=int, help="default: the round's")
     ap.add_argument("--fm-steps", type=int, help="stage 1's steps in a round that has one (28; default: the round's)")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt (round N > 4: refineN.pt)")
@@ -320,6 +329,9 @@ def parse():
     ap.add_argument("--quick", action="store_true", help="smoke test: small pools")
     ap.add_argument("--tile", type=int, help="the output tile the packed model declares (choose_tile.py's "
                     "choice; default: the base pack's)")
+    ap.add_argument("--unet-lora-strength", type=float, default=1.0, help="scale the U-Net adapters' merge by this "
+                    "(their lora_alpha, as the pack's converter reads it; a round with U-Net adapters only): a candidate "
+                    "between the base (0) and the round's model (1), a common LoRA knob, chosen on the validation photos")
     ap.add_argument("--dino-context", choices=("tile", "image"), help="what DINOv2 conditions each tile on, "
                     "as the packed model declares it (tile_context.py's choice; default: the base pack's)")
     return ap.parse_args()
@@ -421,11 +433,15 @@ def main():
         log(f"done: a diagnostic round (not packed), kept step {rep['best_step']}", logfile)
         return
     export.save_demo(base_dir, demo_dir, pu, pv)
+    if args.unet_lora_strength != 1.0:
+        export.scale_lora(demo_dir / "unet_lora", args.unet_lora_strength)
     cli = train.find_cli(args.cli)
     rep.update(base_sha256=sha, round=args.round, **cfg, fm=fm, val_bicubic_psnr_y=bicubic,
+               unet_lora_strength=args.unet_lora_strength,
                threads=torch.get_num_threads(), device=str(dev), versions=common.PINNED,
                pack_bytes=export.pack(cli, demo_dir, args.model))
-    (out / f"{name}.json").write_text(json.dumps(rep, indent=2) + "\n")
+    suffix = "" if args.unet_lora_strength == 1.0 else f"-s{args.unet_lora_strength:g}"
+    (out / f"{name}{suffix}.json").write_text(json.dumps(rep, indent=2) + "\n")
     log(f"done: {rep['steps']} steps in {rep['minutes']:.1f} min, kept step {rep['best_step']}; {args.model}",
         logfile)
 
