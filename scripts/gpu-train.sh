@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo model's training on the GPU machine (calib/train/train.py --device cuda; docs/demo-model.md).
 #
-#   here:   bash scripts/gpu-train.sh --build      # -> .gpu-train/: wheels, photo archive, release CLI
+#   here:   bash scripts/gpu-train.sh --build      # -> .gpu-train/: wheels, photo archive, release CLI, base pack
 #   there:  bash scripts/gpu-train.sh --run OUT    # device tool: carry [".gpu-train"], OUT = "$OUT"
+#           ROUND=32 bash scripts/gpu-train.sh --run OUT   # a refine.py round instead (below)
 #
 # The GPU machine has torch and transformers but neither diffusers nor peft (their pinned wheels travel
 # in .gpu-train/wheels), no network (the Debian wallpaper photos travel as one JPEG archive,
@@ -12,6 +13,15 @@
 # (f16) and writes them, train.json (steps, minutes, curves, validations) and the log into OUT: at most
 # 8 files of at most 16 MiB come back. A run that stops early leaves no model (resume it here: not
 # across machines).
+#
+# ROUND=N runs `refine.py --round N` instead, on the base pack --build put in .gpu-train/base.f2i (BASE_COMMIT's
+# models/f2idiff-demo.f2i; default a92823a, run 4's pack, the base of rounds 24-32), with the pools built by 16
+# processes (--pool-workers) and --pack-when-stopped: a round that MINUTES stops early still packs its best
+# validated step (its JSON says where it stopped). Back come refineN.f2i (tile 256, the image's DINOv2
+# context, as runs 5-7), refineN.json and refineN.log. DEVICE=cpu THREADS=2 PY=/tmp/f2i-ref-venv/bin/python QUICK=1
+# STEPS=20 smoke-tests the --run path here. POOL=N draws the 128 px pairs from N instead of the round's: the pool
+# is built on the machine's CPUs, about 37 ms per pair and core (2-core Xeon, 2026-12-05), so round 32's 96,000
+# take about 4 of the 16 cores' minutes, 48,000 two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 G=.gpu-train
@@ -27,16 +37,31 @@ case "${1:-}" in
     "$PYTHON" calib/train/train.py --export-photos "$G/photos.npz"
     cargo build --release --locked
     cp target/release/f2idiff "$G/"
+    git show "${BASE_COMMIT:-a92823a}:models/f2idiff-demo.f2i" > "$G/base.f2i"
     du -sh "$G"
     ;;
 --run)
     out=${2:?usage: gpu-train.sh --run OUT}
     mkdir -p "$out"
     work=$(mktemp -d)
-    nvidia-smi -L | tee "$out/gpu.txt"
-    python3 -m pip install -q --no-index --no-deps --target "$work/py" "$G"/wheels/*.whl
+    device=${DEVICE:-cuda}
+    py=${PY:-python3}
+    if [[ $device == cuda ]]; then nvidia-smi -L | tee "$out/gpu.txt"; else echo "device $device" > "$out/gpu.txt"; fi
+    "$py" -m pip install -q --no-index --no-deps --target "$work/py" "$G"/wheels/*.whl
     rc=0
-    PYTHONPATH="$work/py" python3 calib/train/train.py --device cuda --any-versions --threads 16 \
+    if [[ -n ${ROUND:-} ]]; then
+        name=refine$ROUND
+        PYTHONPATH="$work/py" "$py" calib/train/refine.py --round "$ROUND" --base "$G/base.f2i" --device "$device" \
+            --any-versions --threads "${THREADS:-16}" --pool-workers 16 --photos "$G/photos.npz" --out "$work/train" \
+            --cli "$G/f2idiff" --model "$out/$name.f2i" --tile 256 --dino-context image --pack-when-stopped \
+            ${STEPS:+--steps "$STEPS"} ${POOL:+--large-pool "$POOL"} ${QUICK:+--quick} \
+            --stop-after-minutes "${MINUTES:-7}" > "$out/$name.log" 2>&1 || rc=$?
+        tail -20 "$out/$name.log"
+        [[ -f "$work/train/$name.json" ]] && cp "$work/train/$name.json" "$out/"
+        echo "refine.py exit status $rc" | tee -a "$out/gpu.txt"
+        exit "$rc"
+    fi
+    PYTHONPATH="$work/py" "$py" calib/train/train.py --device "$device" --any-versions --threads 16 \
         --photos "$G/photos.npz" --out "$work/train" --cli "$G/f2idiff" --model "$out/f2idiff-demo.f2i" \
         ${STEPS:+--steps "$STEPS"} ${QUICK:+--quick} --stop-after-minutes "${MINUTES:-7}" > "$out/train.log" 2>&1 || rc=$?
     tail -20 "$out/train.log"

@@ -155,19 +155,57 @@ def make_pool(photos, n, size, seed, lr_fns):
     return hr, lrs
 
 
-def pools(out, spec, cache):
+def _clean_lr(hr, _rng):
+    return clean(hr)
+
+
+LR_FNS = {"train": training_lr, "realistic": degrade, "clean": _clean_lr}
+CHUNKS = 64  # a pool built by several processes: this many parts, each from its own seed (SeedSequence.spawn)
+_forked = {}  # what the worker processes of make_pool_parallel inherit (fork): the photo set
+
+
+def _chunk(args):
+    seed, n, size, conds = args
+    return make_pool(_forked["photos"], n, size, seed, {c: LR_FNS[c] for c in conds})
+
+
+def make_pool_parallel(photos, n, size, seed, conds, workers):
+    """make_pool in CHUNKS parts built by `workers` processes (the GPU machine's 16 cores build round 32's
+    96,000 pairs in about a minute instead of ten). Deterministic in seed and independent of `workers`, but
+    not the same pairs as make_pool(seed): the parts draw from SeedSequence(seed).spawn(CHUNKS)."""
+    import multiprocessing
+
+    sizes = [n // CHUNKS + (k < n % CHUNKS) for k in range(CHUNKS)]
+    jobs = [(ss, m, size, conds) for ss, m in zip(np.random.SeedSequence(seed).spawn(CHUNKS), sizes) if m]
+    _forked["photos"] = photos
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_chunk, jobs)
+    finally:
+        _forked.clear()
+    return (np.concatenate([hr for hr, _ in parts]),
+            {c: np.concatenate([lrs[c] for _, lrs in parts]) for c in conds})
+
+
+def pools(out, spec, cache, workers=1):
     """spec: {name: (split, n, size, seed, conditions)}, conditions from ("train", "realistic", "clean").
-    Returns {name: {"hr": ..., <condition>: LR}}, built once and cached in OUT/pools/<key>.npz."""
-    fns = {"train": training_lr, "realistic": degrade, "clean": lambda hr, _: clean(hr)}
+    Returns {name: {"hr": ..., <condition>: LR}}, built once and cached in OUT/pools/<key>.npz. With
+    `workers` > 1, a training pool not yet built is built by make_pool_parallel (other pairs: its own cache
+    key); the validation pool is always make_pool's, the same crops as every other run's."""
     src = [(HERE / f).read_bytes() for f in ("data.py", "degrade.py", "photos.tsv")]
     res, sets = {}, {}
     for name, (split, n, size, seed, conds) in spec.items():
-        key = hashlib.sha256(b"".join(src) + json.dumps([split, n, size, seed, conds]).encode()).hexdigest()[:16]
+        parallel = workers > 1 and split == "train"
+        what = [split, n, size, seed, conds] + ([f"chunks {CHUNKS}"] if parallel else [])
+        key = hashlib.sha256(b"".join(src) + json.dumps(what).encode()).hexdigest()[:16]
         path = Path(out) / "pools" / f"{name}-{key}.npz"
         if not path.exists():
             if split not in sets:
                 sets[split] = photo_set(split, cache)
-            hr, lrs = make_pool(sets[split], n, size, seed, {c: fns[c] for c in conds})
+            if parallel:
+                hr, lrs = make_pool_parallel(sets[split], n, size, seed, conds, workers)
+            else:
+                hr, lrs = make_pool(sets[split], n, size, seed, {c: LR_FNS[c] for c in conds})
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path.with_suffix(".tmp.npz"), hr=hr, **lrs)
             path.with_suffix(".tmp.npz").replace(path)

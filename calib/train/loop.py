@@ -233,6 +233,20 @@ def run(stage, ckpt_dir, seed, logfile, ckpt_minutes=5.0, deadline=None):
     return _report(st)
 
 
+def restore_best(stage, ckpt_dir, logfile):
+    """After `run` stopped early (Interrupted): the stage's modules get the best validated weights of its
+    checkpoint (the last ones if it never validated), eval mode, and the report of the steps so far, with
+    `stopped_at` (a round on the GPU machine, which must pack what it has before its time is up)."""
+    saved = torch.load(Path(ckpt_dir) / f"{stage.name}.pt", weights_only=False)
+    best = saved["best"]
+    _load_weights(stage, saved["weights"] if best is None else best["weights"])
+    for m in stage.train_modes:
+        m.eval()
+    kept = "its last step" if best is None else f"step {best['step']} (best validation)"
+    log(f"{stage.name}: stopped at step {saved['step']} of {stage.steps}; kept the weights of {kept}", logfile)
+    return dict(_report(saved), stopped_at=saved["step"])
+
+
 def _report(st):
     best = st["best"]
     return dict(steps=st["step"], minutes=st["seconds"] / 60, final=st["ema"], curve=st["curve"],

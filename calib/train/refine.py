@@ -317,6 +317,8 @@ def parse():
                     "31 = LoRA on round 30's U-Net; 32 = round 29 with round 30's loss, twice as long; "
                     "33 = round 31's LoRA on run 6's U-Net")
     ap.add_argument("--steps", type=int, help="default: the round's")
+    ap.add_argument("--large-pool", type=int, help="pairs in the 128 px pool (default: the round's; fewer are seen "
+                    "more than once, and build faster: the GPU machine's time is counted)")
     ap.add_argument("--fm-steps", type=int, help="stage 1's steps in a round that has one (28; default: the round's)")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt (round N > 4: refineN.pt)")
     ap.add_argument("--stop-after-minutes", type=float)
@@ -327,6 +329,13 @@ def parse():
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "f2idiff-demo.f2i", help="packed result")
     ap.add_argument("--cli", help="f2idiff binary (default: cargo build --release)")
     ap.add_argument("--quick", action="store_true", help="smoke test: small pools")
+    ap.add_argument("--any-versions", action="store_true", help="run on another torch / diffusers / transformers "
+                    "than the pinned ones (the GPU machine's); the result is then not the CPU path's")
+    ap.add_argument("--pool-workers", type=int, default=1, help="build the pools with this many processes "
+                    "(data.make_pool_parallel: other pairs than the default 1's, cached under their own key)")
+    ap.add_argument("--pack-when-stopped", action="store_true", help="when --stop-after-minutes (or a signal) "
+                    "stops the round, pack the best validated weights so far instead of exiting (the GPU machine, "
+                    "whose time is counted; the report says where it stopped)")
     ap.add_argument("--tile", type=int, help="the output tile the packed model declares (choose_tile.py's "
                     "choice; default: the base pack's)")
     ap.add_argument("--unet-lora-strength", type=float, default=1.0, help="scale the U-Net adapters' merge by this "
@@ -339,7 +348,8 @@ def parse():
 
 def main():
     args = parse()
-    check_versions()
+    if not args.any_versions:
+        check_versions()
     quiet()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -352,6 +362,10 @@ def main():
     cfg = dict(ROUNDS[args.round])
     if args.steps is not None:
         cfg["steps"] = args.steps
+    if args.large_pool is not None:
+        if "large_pool_seed" not in cfg:
+            sys.exit(f"round {args.round} draws from train.py's pools: --large-pool is for rounds 29 and later")
+        cfg["large_pool"] = args.large_pool
     if args.fm_steps is not None and cfg.get("fm_steps"):
         cfg["fm_steps"] = args.fm_steps
     name = "refine" if args.round == 4 else f"refine{args.round}"
@@ -365,7 +379,7 @@ def main():
     spec = dict(train.QUICK_POOLS if args.quick else train.POOLS)
     if cfg.get("large_pool") and not args.quick:
         spec["large"] = ("train", cfg["large_pool"], 128, cfg["large_pool_seed"], ("train",))
-    p = data.pools(out, spec, args.photos or out / "photos")
+    p = data.pools(out, spec, args.photos or out / "photos", workers=args.pool_workers)
     small, large, val = p["small"], p["large"], p["val"]
     header, tensors = read_pack(base)
     if args.tile is not None:
@@ -427,8 +441,10 @@ def main():
     try:
         rep = loop.run(s, ckpt, SEED + 1, logfile, deadline=deadline)
     except loop.Interrupted as e:
-        log(f"interrupted in stage {e}: continue with --resume", logfile)
-        sys.exit(3)
+        if not args.pack_when_stopped:
+            log(f"interrupted in stage {e}: continue with --resume", logfile)
+            sys.exit(3)
+        rep = loop.restore_best(s, ckpt, logfile)
     if not cfg.get("pack", True):  # a diagnostic round (17, 20-23)
         log(f"done: a diagnostic round (not packed), kept step {rep['best_step']}", logfile)
         return
@@ -442,8 +458,8 @@ def main():
                pack_bytes=export.pack(cli, demo_dir, args.model))
     suffix = "" if args.unet_lora_strength == 1.0 else f"-s{args.unet_lora_strength:g}"
     (out / f"{name}{suffix}.json").write_text(json.dumps(rep, indent=2) + "\n")
-    log(f"done: {rep['steps']} steps in {rep['minutes']:.1f} min, kept step {rep['best_step']}; {args.model}",
-        logfile)
+    ran = rep["steps"] if rep.get("stopped_at") is None else f"{rep['stopped_at']} of {rep['steps']}"
+    log(f"done: {ran} steps in {rep['minutes']:.1f} min, kept step {rep['best_step']}; {args.model}", logfile)
 
 
 if __name__ == "__main__":
