@@ -3,7 +3,7 @@
 #
 #   here:   bash scripts/gpu-train.sh --build      # -> .gpu-train/: wheels, photo archive, release CLI, base pack
 #   there:  bash scripts/gpu-train.sh --run OUT    # device tool: carry [".gpu-train"], OUT = "$OUT"
-#           ROUND=32 bash scripts/gpu-train.sh --run OUT   # a refine.py round instead (below)
+#           ROUND=34 MINUTES=8 bash scripts/gpu-train.sh --run OUT   # a refine.py round instead (below)
 #
 # The GPU machine has torch and transformers but neither diffusers nor peft (their pinned wheels travel
 # in .gpu-train/wheels), no network (the Debian wallpaper photos travel as one JPEG archive,
@@ -14,14 +14,14 @@
 # 8 files of at most 16 MiB come back. A run that stops early leaves no model (resume it here: not
 # across machines).
 #
-# ROUND=N runs `refine.py --round N` instead, on the base pack --build put in .gpu-train/base.f2i (BASE_COMMIT's
-# models/f2idiff-demo.f2i; default a92823a, run 4's pack, the base of rounds 24-32), with the pools built by 16
-# processes (--pool-workers) and --pack-when-stopped: a round that MINUTES stops early still packs its best
-# validated step (its JSON says where it stopped). Back come refineN.f2i (tile 256, the image's DINOv2
-# context, as runs 5-7), refineN.json and refineN.log. DEVICE=cpu THREADS=2 PY=/tmp/f2i-ref-venv/bin/python QUICK=1
-# STEPS=20 smoke-tests the --run path here. POOL=N draws the 128 px pairs from N instead of the round's: the pool
-# is built on the machine's CPUs, about 37 ms per pair and core (2-core Xeon, 2026-12-05), so round 32's 96,000
-# take about 4 of the 16 cores' minutes, 48,000 two.
+# ROUND=N runs `refine.py --round N` instead (round 34 is round 32 sized for this machine: 1,500 steps of 64).
+# Its base is the pack --build put in .gpu-train/base.f2i: BASE_COMMIT's models/f2idiff-demo.f2i, by default
+# a92823a's (run 4's pack, the base of rounds 24-34). The training pools are built by 16 processes
+# (--pool-workers), about 37 ms per pair and core on the 2-core Xeon here (2026-12-05): 48,000 pairs take
+# about 2 of the 16 cores' minutes; POOL=N draws from N pairs instead of the round's. --pack-when-stopped: a
+# round that MINUTES stops early still packs its best validated step (its JSON says where it stopped). Back
+# come refineN.f2i (tile 256, the image's DINOv2 context, as runs 5-7), refineN.json and refineN.log.
+# DEVICE=cpu THREADS=2 PY=/tmp/f2i-ref-venv/bin/python QUICK=1 STEPS=3 smoke-tests the --run path here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 G=.gpu-train

@@ -216,6 +216,15 @@ ROUNDS.update({32: dict(ROUNDS[29], steps=12000, large_pool=96000, large_pool_se
 # steps) did not fit one session, and its checkpoint, outside git, did not survive to the next
 ROUNDS.update({33: dict(ROUNDS[31], steps=2000, large_pool=16000, large_pool_seed=8)})
 
+# 34: round 32 sized for the GPU machine (scripts/gpu-train.sh ROUND=34), not run on the CPU. Its stage 2 is
+# launch-bound there at batch 8 (136 ms a step on the H200, 2026-12-04): round 32's 12,000 steps would take 27
+# minutes of a task's 15. So the same 96,000 samples go in batches of 64 over 1,500 steps, at twice the learning
+# rate (AdamW; a guess between no scaling and the square-root rule), validated every 125 steps; the pool is 48,000
+# fresh pairs (seed 9: built on 16 cores in about 2 minutes), each drawn about twice. Untested: no GPU was lent
+# when it was written (2026-12-05); on the 2-core CPU, 3 steps of 64 took 0.6 min with their two validations
+ROUNDS.update({34: dict(ROUNDS[32], steps=1500, batch_large=64, lr=1e-3, large_pool=48000, large_pool_seed=9,
+                        val_every=125)})
+
 
 class CnnAsUnet(torch.nn.Module):
     """baseline_cnn.py's latent trunk behind the U-Net's call: x0 = z + res(z) in the latent the pipeline
@@ -315,7 +324,7 @@ def parse():
                     "28 = round 24's U-Net pretrained as the FM, then stage 2 as LoRA on it; "
                     "29 = round 24 on fresh pairs (run 6); 30 = run 6 fine-tuned with GMSD in the loss; "
                     "31 = LoRA on round 30's U-Net; 32 = round 29 with round 30's loss, twice as long; "
-                    "33 = round 31's LoRA on run 6's U-Net")
+                    "33 = round 31's LoRA on run 6's U-Net; 34 = round 32 in batches of 64, for the GPU machine")
     ap.add_argument("--steps", type=int, help="default: the round's")
     ap.add_argument("--large-pool", type=int, help="pairs in the 128 px pool (default: the round's; fewer are seen "
                     "more than once, and build faster: the GPU machine's time is counted)")
@@ -338,9 +347,10 @@ def parse():
                     "whose time is counted; the report says where it stopped)")
     ap.add_argument("--tile", type=int, help="the output tile the packed model declares (choose_tile.py's "
                     "choice; default: the base pack's)")
-    ap.add_argument("--unet-lora-strength", type=float, default=1.0, help="scale the U-Net adapters' merge by this "
-                    "(their lora_alpha, as the pack's converter reads it; a round with U-Net adapters only): a candidate "
-                    "between the base (0) and the round's model (1), a common LoRA knob, chosen on the validation photos")
+    ap.add_argument("--unet-lora-strength", type=float, default=1.0,
+                    help="scale the U-Net adapters' merge by this (their lora_alpha, as the pack's converter reads "
+                    "it; a round with U-Net adapters only): a candidate between the base (0) and the round's model "
+                    "(1), a common LoRA knob, chosen on the validation photos")
     ap.add_argument("--dino-context", choices=("tile", "image"), help="what DINOv2 conditions each tile on, "
                     "as the packed model declares it (tile_context.py's choice; default: the base pack's)")
     return ap.parse_args()
