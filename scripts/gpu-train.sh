@@ -17,8 +17,9 @@
 # ROUND=N runs `refine.py --round N` instead (round 34 is round 32 sized for this machine: 1,500 steps of 64).
 # Its base is the pack --build put in .gpu-train/base.f2i: BASE_COMMIT's models/f2idiff-demo.f2i, by default
 # a92823a's (run 4's pack, the base of rounds 24-34). The training pools are built by 16 processes
-# (--pool-workers), about 37 ms per pair and core on the 2-core Xeon here (2026-12-05): 48,000 pairs take
-# about 2 of the 16 cores' minutes; POOL=N draws from N pairs instead of the round's. --pack-when-stopped: a
+# (--pool-workers), each process on one torch thread: 1,000 pairs of 128 px took 6.9 s on 2 processes and 9.7 s
+# on 1 (start-up included; 2-core Xeon, 2026-12-05), so round 34's 96,000 should take about a minute on 16 cores.
+# POOL=N draws from N pairs instead of the round's. --pack-when-stopped: a
 # round that MINUTES stops early still packs its best validated step (its JSON says where it stopped). Back
 # come refineN.f2i (tile 256, the image's DINOv2 context, as runs 5-7), refineN.json and refineN.log.
 # DEVICE=cpu THREADS=2 PY=/tmp/f2i-ref-venv/bin/python QUICK=1 STEPS=3 smoke-tests the --run path here.

@@ -161,28 +161,33 @@ def _clean_lr(hr, _rng):
 
 LR_FNS = {"train": training_lr, "realistic": degrade, "clean": _clean_lr}
 CHUNKS = 64  # a pool built by several processes: this many parts, each from its own seed (SeedSequence.spawn)
-_forked = {}  # what the worker processes of make_pool_parallel inherit (fork): the photo set
+_worker = {}  # a make_pool_parallel worker's photo set
+
+
+def _worker_init(split, cache):
+    import torch
+
+    torch.set_num_threads(1)  # degrade.py's torch ops: one thread per process
+    _worker["photos"] = photo_set(split, cache)
 
 
 def _chunk(args):
     seed, n, size, conds = args
-    return make_pool(_forked["photos"], n, size, seed, {c: LR_FNS[c] for c in conds})
+    return make_pool(_worker["photos"], n, size, seed, {c: LR_FNS[c] for c in conds})
 
 
-def make_pool_parallel(photos, n, size, seed, conds, workers):
-    """make_pool in CHUNKS parts built by `workers` processes (the GPU machine's 16 cores build round 32's
-    96,000 pairs in about a minute instead of ten). Deterministic in seed and independent of `workers`, but
-    not the same pairs as make_pool(seed): the parts draw from SeedSequence(seed).spawn(CHUNKS)."""
+def make_pool_parallel(split, cache, n, size, seed, conds, workers):
+    """make_pool in CHUNKS parts built by `workers` processes (the GPU machine's 16 cores). Each process loads
+    `split`'s photos itself; they are started by "spawn", not "fork", because a fork after torch's thread pool
+    has started can hang. Deterministic in seed and independent of `workers`, but not the same pairs as
+    make_pool(seed): the parts draw from SeedSequence(seed).spawn(CHUNKS)."""
     import multiprocessing
 
     sizes = [n // CHUNKS + (k < n % CHUNKS) for k in range(CHUNKS)]
     jobs = [(ss, m, size, conds) for ss, m in zip(np.random.SeedSequence(seed).spawn(CHUNKS), sizes) if m]
-    _forked["photos"] = photos
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_chunk, jobs)
-    finally:
-        _forked.clear()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, initializer=_worker_init, initargs=(split, str(cache))) as pool:
+        parts = pool.map(_chunk, jobs)
     return (np.concatenate([hr for hr, _ in parts]),
             {c: np.concatenate([lrs[c] for _, lrs in parts]) for c in conds})
 
@@ -200,11 +205,11 @@ def pools(out, spec, cache, workers=1):
         key = hashlib.sha256(b"".join(src) + json.dumps(what).encode()).hexdigest()[:16]
         path = Path(out) / "pools" / f"{name}-{key}.npz"
         if not path.exists():
-            if split not in sets:
-                sets[split] = photo_set(split, cache)
             if parallel:
-                hr, lrs = make_pool_parallel(sets[split], n, size, seed, conds, workers)
+                hr, lrs = make_pool_parallel(split, cache, n, size, seed, conds, workers)
             else:
+                if split not in sets:
+                    sets[split] = photo_set(split, cache)
                 hr, lrs = make_pool(sets[split], n, size, seed, {c: LR_FNS[c] for c in conds})
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path.with_suffix(".tmp.npz"), hr=hr, **lrs)

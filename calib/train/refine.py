@@ -219,11 +219,10 @@ ROUNDS.update({33: dict(ROUNDS[31], steps=2000, large_pool=16000, large_pool_see
 # 34: round 32 sized for the GPU machine (scripts/gpu-train.sh ROUND=34), not run on the CPU. Its stage 2 is
 # launch-bound there at batch 8 (136 ms a step on the H200, 2026-12-04): round 32's 12,000 steps would take 27
 # minutes of a task's 15. So the same 96,000 samples go in batches of 64 over 1,500 steps, at twice the learning
-# rate (AdamW; a guess between no scaling and the square-root rule), validated every 125 steps; the pool is 48,000
-# fresh pairs (seed 9: built on 16 cores in about 2 minutes), each drawn about twice. Untested: no GPU was lent
-# when it was written (2026-12-05); on the 2-core CPU, 3 steps of 64 took 0.6 min with their two validations
-ROUNDS.update({34: dict(ROUNDS[32], steps=1500, batch_large=64, lr=1e-3, large_pool=48000, large_pool_seed=9,
-                        val_every=125)})
+# rate (AdamW; a guess between no scaling and the square-root rule), validated every 125 steps, on 96,000 fresh pairs
+# (seed 9; --pool-workers 16 builds them in about a minute there). Not run on a GPU: none was lent when it was
+# written (2026-12-05); on the 2-core CPU, 3 steps of 64 took 0.6 min with their two validations
+ROUNDS.update({34: dict(ROUNDS[32], steps=1500, batch_large=64, lr=1e-3, large_pool_seed=9, val_every=125)})
 
 
 class CnnAsUnet(torch.nn.Module):
