@@ -19,9 +19,9 @@
 # a92823a's (run 4's pack, the base of rounds 24-34). The training pools are built by 16 processes
 # (--pool-workers), each process on one torch thread: 1,000 pairs of 128 px took 6.9 s on 2 processes and 9.7 s
 # on 1 (start-up included; 2-core Xeon, 2026-12-05), so round 34's 96,000 should take about a minute on 16 cores.
-# POOL=N draws from N pairs instead of the round's. --pack-when-stopped: a
-# round that MINUTES stops early still packs its best validated step (its JSON says where it stopped). Back
-# come refineN.f2i (tile 256, the image's DINOv2 context, as runs 5-7), refineN.json and refineN.log.
+# POOL=N draws from N pairs instead of the round's. --pack-when-stopped: a round that MINUTES stops early still
+# packs its best validated step (its JSON says where it stopped). Back come refineN.f2i (tile 256, the image's
+# DINOv2 context, as runs 5-7), refineN.json and refineN.log.
 # DEVICE=cpu THREADS=2 PY=/tmp/f2i-ref-venv/bin/python QUICK=1 STEPS=3 smoke-tests the --run path here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,25 +49,22 @@ case "${1:-}" in
     py=${PY:-python3}
     if [[ $device == cuda ]]; then nvidia-smi -L | tee "$out/gpu.txt"; else echo "device $device" > "$out/gpu.txt"; fi
     "$py" -m pip install -q --no-index --no-deps --target "$work/py" "$G"/wheels/*.whl
-    rc=0
+    # the arguments train.py and refine.py share, then each one's own; the log, the report and the status after
+    common=(--device "$device" --any-versions --threads "${THREADS:-16}" --photos "$G/photos.npz" --out "$work/train"
+        --cli "$G/f2idiff" ${STEPS:+--steps "$STEPS"} ${QUICK:+--quick} --stop-after-minutes "${MINUTES:-7}")
     if [[ -n ${ROUND:-} ]]; then
-        name=refine$ROUND
-        PYTHONPATH="$work/py" "$py" calib/train/refine.py --round "$ROUND" --base "$G/base.f2i" --device "$device" \
-            --any-versions --threads "${THREADS:-16}" --pool-workers 16 --photos "$G/photos.npz" --out "$work/train" \
-            --cli "$G/f2idiff" --model "$out/$name.f2i" --tile 256 --dino-context image --pack-when-stopped \
-            ${STEPS:+--steps "$STEPS"} ${POOL:+--large-pool "$POOL"} ${QUICK:+--quick} \
-            --stop-after-minutes "${MINUTES:-7}" > "$out/$name.log" 2>&1 || rc=$?
-        tail -20 "$out/$name.log"
-        [[ -f "$work/train/$name.json" ]] && cp "$work/train/$name.json" "$out/"
-        echo "refine.py exit status $rc" | tee -a "$out/gpu.txt"
-        exit "$rc"
+        script=refine.py name=refine$ROUND keep=("refine$ROUND.json")
+        own=(--round "$ROUND" --base "$G/base.f2i" --pool-workers 16 --model "$out/$name.f2i" --tile 256
+            --dino-context image --pack-when-stopped ${POOL:+--large-pool "$POOL"})
+    else
+        script=train.py name=train keep=(train.json fm.f2i)
+        own=(--model "$out/f2idiff-demo.f2i")
     fi
-    PYTHONPATH="$work/py" "$py" calib/train/train.py --device "$device" --any-versions --threads 16 \
-        --photos "$G/photos.npz" --out "$work/train" --cli "$G/f2idiff" --model "$out/f2idiff-demo.f2i" \
-        ${STEPS:+--steps "$STEPS"} ${QUICK:+--quick} --stop-after-minutes "${MINUTES:-7}" > "$out/train.log" 2>&1 || rc=$?
-    tail -20 "$out/train.log"
-    for f in train.json fm.f2i; do [[ -f "$work/train/$f" ]] && cp "$work/train/$f" "$out/"; done
-    echo "train.py exit status $rc" | tee -a "$out/gpu.txt"
+    rc=0
+    PYTHONPATH="$work/py" "$py" "calib/train/$script" "${common[@]}" "${own[@]}" > "$out/$name.log" 2>&1 || rc=$?
+    tail -20 "$out/$name.log"
+    for f in "${keep[@]}"; do [[ -f "$work/train/$f" ]] && cp "$work/train/$f" "$out/"; done
+    echo "$script exit status $rc" | tee -a "$out/gpu.txt"
     exit "$rc"
     ;;
 *)
