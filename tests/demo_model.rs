@@ -7,7 +7,7 @@
 //!   `calib/train/evaluate.py`; the engine runs the f16 pack, hence a one-level tolerance. Run
 //!   from a directory without `models/` (the source-tree fallback), and through the library,
 //!   which also runs under qemu-aarch64 (the CLI cannot be spawned there).
-//! - The README's command as written (default options: the model's 128 px tiles, 64 px overlap
+//! - The README's command as written (default options: the model's own tiles, 64 px overlap
 //!   and its DINOv2 context, the whole image's) reproduces the held-out numbers
 //!   `docs/demo-model.md` states for this photo, against its ground truth
 //!   `tests/data/demo/coffee-hr.png`, and matches the same networks tiled the same way in

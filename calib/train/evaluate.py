@@ -273,7 +273,8 @@ def main():
 
     lines = []
     for cond in conds:
-        lines += [f"{cond} LR:", "| | " + " | ".join(data.HELD_OUT) + " | mean |", "|---|" + "---|" * (len(data.HELD_OUT) + 1)]
+        lines += [f"{cond} LR:", "| | " + " | ".join(data.HELD_OUT) + " | mean |",
+                  "|---|" + "---|" * (len(data.HELD_OUT) + 1)]
         for row in rows:
             r, label = results[cond][row], LABELS[row]
             cells = [f"{r[n][0]:.2f} / {r[n][1]:.4f} / {r[n][2]:.4f}" for n in list(data.HELD_OUT) + ["mean"]]

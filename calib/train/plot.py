@@ -57,10 +57,12 @@ def panel(x0, st, key, title, bicubic):
         for c in conds:
             out.append(polyline([fx(v["step"]) for v in vs], [gy(v[f"psnr_y_{c}"]) for v in vs], COLOURS[c]))
             out.append(polyline([x0, x0 + W], [gy(bicubic[c])] * 2, COLOURS[c], "4,3"))
-        out += [text(x0 + W + 3, PAD + 4, f"{max(ys) + 0.2:.1f} dB"), text(x0 + W + 3, PAD + H, f"{min(ys) - 0.2:.1f} dB")]
+        out += [text(x0 + W + 3, PAD + 4, f"{max(ys) + 0.2:.1f} dB"),
+                text(x0 + W + 3, PAD + H, f"{min(ys) - 0.2:.1f} dB")]
         if st.get("best_step"):
             bx = fx(st["best_step"])
-            out.append(f'<line x1="{bx:.1f}" y1="{PAD}" x2="{bx:.1f}" y2="{PAD + H}" stroke="#555" stroke-dasharray="2,2"/>')
+            out.append(f'<line x1="{bx:.1f}" y1="{PAD}" x2="{bx:.1f}" y2="{PAD + H}" stroke="#555" '
+                       'stroke-dasharray="2,2"/>')
         out.append(text(x0 + 4, PAD + H + 28, "validation PSNR-Y: realistic (red), clean (green); dashed: bicubic; "
                         "dotted: kept", colour="#444"))
     return out
