@@ -21,7 +21,7 @@
 # on 1 (start-up included; 2-core Xeon, 2026-12-05), so round 34's 96,000 should take about a minute on 16 cores.
 # POOL=N draws from N pairs instead of the round's. --pack-when-stopped: a round that MINUTES stops early still
 # packs its best validated step (its JSON says where it stopped). Back come refineN.f2i (tile 256, the image's
-# DINOv2 context, as runs 5-7), refineN.json and refineN.log.
+# DINOv2 context, as runs 7 and 8), refineN.json and refineN.log.
 # DEVICE=cpu THREADS=2 PY=/tmp/f2i-ref-venv/bin/python QUICK=1 STEPS=3 smoke-tests the --run path here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
