@@ -66,8 +66,9 @@ RUN6_SHA256 = "e14e631a0bc2c800aa6b4434b5f8b04d1cfd2fc7ff89b93a78677687d2eeae49"
 RUN6_SHIPPED_SHA256 = "fd16c1cca9eee4e6e78dbdef3e3a94041bfa8cd53bb8a1f147d6f5c34478f912"  # the same, tile 128
 ROUND30_SHA256 = "b787ed884b9696ea05f5baac50738627304bc4b877d7f6cd231ad3f50f519496"  # round 30's pack (tile 128)
 RUN7_SHA256 = "f7cb726b7dfe399bda988165f86db494bdaa2d740eefef908382031677967186"  # the same, tile 256: run 7
+RUN8_SHA256 = "0042ef8b46b6d883f0d51c22b9c00c8d51e50a2e08bc51b6c95f333c72a6630b"  # round 35's pack: run 8
 BASES = {RUN3_SHA256: "run 3", RUN4_SHA256: "run 4", RUN5_SHA256: "run 5", RUN6_SHA256: "run 6",
-         RUN6_SHIPPED_SHA256: "run 6", ROUND30_SHA256: "round 30", RUN7_SHA256: "run 7"}
+         RUN6_SHIPPED_SHA256: "run 6", ROUND30_SHA256: "round 30", RUN7_SHA256: "run 7", RUN8_SHA256: "run 8"}
 STEPS = 2000
 LR = 3e-4
 GRAD_W = 0.25
@@ -232,6 +233,15 @@ ROUNDS.update({34: dict(ROUNDS[32], steps=1500, batch_large=64, lr=1e-3, large_p
 # as its 4,000 steps of 8 draw, on a warm restart at twice round 30's learning rate; step 0 is run 7
 ROUNDS.update({35: dict(ROUNDS[30], steps=4000, lr=2e-4, large_pool=32000, large_pool_seed=10)})
 
+# 36: run 8 trained on at the size it runs at. Every round since 24 trained on 128 px patches (a 16 x 16 latent, DINOv2
+# on a 32 px LR), while the shipped model runs 256 px tiles (32 x 32, its GroupNorm statistics over 4x the pixels,
+# DINOv2 on the whole image's LR), and rounds 9 and 10 gained on 128 px crops but not on 256 px tiles. So run 8's U-Net
+# (in full; fresh VAE-encoder adapters) goes on with round 35's loss and learning rate on 256 px patches, 2 a step
+# (the pixels of 8 of 128), 6,000 fresh pairs (seed 11), one per sample of 3,000 steps; the kept step is chosen on
+# 16 validation crops of 256 px (the validation photos, seed 3) instead of 64 of 128; step 0 is run 8
+ROUNDS.update({36: dict(ROUNDS[35], steps=3000, batch_large=2, large_pool=6000, large_pool_seed=11, patch=256,
+                        val_pool=(16, 256))})
+
 
 class CnnAsUnet(torch.nn.Module):
     """baseline_cnn.py's latent trunk behind the U-Net's call: x0 = z + res(z) in the latent the pipeline
@@ -332,9 +342,9 @@ def parse():
                     "29 = round 24 on fresh pairs (run 6); 30 = run 6 fine-tuned with GMSD in the loss; "
                     "31 = LoRA on round 30's U-Net; 32 = round 29 with round 30's loss, twice as long; "
                     "33 = round 31's LoRA on run 6's U-Net; 34 = round 32 in batches of 64, for the GPU machine; "
-                    "35 = run 7 trained on in full, on fresh pairs")
+                    "35 = run 7 trained on in full, on fresh pairs; 36 = run 8 trained on, on 256 px patches")
     ap.add_argument("--steps", type=int, help="default: the round's")
-    ap.add_argument("--large-pool", type=int, help="pairs in the 128 px pool (default: the round's; fewer are seen "
+    ap.add_argument("--large-pool", type=int, help="pairs in the large pool (default: the round's; fewer are seen "
                     "more than once, and build faster: the GPU machine's time is counted)")
     ap.add_argument("--fm-steps", type=int, help="stage 1's steps in a round that has one (28; default: the round's)")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt/refine.pt (round N > 4: refineN.pt)")
@@ -396,7 +406,9 @@ def main():
 
     spec = dict(train.QUICK_POOLS if args.quick else train.POOLS)
     if cfg.get("large_pool") and not args.quick:
-        spec["large"] = ("train", cfg["large_pool"], 128, cfg["large_pool_seed"], ("train",))
+        spec["large"] = ("train", cfg["large_pool"], cfg.get("patch", 128), cfg["large_pool_seed"], ("train",))
+    if cfg.get("val_pool") and not args.quick:  # (crops, HR size) of the validation photos, train.POOLS' seed
+        spec["val"] = ("val", *cfg["val_pool"], *spec["val"][3:])
     p = data.pools(out, spec, args.photos or out / "photos", workers=args.pool_workers)
     small, large, val = p["small"], p["large"], p["val"]
     header, tensors = read_pack(base)
