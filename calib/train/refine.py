@@ -53,6 +53,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import data  # noqa: E402
+import deepen  # noqa: E402
 import export  # noqa: E402
 import loop  # noqa: E402
 import stage1_fm  # noqa: E402
@@ -242,6 +243,14 @@ ROUNDS.update({35: dict(ROUNDS[30], steps=4000, lr=2e-4, large_pool=32000, large
 ROUNDS.update({36: dict(ROUNDS[35], steps=3000, batch_large=2, large_pool=6000, large_pool_seed=11, patch=256,
                         val_pool=(16, 256))})
 
+# 37: run 8 with more capacity. Rounds 35 and 36 trained run 8's (and run 7's) whole U-Net at a warm restart of lr 2e-4:
+# realistic-LR PSNR-Y fell in the high-lr half and came back at best to where it started, the sign of a network at its
+# capacity rather than short of data. So run 8's U-Net gets two more resnets per block (deepen.py: six down, seven up,
+# 1.42M -> 1.87M weights), initialised so that step 0 is run 8 exactly; the new resnets train at lr 2e-4, run 8's own
+# weights at a tenth of it (old_lr_scale); round 35's batches (8 of 128 px), loss and validation crops; 20,000 fresh
+# pairs (seed 12), one per sample of 2,500 steps
+ROUNDS.update({37: dict(ROUNDS[35], steps=2500, large_pool=20000, large_pool_seed=12, deepen=2, old_lr_scale=0.1)})
+
 
 class CnnAsUnet(torch.nn.Module):
     """baseline_cnn.py's latent trunk behind the U-Net's call: x0 = z + res(z) in the latent the pipeline
@@ -342,7 +351,8 @@ def parse():
                     "29 = round 24 on fresh pairs (run 6); 30 = run 6 fine-tuned with GMSD in the loss; "
                     "31 = LoRA on round 30's U-Net; 32 = round 29 with round 30's loss, twice as long; "
                     "33 = round 31's LoRA on run 6's U-Net; 34 = round 32 in batches of 64, for the GPU machine; "
-                    "35 = run 7 trained on in full, on fresh pairs; 36 = run 8 trained on, on 256 px patches")
+                    "35 = run 7 trained on in full, on fresh pairs; 36 = run 8 trained on, on 256 px patches; "
+                    "37 = run 8 with two more resnets per block")
     ap.add_argument("--steps", type=int, help="default: the round's")
     ap.add_argument("--large-pool", type=int, help="pairs in the large pool (default: the round's; fewer are seen "
                     "more than once, and build faster: the GPU machine's time is counted)")
@@ -427,6 +437,9 @@ def main():
     if cfg.get("cnn_unet"):
         torch.manual_seed(SEED)
         unet = CnnAsUnet(unet.config.in_channels).to(dev)
+    if cfg.get("deepen"):  # more resnets per block, computing the same at step 0 (deepen.py)
+        base_layers = unet.config.layers_per_block
+        unet = deepen.deeper(unet, cfg["deepen"], SEED).requires_grad_(False)
     if cfg.get("no_group_norm"):
         for m in list(unet.modules()):
             for k, c in list(m.named_children()):
@@ -468,6 +481,10 @@ def main():
         c1, c2 = common.x0_coefficients(common.TIMESTEP)
         scaled = unet.parameters() if cfg.get("unet_lr_scale") else unet.conv_out.parameters()
         s.lr_scale = {id(q): c2 / c1 for q in scaled if q.requires_grad}
+    if cfg.get("old_lr_scale"):  # the base's own U-Net weights move slower than the new resnets (deepen.py)
+        for n, q in unet.named_parameters():
+            if q.requires_grad and not deepen.is_new(n, base_layers, cfg["deepen"]):
+                s.lr_scale[id(q)] = s.lr_scale.get(id(q), 1.0) * cfg["old_lr_scale"]
     try:
         rep = loop.run(s, ckpt, SEED + 1, logfile, deadline=deadline)
     except loop.Interrupted as e:
