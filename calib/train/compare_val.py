@@ -11,6 +11,11 @@ the candidate is ahead on, and the verdict of the choice rules:
              realistic-LR lead on the mean came from one photo of six (docs/demo-model.md, Run 7).
              Written 2026-12-05 after run 7's held-out result, so for the candidates after run 7,
              not for run 7 itself
+  draws      (with --draws) realistic LR from draw_spread.py's JSONs, clean LR from the tile checks: with
+             realistic LR, PSNR-Y margin over bicubic ahead on more than half of the photos (each photo's
+             mean over its draws) and the GMSD margin no worse on the mean; with clean LR (no draws), mean
+             PSNR-Y and GMSD no worse. Proposed 2026-12-06 (docs/demo-model.md, "What the validation photos
+             say"), after the tile check's mean was found to be one photo's; not yet applied to a candidate
 The held-out photos are never read here.
 """
 
@@ -44,15 +49,34 @@ def compare(cand, ref):
     return out, mean_rule, most_rule
 
 
+def compare_draws(cand, ref, cand_clean, ref_clean):
+    """Rule `draws`: (verdict, photos ahead, photos, mean GMSD-margin difference) from two draw_spread.py
+    results ({"draws", "margins": {photo: [[dPSNR, dSSIM, dGMSD], ...]}}) and the tile checks' clean LR."""
+    if cand["draws"] != ref["draws"] or set(cand["margins"]) != set(ref["margins"]):
+        raise SystemExit("the draw_spread results are not of the same photos and draws")
+
+    def mean(xs):
+        return sum(xs) / len(xs)
+
+    names = list(ref["margins"])
+    ahead = sum(mean([m[0] for m in cand["margins"][n]]) > mean([m[0] for m in ref["margins"][n]]) for n in names)
+    gmsd = [mean([m[2] for n in names for m in r["margins"][n]]) for r in (cand, ref)]
+    d_gmsd = gmsd[0] - gmsd[1]
+    clean_ok = cand_clean["mean"][0] >= ref_clean["mean"][0] and cand_clean["mean"][2] <= ref_clean["mean"][2]
+    return 2 * ahead > len(names) and d_gmsd >= 0 and clean_ok, ahead, len(names), d_gmsd
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("candidate", type=Path, help="the candidate's choose_tile JSON")
     ap.add_argument("candidate_setting", help="its tile / overlap, e.g. 256/64")
     ap.add_argument("reference", type=Path, help="the shipped model's choose_tile JSON")
     ap.add_argument("reference_setting", help="its tile / overlap (the one it ships with)")
+    ap.add_argument("--draws", nargs=2, type=Path, metavar=("CANDIDATE", "REFERENCE"),
+                    help="draw_spread.py's JSONs of the two models: adds rule 'draws'")
     args = ap.parse_args()
-    out, mean_rule, most_rule = compare(load(args.candidate, args.candidate_setting),
-                                        load(args.reference, args.reference_setting))
+    cand, ref = load(args.candidate, args.candidate_setting), load(args.reference, args.reference_setting)
+    out, mean_rule, most_rule = compare(cand, ref)
     for c in CONDS:
         names = list(out[c]["photos"])
         print(f"{c} LR, candidate minus reference: PSNR-Y dB / GMSD")
@@ -61,6 +85,11 @@ def main():
         print("| " + " | ".join(cells) + " |")
         print(f"ahead on PSNR-Y: {out[c]['ahead']} of {len(names)} photos")
     print(f"rule 'mean': {'passes' if mean_rule else 'fails'}; rule 'most': {'passes' if most_rule else 'fails'}")
+    if args.draws:
+        ok, ahead, n, d_gmsd = compare_draws(*(json.loads(f.read_text()) for f in args.draws), cand["clean"],
+                                             ref["clean"])
+        print(f"realistic LR over the draws: ahead on PSNR-Y on {ahead} of {n} photos, GMSD margin {d_gmsd:+.4f}; "
+              f"rule 'draws': {'passes' if ok else 'fails'}")
 
 
 if __name__ == "__main__":
