@@ -62,6 +62,25 @@ def key(setting):
 CONDS = ("realistic", "clean")
 
 
+def val_crops(out):
+    """[(name, HR)]: each validation photo at data.LONG_SIDES[1], its centre CROP x CROP (draw_spread.py's too)."""
+    cache = Path(os.environ.get("F2IDIFF_PHOTO_CACHE", out / "photos"))
+    crops = []
+    for name, imgs, _ in data.photo_set("val", cache):
+        img = imgs[1]
+        top, left = (img.shape[0] - CROP) // 2, (img.shape[1] - CROP) // 2
+        crops.append((name, np.ascontiguousarray(img[top:top + CROP, left:left + CROP])))
+    return crops
+
+
+def save_case(d, name, hr, lr):
+    """d/{hr,lr,bicubic}/NAME.png: the crop, its LR and PyTorch's bicubic of it (the pipeline's lq)."""
+    save_png(d / "hr" / f"{name}.png", hr)
+    save_png(d / "lr" / f"{name}.png", lr)
+    with torch.no_grad():
+        save_png(d / "bicubic" / f"{name}.png", u8((bicubic_lq(t01(lr)) + 1) / 2))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "calib" / "train" / "out")
@@ -73,18 +92,12 @@ def main():
     d = args.out / "choose_tile"
     if d.exists():
         shutil.rmtree(d)
-    cache = Path(os.environ.get("F2IDIFF_PHOTO_CACHE", args.out / "photos"))
-    photos = [(name, imgs[1]) for name, imgs, _ in data.photo_set("val", cache)]
-    names = [n for n, _ in photos]
-    for i, (name, img) in enumerate(photos):
-        top, left = (img.shape[0] - CROP) // 2, (img.shape[1] - CROP) // 2
-        hr = np.ascontiguousarray(img[top:top + CROP, left:left + CROP])
+    crops = val_crops(args.out)
+    names = [n for n, _ in crops]
+    for i, (name, hr) in enumerate(crops):
         lrs = dict(realistic=degrade(hr, np.random.default_rng(SEED + i)), clean=clean(hr))
         for cond, lr in lrs.items():
-            save_png(d / cond / "hr" / f"{name}.png", hr)
-            save_png(d / cond / "lr" / f"{name}.png", lr)
-            with torch.no_grad():
-                save_png(d / cond / "bicubic" / f"{name}.png", u8((bicubic_lq(t01(lr)) + 1) / 2))
+            save_case(d / cond, name, hr, lr)
     results = {}
     for cond in CONDS:
         results[cond] = {"bicubic": cli_eval(args.cli, d / cond / "bicubic", d / cond / "hr")[0]}

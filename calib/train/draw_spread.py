@@ -16,7 +16,6 @@ chooses anything.
 import argparse
 import itertools
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -24,15 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, bicubic_lq, check_versions  # noqa: E402
+from common import ROOT, check_versions  # noqa: E402
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-import data  # noqa: E402
-from choose_tile import CROP  # noqa: E402
+from choose_tile import save_case, val_crops  # noqa: E402
 from degrade import degrade  # noqa: E402
-from evaluate import cli_eval, run, save_png, t01, u8  # noqa: E402
+from evaluate import cli_eval, run  # noqa: E402
 
 DRAW_SEED = 5000
 TARGET = 0.5  # dB: the margin over bicubic
@@ -50,20 +47,13 @@ def main():
     d = args.out / "draw_spread"
     if d.exists():
         shutil.rmtree(d)
-    cache = Path(os.environ.get("F2IDIFF_PHOTO_CACHE", args.out / "photos"))
-    photos = [(name, imgs[1]) for name, imgs, _ in data.photo_set("val", cache)]
-    names = [n for n, _ in photos]
+    crops = val_crops(args.out)
+    names = [n for n, _ in crops]
     margins = {n: [] for n in names}  # per photo, per draw: (dPSNR-Y, dSSIM-Y, bicubic GMSD - model GMSD)
     for k in range(args.draws):
         dk = d / f"draw{k}"
-        for i, (name, img) in enumerate(photos):
-            top, left = (img.shape[0] - CROP) // 2, (img.shape[1] - CROP) // 2
-            hr = np.ascontiguousarray(img[top:top + CROP, left:left + CROP])
-            lr = degrade(hr, np.random.default_rng(DRAW_SEED + 100 * k + i))
-            save_png(dk / "hr" / f"{name}.png", hr)
-            save_png(dk / "lr" / f"{name}.png", lr)
-            with torch.no_grad():
-                save_png(dk / "bicubic" / f"{name}.png", u8((bicubic_lq(t01(lr)) + 1) / 2))
+        for i, (name, hr) in enumerate(crops):
+            save_case(dk, name, hr, degrade(hr, np.random.default_rng(DRAW_SEED + 100 * k + i)))
         run([args.cli, "upscale", dk / "lr", "-o", dk / "sr", "-m", args.model])
         bic, _ = cli_eval(args.cli, dk / "bicubic", dk / "hr")
         sr, _ = cli_eval(args.cli, dk / "sr", dk / "hr")
