@@ -81,17 +81,29 @@ def save_case(d, name, hr, lr):
         save_png(d / "bicubic" / f"{name}.png", u8((bicubic_lq(t01(lr)) + 1) / 2))
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def val_parser(doc, name):
+    """The arguments of a script that runs a model on the validation crops (this one, draw_spread.py); its
+    files go to OUT/NAME, its result to --json (default OUT/NAME.json)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "calib" / "train" / "out")
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "f2idiff-demo.f2i")
     ap.add_argument("--cli", type=Path, default=ROOT / "target" / "release" / "f2idiff")
-    ap.add_argument("--json", type=Path, help="result file (default OUT/choose_tile.json)")
-    args = ap.parse_args()
+    ap.add_argument("--json", type=Path, help=f"result file (default OUT/{name}.json)")
+    return ap
+
+
+def fresh(args, name):
+    """Checks the pinned versions; returns OUT/NAME, emptied."""
     check_versions()
-    d = args.out / "choose_tile"
+    d = args.out / name
     if d.exists():
         shutil.rmtree(d)
+    return d
+
+
+def main():
+    args = val_parser(__doc__, "choose_tile").parse_args()
+    d = fresh(args, "choose_tile")
     crops = val_crops(args.out)
     names = [n for n, _ in crops]
     for i, (name, hr) in enumerate(crops):

@@ -13,21 +13,17 @@ the share that also beats bicubic on SSIM-Y and GMSD. The held-out photos are ne
 chooses anything.
 """
 
-import argparse
 import itertools
 import json
-import shutil
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, check_versions  # noqa: E402
-
 import numpy as np  # noqa: E402
 
-from choose_tile import save_case, val_crops  # noqa: E402
+from choose_tile import fresh, save_case, val_crops, val_parser  # noqa: E402
 from degrade import degrade  # noqa: E402
 from evaluate import cli_eval, run  # noqa: E402
 
@@ -36,17 +32,10 @@ TARGET = 0.5  # dB: the issue's margin over bicubic
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "calib" / "train" / "out")
-    ap.add_argument("--model", type=Path, default=ROOT / "models" / "f2idiff-demo.f2i")
-    ap.add_argument("--cli", type=Path, default=ROOT / "target" / "release" / "f2idiff")
+    ap = val_parser(__doc__, "draw_spread")
     ap.add_argument("--draws", type=int, default=8)
-    ap.add_argument("--json", type=Path, help="result file (default OUT/draw_spread.json)")
     args = ap.parse_args()
-    check_versions()
-    d = args.out / "draw_spread"
-    if d.exists():
-        shutil.rmtree(d)
+    d = fresh(args, "draw_spread")
     crops = val_crops(args.out)
     names = [n for n, _ in crops]
     margins = {n: [] for n in names}  # per photo, per draw: (dPSNR-Y, dSSIM-Y, bicubic GMSD - model GMSD)
