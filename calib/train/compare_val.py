@@ -21,6 +21,7 @@ The held-out photos are never read here.
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 CONDS = ("realistic", "clean")
@@ -54,10 +55,7 @@ def compare_draws(cand, ref, cand_clean, ref_clean):
     results ({"draws", "margins": {photo: [[dPSNR, dSSIM, dGMSD], ...]}}) and the tile checks' clean LR."""
     if cand["draws"] != ref["draws"] or set(cand["margins"]) != set(ref["margins"]):
         raise SystemExit("the draw_spread results are not of the same photos and draws")
-
-    def mean(xs):
-        return sum(xs) / len(xs)
-
+    mean = statistics.fmean
     names = list(ref["margins"])
     ahead = sum(mean([m[0] for m in cand["margins"][n]]) > mean([m[0] for m in ref["margins"][n]]) for n in names)
     gmsd = [mean([m[2] for n in names for m in r["margins"][n]]) for r in (cand, ref)]

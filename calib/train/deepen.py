@@ -63,10 +63,11 @@ def deeper(unet, extra, seed):
     return big.to(next(unet.parameters()).device).eval()
 
 
-def is_new(name, n, extra):
-    """Whether parameter `name` of deeper(unet, extra) (`unet` with `n` layers_per_block) is one of the new
-    resnets' rather than a weight the input network had."""
-    for head, new in (("down_blocks.0.resnets.", range(n, n + extra)), ("up_blocks.0.resnets.", range(extra))):
+def is_new(name, layers, extra):
+    """Whether parameter `name` of a deeper(unet, extra) result (`layers` = its layers_per_block) is one of the
+    new resnets' rather than a weight the input network had."""
+    down, up = ("down_blocks.0.resnets.", range(layers - extra, layers)), ("up_blocks.0.resnets.", range(extra))
+    for head, new in (down, up):
         if name.startswith(head):
             return int(name[len(head):].split(".", 1)[0]) in new
     return False

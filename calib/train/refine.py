@@ -438,7 +438,6 @@ def main():
         torch.manual_seed(SEED)
         unet = CnnAsUnet(unet.config.in_channels).to(dev)
     if cfg.get("deepen"):  # more resnets per block, computing the same at step 0 (deepen.py)
-        base_layers = unet.config.layers_per_block
         unet = deepen.deeper(unet, cfg["deepen"], SEED).requires_grad_(False)
     if cfg.get("no_group_norm"):
         for m in list(unet.modules()):
@@ -483,7 +482,7 @@ def main():
         s.lr_scale = {id(q): c2 / c1 for q in scaled if q.requires_grad}
     if cfg.get("old_lr_scale"):  # the base's own U-Net weights move slower than the new resnets (deepen.py)
         for n, q in unet.named_parameters():
-            if q.requires_grad and not deepen.is_new(n, base_layers, cfg["deepen"]):
+            if q.requires_grad and not deepen.is_new(n, unet.config.layers_per_block, cfg["deepen"]):
                 s.lr_scale[id(q)] = s.lr_scale.get(id(q), 1.0) * cfg["old_lr_scale"]
     try:
         rep = loop.run(s, ckpt, SEED + 1, logfile, deadline=deadline)
