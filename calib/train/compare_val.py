@@ -16,6 +16,12 @@ the candidate is ahead on, and the verdict of the choice rules:
              mean over its draws) and the GMSD margin no worse on the mean; with clean LR (no draws), mean
              PSNR-Y and GMSD no worse. Proposed 2026-12-06 (docs/demo-model.md, "What the validation photos
              say"), after the tile check's mean was found to be one photo's; not yet applied to a candidate
+  targets    (with --draws; round 38's rule, written 2026-12-06 before its candidates were built) the issue's
+             targets on the validation photos: with realistic LR, over the photos other than the facade (which
+             alone carries the mean: TYPICAL_LEFT_OUT), the mean of each photo's margin over its draws at least TARGET dB
+             on PSNR-Y and better than bicubic on SSIM-Y and GMSD, and the PSNR-Y margin ahead of the
+             reference's on more than half of all the photos; with clean LR, on the same typical photos of the
+             tile check, the mean margin at least TARGET dB on PSNR-Y, and SSIM-Y and GMSD better than bicubic's
 The held-out photos are never read here.
 """
 
@@ -25,6 +31,8 @@ import statistics
 from pathlib import Path
 
 CONDS = ("realistic", "clean")
+TARGET = 0.5  # dB of PSNR-Y over bicubic: the issue's
+TYPICAL_LEFT_OUT = ("plasma-facade-01",)  # +3.5 to +4.0 dB for every model: one photo that makes the mean
 
 
 def load(path, setting):
@@ -64,6 +72,33 @@ def compare_draws(cand, ref, cand_clean, ref_clean):
     return 2 * ahead > len(names) and d_gmsd >= 0 and clean_ok, ahead, len(names), d_gmsd
 
 
+def photo_means(draws, names):
+    """{photo: (dPSNR-Y, dSSIM-Y, dGMSD)}: each photo's margins over bicubic, averaged over its draws."""
+    return {n: tuple(statistics.fmean(m[i] for m in draws["margins"][n]) for i in range(3)) for n in names}
+
+
+def targets(cand, ref, cand_clean, bicubic_clean):
+    """Rule `targets`: (verdict, lines) from two draw_spread.py results (candidate, reference) and the candidate's
+    tile check with clean LR beside its bicubic row."""
+    if cand["draws"] != ref["draws"] or set(cand["margins"]) != set(ref["margins"]):
+        raise SystemExit("the draw_spread results are not of the same photos and draws")
+    names = list(ref["margins"])
+    mc, mr = photo_means(cand, names), photo_means(ref, names)
+    typical = [n for n in names if n not in TYPICAL_LEFT_OUT]
+    five = [statistics.fmean(mc[n][i] for n in typical) for i in range(3)]
+    ahead = sum(mc[n][0] > mr[n][0] for n in names)
+    clean = [statistics.fmean(cand_clean[n][i] - bicubic_clean[n][i] for n in typical) for i in range(3)]
+    checks = [(f"realistic, {len(typical)} typical photos: PSNR-Y margin {five[0]:+.3f} >= {TARGET}", five[0] >= TARGET),
+              (f"realistic, {len(typical)} typical photos: SSIM-Y margin {five[1]:+.4f} > 0", five[1] > 0),
+              (f"realistic, {len(typical)} typical photos: GMSD margin {five[2]:+.4f} > 0", five[2] > 0),
+              (f"realistic: PSNR-Y margin ahead of the reference on {ahead} of {len(names)} photos",
+               2 * ahead > len(names)),
+              (f"clean, the same photos: PSNR-Y margin {clean[0]:+.3f} >= {TARGET}", clean[0] >= TARGET),
+              (f"clean, the same photos: SSIM-Y margin {clean[1]:+.4f} > 0", clean[1] > 0),
+              (f"clean, the same photos: GMSD {clean[2]:+.4f} against bicubic's, < 0", clean[2] < 0)]
+    return all(ok for _, ok in checks), [f"  {'ok  ' if ok else 'FAIL'} {what}" for what, ok in checks]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("candidate", type=Path, help="the candidate's choose_tile JSON")
@@ -88,6 +123,10 @@ def main():
                                              ref["clean"])
         print(f"realistic LR over the draws: ahead on PSNR-Y on {ahead} of {n} photos, GMSD margin {d_gmsd:+.4f}; "
               f"rule 'draws': {'passes' if ok else 'fails'}")
+        ok, lines = targets(*(json.loads(f.read_text()) for f in args.draws), cand["clean"],
+                            load(args.candidate, "bicubic")["clean"])
+        print("\n".join(lines))
+        print(f"rule 'targets': {'passes' if ok else 'fails'}")
 
 
 if __name__ == "__main__":

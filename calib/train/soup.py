@@ -1,0 +1,80 @@
+"""Round 38: blends of two packs of one lineage in weight space, W = (1 - w) * A + w * B, packed.
+
+    /tmp/f2i-ref-venv/bin/python calib/train/soup.py --a models/f2idiff-demo.f2i --b /tmp/run6.f2i \\
+        --weights 0.25 0.5 0.75
+
+Run 8 (A, the shipped pack) is run 6 (B) fine-tuned twice in full (rounds 30 and 35: its U-Net 7.9 % away in
+relative norm, its VAE 0.8 %, DINOv2 unchanged), so the two share one basin and a straight line between them is
+a family of models. On the validation photos they sit at two ends of one trade-off (docs/demo-model.md, "What the
+validation photos say"): run 6 the closer, run 8 the sharper. Every tensor of the two packs (VAE with its LoRA
+merged, U-Net, DINOv2) is read back in f32 (refine.read_pack), blended, written as a model folder
+(OUT/soup38/wW: configs from A's header, without the `_name_or_path` diffusers records) and packed in f16 by
+`f2idiff pack` (OUT/soup38-wW.f2i, `info --verify`d). The pipeline settings (tile, overlap, DINOv2 context) are
+A's. The packs must hold the same tensors, shapes and network configs. Reads no photo; chooses nothing (the
+round's rule: docs/demo-model.md, "Round 38").
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT  # noqa: E402
+
+import export  # noqa: E402
+from refine import read_pack  # noqa: E402
+
+NETS = dict(vae="diffusion_pytorch_model.safetensors", unet="diffusion_pytorch_model.safetensors",
+            dinov2="model.safetensors")
+
+
+def config(header, net):
+    """A network's config from a pack's header, without the local path diffusers / transformers record."""
+    return {k: v for k, v in header[net].items() if k != "_name_or_path"}
+
+
+def blend(a, b, w):
+    """{name: (1 - w) * a + w * b} of two {name: f32 tensor} with the same names and shapes."""
+    if set(a) != set(b) or any(a[n].shape != b[n].shape for n in a):
+        sys.exit("the two packs do not hold the same tensors")
+    return {n: (1 - w) * a[n] + w * b[n] for n in a}
+
+
+def write_folder(folder, header, tensors):
+    """The model folder `f2idiff pack` reads: each network's config and safetensors, f2idiff.json."""
+    from safetensors.torch import save_file
+
+    for net, file in NETS.items():
+        (folder / net).mkdir(parents=True, exist_ok=True)
+        (folder / net / "config.json").write_text(json.dumps(config(header, net), indent=2) + "\n")
+        prefix = net + "."
+        save_file({k[len(prefix):]: v.contiguous() for k, v in tensors.items() if k.startswith(prefix)},
+                  str(folder / net / file))
+    (folder / "f2idiff.json").write_text(json.dumps(header["pipeline"], indent=2) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--a", type=Path, default=ROOT / "models" / "f2idiff-demo.f2i", help="weight 0 (its header)")
+    ap.add_argument("--b", type=Path, required=True, help="weight 1")
+    ap.add_argument("--weights", type=float, nargs="+", required=True, help="w of each blend, B's share")
+    ap.add_argument("--out", type=Path, default=ROOT / "calib" / "train" / "out")
+    ap.add_argument("--name", default="soup38")
+    ap.add_argument("--cli", type=Path, default=ROOT / "target" / "release" / "f2idiff")
+    args = ap.parse_args()
+    (ha, ta), (hb, tb) = (read_pack(p.read_bytes()) for p in (args.a, args.b))
+    for net in NETS:
+        if config(ha, net) != config(hb, net):
+            sys.exit(f"the packs' {net} configs differ: not one architecture")
+    for w in args.weights:
+        folder = args.out / args.name / f"w{w:g}"
+        write_folder(folder, ha, blend(ta, tb, w))
+        dst = args.out / f"{args.name}-w{w:g}.f2i"
+        size = export.pack(args.cli, folder, dst)
+        print(f"w {w:g}: {dst} ({size} bytes)")
+
+
+if __name__ == "__main__":
+    main()
