@@ -251,6 +251,16 @@ ROUNDS.update({36: dict(ROUNDS[35], steps=3000, batch_large=2, large_pool=6000, 
 # pairs (seed 12), one per sample of 2,500 steps
 ROUNDS.update({37: dict(ROUNDS[35], steps=2500, large_pool=20000, large_pool_seed=12, deepen=2, old_lr_scale=0.1)})
 
+# 39: a wider U-Net trained from the start. Runs 6-8 sit on one PSNR-Y / sharpness trade-off with realistic LR, and
+# neither training run 8 on (rounds 35, 36), deepening it (37) nor blending it with run 6 (38) moved past it. The one
+# capacity this U-Net has not been given from random weights is width: round 29's recipe (run 6: run 4's VAE and
+# DINOv2, fresh VAE-encoder adapters, the one-level U-Net in full from random weights, 6,000 steps of 8 x 128 px) on a
+# U-Net of 96 channels instead of 64 (3 heads of 32; 2.25x the convolutions' work), with round 30's loss (L1 + 0.1
+# GMSD) from the start, as round 32 would have had, on 48,000 fresh pairs (seed 13). Longer than a session on two
+# cores: run across sessions with --stop-after-minutes and --resume
+ROUNDS.update({39: dict(ROUNDS[29], large_pool_seed=13, gmsd_w=0.1, unet_override=dict(
+    ROUNDS[29]["unet_override"], block_out_channels=(96,), attention_head_dim=3))})
+
 
 class CnnAsUnet(torch.nn.Module):
     """baseline_cnn.py's latent trunk behind the U-Net's call: x0 = z + res(z) in the latent the pipeline
