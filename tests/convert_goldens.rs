@@ -291,6 +291,40 @@ fn diffusers_lora_file_spelling_merges_the_same() {
     );
 }
 
+#[test]
+fn packs_leave_out_the_local_path_configs_record() {
+    // diffusers and transformers write the folder a model was loaded from as `_name_or_path`.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    let src = Path::new(DATA).join("tiny");
+    for e in walk(&src) {
+        let dst = dir.join(e.strip_prefix(&src).unwrap());
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(&e, dst).unwrap();
+    }
+    for net in ["vae", "unet", "dinov2"] {
+        let path = dir.join(net).join("config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        cfg["_name_or_path"] = format!("/home/someone/models/{net}").into();
+        std::fs::write(&path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    }
+    let packed = tmp.path().join("m.f2i");
+    pack_folder(&dir, &packed, &PackOptions::default()).unwrap();
+    let bytes = std::fs::read(&packed).unwrap();
+    assert!(!bytes.windows(14).any(|w| w == b"/home/someone/"));
+    let (_plain, p) = pack("tiny", &PackOptions::default());
+    let q = Pack::open(&packed).unwrap();
+    assert_eq!(q.header().unet, p.header().unet);
+    assert_eq!(q.header().vae, p.header().vae);
+    assert_eq!(q.header().dinov2, p.header().dinov2);
+    assert_matches(
+        &q,
+        &load(&format!("{DATA}/tiny_expected/merged.safetensors")),
+        1e-6,
+    );
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {

@@ -83,6 +83,16 @@ enum Job {
     LoraB(usize, String),
 }
 
+/// A network config without `_name_or_path`: diffusers and transformers record there the folder
+/// a model was loaded from, a path of the machine that saved it, which a pack that is shipped must
+/// not carry (its provenance names files relative to the model folder).
+fn without_local_path(mut config: Value) -> Value {
+    if let Value::Object(map) = &mut config {
+        map.remove("_name_or_path");
+    }
+    config
+}
+
 pub fn pack_folder(dir: &Path, out: &Path, opts: &PackOptions) -> Result<PackSummary> {
     let config_path = |net: &str| dir.join(net).join("config.json");
     let (vae_path, unet_path, dino_path) = (
@@ -97,9 +107,9 @@ pub fn pack_folder(dir: &Path, out: &Path, opts: &PackOptions) -> Result<PackSum
         Value::Object(Default::default())
     };
     let (vae_raw, unet_raw, dino_raw) = (
-        read_json(&vae_path)?,
-        read_json(&unet_path)?,
-        read_json(&dino_path)?,
+        without_local_path(read_json(&vae_path)?),
+        without_local_path(read_json(&unet_path)?),
+        without_local_path(read_json(&dino_path)?),
     );
     let configs = ModelConfigs::parse(
         (&pipe_path, &pipe_raw),

@@ -12,11 +12,11 @@ pub struct Header {
     pub format: String,
     /// `f2idiff.json`, with defaults filled in.
     pub pipeline: Value,
-    /// diffusers `AutoencoderKL` config.json, verbatim.
+    /// diffusers `AutoencoderKL` config.json, verbatim but for `_name_or_path` (a local path).
     pub vae: Value,
-    /// diffusers `UNet2DConditionModel` config.json, verbatim.
+    /// diffusers `UNet2DConditionModel` config.json, verbatim but for `_name_or_path` (a local path).
     pub unet: Value,
-    /// transformers `Dinov2Model` config.json, verbatim.
+    /// transformers `Dinov2Model` config.json, verbatim but for `_name_or_path` (a local path).
     pub dinov2: Value,
     /// Linear map from DINOv2 width to the U-Net's cross-attention width, when present.
     pub cond_proj: Option<CondProj>,
