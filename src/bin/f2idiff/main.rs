@@ -5,6 +5,7 @@ mod bench;
 mod calibrate;
 mod eval;
 mod kernels;
+mod openblas;
 mod pack;
 mod upscale;
 
@@ -92,6 +93,7 @@ fn restore_sigpipe() {
 
 fn main() -> ExitCode {
     restore_sigpipe();
+    openblas::name_kernels_from_cpu_features();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pack {

@@ -31,7 +31,7 @@
 //! same calls, so the bits never depend on the thread count.
 
 use super::par::balanced_block;
-use std::ffi::c_int;
+use std::ffi::{CStr, c_char, c_int};
 use std::sync::OnceLock;
 
 /// `cblas_sgemm(layout, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)`.
@@ -151,6 +151,7 @@ fn load(name: &str, explicit: bool) -> Result<Blas, String> {
     let sgemm = unsafe { lib.get::<Sgemm>(b"cblas_sgemm\0") }
         .map(|s| *s)
         .map_err(|e| format!("{name}: no cblas_sgemm ({})", loader_error(e)))?;
+    let mut label = name.to_string();
     // SAFETY: OpenBLAS's `int openblas_get_parallel(void)` and `void
     // openblas_set_num_threads(int)`; the pointers are used while `lib` is loaded.
     let get_parallel =
@@ -171,6 +172,32 @@ fn load(name: &str, explicit: bool) -> Result<Blas, String> {
                 .map_err(|e| format!("{name}: {}", loader_error(e)))?;
         // SAFETY: one thread per call; the library was loaded by us (not the host's).
         unsafe { set_threads(1) };
+        // SAFETY: OpenBLAS's `char *openblas_get_corename(void)`; the pointer is used while
+        // `lib` is loaded.
+        let corename = unsafe {
+            lib.get::<unsafe extern "C" fn() -> *const c_char>(b"openblas_get_corename\0")
+        };
+        // SAFETY: no arguments; it returns a static NUL-terminated string (the kernels chosen at
+        // load), checked for null before it is read.
+        let core = corename
+            .ok()
+            .map(|f| unsafe { f() })
+            .filter(|p| !p.is_null());
+        if let Some(core) = core {
+            // SAFETY: non-null, NUL-terminated and static, as above.
+            let core = unsafe { CStr::from_ptr(core) }.to_string_lossy();
+            // OpenBLAS picks its kernels from the CPU's model, and on a model it does not know
+            // falls back to its oldest x86-64 ones (Prescott: SSE3): 3.5-4.8x slower on the Eff
+            // U-Net and DINOv2-L on this project's AVX-512 Xeon than its AVX-512 ones. Unless it
+            // was asked for by name, such an OpenBLAS gives way to the next library (BLIS).
+            if !explicit && pre_avx2_kernels(&core) && openblas_coretype().is_some() {
+                return Err(format!(
+                    "{name}: its {core} kernels on an AVX2 CPU (set {OPENBLAS_CORETYPE}, e.g. \
+                     SkylakeX or Haswell)"
+                ));
+            }
+            label = format!("{name} ({core} kernels)");
+        }
     }
     // SAFETY: oneMKL's `int MKL_Set_Threading_Layer(int)` and `int MKL_CBWR_Set(int)`
     // (`mkl_service.h`); the pointers are used while `lib` is loaded.
@@ -199,11 +226,57 @@ fn load(name: &str, explicit: bool) -> Result<Blas, String> {
     }
     let blas = Blas {
         sgemm,
-        name: name.to_string(),
+        name: label,
         _lib: lib,
     };
     blas.self_test()?;
     Ok(blas)
+}
+
+/// The variable OpenBLAS reads at load to choose its kernels instead of the CPU's model.
+const OPENBLAS_CORETYPE: &str = "OPENBLAS_CORETYPE";
+
+/// OpenBLAS's x86 kernel families older than Haswell's (no AVX2 / FMA): its fallback for a CPU
+/// model it does not know is Prescott.
+fn pre_avx2_kernels(core: &str) -> bool {
+    const OLD: [&str; 15] = [
+        "katmai",
+        "coppermine",
+        "northwood",
+        "prescott",
+        "banias",
+        "atom",
+        "core2",
+        "penryn",
+        "dunnington",
+        "nehalem",
+        "opteron",
+        "opteron(sse3)",
+        "barcelona",
+        "nano",
+        "bobcat",
+    ];
+    OLD.contains(&core.trim().to_ascii_lowercase().as_str())
+}
+
+/// The OpenBLAS kernel family that suits this CPU's features, as a value for
+/// `OPENBLAS_CORETYPE`: `SkylakeX` with AVX-512 (F, CD, BW, DQ, VL: OpenBLAS's f32 kernels for
+/// every AVX-512 Intel CPU since Skylake-SP), `Haswell` with AVX2 and FMA, `None` otherwise.
+/// OpenBLAS reads the variable once, when it is loaded; a program may set it before it starts any
+/// thread (the CLI does, `src/bin/f2idiff/openblas.rs`), which a library cannot do safely.
+pub fn openblas_coretype() -> Option<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        let avx512 = has!("avx512f") && has!("avx512cd") && has!("avx512bw");
+        if avx512 && has!("avx512dq") && has!("avx512vl") {
+            return Some("SkylakeX");
+        }
+        if has!("avx2") && has!("fma") {
+            return Some("Haswell");
+        }
+    }
+    None
 }
 
 fn choose() -> Choice {
@@ -224,12 +297,21 @@ fn choose() -> Choice {
             },
         },
         None => {
-            let mut refused = Vec::new();
+            let mut refused: Vec<String> = Vec::new();
             for name in candidates() {
+                // One OpenBLAS under two names: refused for its kernels once is enough.
+                let kernels = |e: &String| e.contains(OPENBLAS_CORETYPE);
+                if name.contains("openblas") && refused.iter().any(kernels) {
+                    continue;
+                }
                 match load(&name, false) {
                     Ok(b) => {
                         return Choice {
-                            why: name,
+                            why: if refused.is_empty() {
+                                name
+                            } else {
+                                format!("{name}; not used: {}", refused.join("; "))
+                            },
                             blas: Some(b),
                         };
                     }
@@ -265,7 +347,10 @@ pub fn get() -> Option<&'static Blas> {
 /// For benchmarks and messages: the library used, or the `gemm` crate and why.
 pub fn describe() -> String {
     match get() {
-        Some(b) => format!("BLAS {}", b.name),
+        Some(b) => match choice().why.split_once("; not used: ") {
+            Some((_, refused)) => format!("BLAS {} ({refused})", b.name),
+            None => format!("BLAS {}", b.name),
+        },
         None => format!("gemm crate: {}", choice().why),
     }
 }
@@ -561,6 +646,31 @@ mod tests {
         }
         if std::env::var("F2IDIFF_BLAS").is_ok_and(|v| v == "off") {
             assert!(get().is_none());
+        }
+    }
+
+    /// OpenBLAS's fallback kernels for an unknown CPU model are recognised; its AVX2 and
+    /// AVX-512 ones, and ARM's, are not refused.
+    #[test]
+    fn pre_avx2_openblas_kernels_are_recognised() {
+        for core in [
+            "Prescott",
+            "Core2",
+            "Nehalem",
+            "Opteron(SSE3)",
+            " prescott ",
+        ] {
+            assert!(pre_avx2_kernels(core), "{core}");
+        }
+        for core in [
+            "Haswell",
+            "SkylakeX",
+            "Cooperlake",
+            "SapphireRapids",
+            "Zen",
+            "ARMV8",
+        ] {
+            assert!(!pre_avx2_kernels(core), "{core}");
         }
     }
 
