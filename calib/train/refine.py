@@ -68,8 +68,10 @@ RUN6_SHIPPED_SHA256 = "fd16c1cca9eee4e6e78dbdef3e3a94041bfa8cd53bb8a1f147d6f5c34
 ROUND30_SHA256 = "b787ed884b9696ea05f5baac50738627304bc4b877d7f6cd231ad3f50f519496"  # round 30's pack (tile 128)
 RUN7_SHA256 = "f7cb726b7dfe399bda988165f86db494bdaa2d740eefef908382031677967186"  # the same, tile 256: run 7
 RUN8_SHA256 = "0042ef8b46b6d883f0d51c22b9c00c8d51e50a2e08bc51b6c95f333c72a6630b"  # round 35's pack: run 8
+RUN9_SHA256 = "e77b6dcd655eb1e0d85cfd7f1269b79ccbd966b548b7e39b18f44fb08315f5ba"  # round 38b's blend: run 9
 BASES = {RUN3_SHA256: "run 3", RUN4_SHA256: "run 4", RUN5_SHA256: "run 5", RUN6_SHA256: "run 6",
-         RUN6_SHIPPED_SHA256: "run 6", ROUND30_SHA256: "round 30", RUN7_SHA256: "run 7", RUN8_SHA256: "run 8"}
+         RUN6_SHIPPED_SHA256: "run 6", ROUND30_SHA256: "round 30", RUN7_SHA256: "run 7", RUN8_SHA256: "run 8",
+         RUN9_SHA256: "run 9"}
 STEPS = 2000
 LR = 3e-4
 GRAD_W = 0.25

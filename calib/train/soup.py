@@ -1,10 +1,10 @@
 """Round 38: blends of two packs of one lineage in weight space, W = (1 - w) * A + w * B, packed.
 
-    /tmp/f2i-ref-venv/bin/python calib/train/soup.py --a models/f2idiff-demo.f2i --b /tmp/run6.f2i \\
-        --weights 0.25 0.5 0.75
+    /tmp/f2i-ref-venv/bin/python calib/train/soup.py --a /tmp/run8.f2i --b /tmp/run6.f2i --weights 0.25 0.5 0.75
 
-Run 8 (A, the shipped pack) is run 6 (B) fine-tuned twice in full (rounds 30 and 35: its U-Net 7.9 % away in
-relative norm, its VAE 0.8 %, DINOv2 unchanged), so the two share one basin and a straight line between them is
+(run 8's pack: `git show c9b25ec:models/f2idiff-demo.f2i`; run 6's: `git show 37de3a0:models/f2idiff-demo.f2i`).
+Run 8 (A) is run 6 (B) fine-tuned twice in full (rounds 30 and 35: its U-Net 7.9 % away in relative norm, its VAE
+0.8 %, DINOv2 unchanged), so the two share one basin and a straight line between them is
 a family of models. On the validation photos they sit at two ends of one trade-off (docs/demo-model.md, "What the
 validation photos say"): run 6 the closer, run 8 the sharper. Every tensor of the two packs (VAE with its LoRA
 merged, U-Net, DINOv2) is read back in f32 (refine.read_pack), blended, written as a model folder
@@ -12,7 +12,7 @@ merged, U-Net, DINOv2) is read back in f32 (refine.read_pack), blended, written 
 `f2idiff pack` (OUT/soup38-wW.f2i, `info --verify`d). The pipeline settings (tile, overlap, DINOv2 context) are
 A's, but for the tile with `--tile` (round 38b: `--tile 128 --name soup38b`). The packs must hold the same
 tensors, shapes and network configs. Reads no photo; chooses nothing (the round's rule: docs/demo-model.md,
-"Round 38").
+"Round 38"). Round 38b's w = 0.75 is run 9, the shipped model.
 """
 
 import argparse
@@ -58,7 +58,7 @@ def write_folder(folder, header, tensors):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--a", type=Path, default=ROOT / "models" / "f2idiff-demo.f2i", help="weight 0 (its header)")
+    ap.add_argument("--a", type=Path, required=True, help="weight 0 (its header)")
     ap.add_argument("--b", type=Path, required=True, help="weight 1")
     ap.add_argument("--weights", type=float, nargs="+", required=True, help="w of each blend, B's share")
     ap.add_argument("--out", type=Path, default=ROOT / "calib" / "train" / "out")
