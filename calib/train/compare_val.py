@@ -58,13 +58,18 @@ def compare(cand, ref):
     return out, mean_rule, most_rule
 
 
+def same_draws(cand, ref):
+    """The photos of two draw_spread.py results, which must be of the same photos and draws."""
+    if cand["draws"] != ref["draws"] or set(cand["margins"]) != set(ref["margins"]):
+        raise SystemExit("the draw_spread results are not of the same photos and draws")
+    return list(ref["margins"])
+
+
 def compare_draws(cand, ref, cand_clean, ref_clean):
     """Rule `draws`: (verdict, photos ahead, photos, mean GMSD-margin difference) from two draw_spread.py
     results ({"draws", "margins": {photo: [[dPSNR, dSSIM, dGMSD], ...]}}) and the tile checks' clean LR."""
-    if cand["draws"] != ref["draws"] or set(cand["margins"]) != set(ref["margins"]):
-        raise SystemExit("the draw_spread results are not of the same photos and draws")
     mean = statistics.fmean
-    names = list(ref["margins"])
+    names = same_draws(cand, ref)
     ahead = sum(mean([m[0] for m in cand["margins"][n]]) > mean([m[0] for m in ref["margins"][n]]) for n in names)
     gmsd = [mean([m[2] for n in names for m in r["margins"][n]]) for r in (cand, ref)]
     d_gmsd = gmsd[0] - gmsd[1]
@@ -80,9 +85,7 @@ def photo_means(draws, names):
 def targets(cand, ref, cand_clean, bicubic_clean):
     """Rule `targets`: (verdict, lines) from two draw_spread.py results (candidate, reference) and the candidate's
     tile check with clean LR beside its bicubic row."""
-    if cand["draws"] != ref["draws"] or set(cand["margins"]) != set(ref["margins"]):
-        raise SystemExit("the draw_spread results are not of the same photos and draws")
-    names = list(ref["margins"])
+    names = same_draws(cand, ref)
     mc, mr = photo_means(cand, names), photo_means(ref, names)
     typical = [n for n in names if n not in TYPICAL_LEFT_OUT]
     five = [statistics.fmean(mc[n][i] for n in typical) for i in range(3)]
@@ -119,12 +122,11 @@ def main():
         print(f"ahead on PSNR-Y: {out[c]['ahead']} of {len(names)} photos")
     print(f"rule 'mean': {'passes' if mean_rule else 'fails'}; rule 'most': {'passes' if most_rule else 'fails'}")
     if args.draws:
-        ok, ahead, n, d_gmsd = compare_draws(*(json.loads(f.read_text()) for f in args.draws), cand["clean"],
-                                             ref["clean"])
+        draws = [json.loads(f.read_text()) for f in args.draws]
+        ok, ahead, n, d_gmsd = compare_draws(*draws, cand["clean"], ref["clean"])
         print(f"realistic LR over the draws: ahead on PSNR-Y on {ahead} of {n} photos, GMSD margin {d_gmsd:+.4f}; "
               f"rule 'draws': {'passes' if ok else 'fails'}")
-        ok, lines = targets(*(json.loads(f.read_text()) for f in args.draws), cand["clean"],
-                            load(args.candidate, "bicubic")["clean"])
+        ok, lines = targets(*draws, cand["clean"], load(args.candidate, "bicubic")["clean"])
         print("\n".join(lines))
         print(f"rule 'targets': {'passes' if ok else 'fails'}")
 

@@ -324,24 +324,38 @@ def read_pack(b):
     return header, tensors
 
 
+NETS = dict(vae="diffusion_pytorch_model.safetensors", unet="diffusion_pytorch_model.safetensors",
+            dinov2="model.safetensors")  # each network's weights file in a model folder
+
+
+def config(header, net):
+    """A network's config from a pack's header, without the local path diffusers / transformers record."""
+    return {k: v for k, v in header[net].items() if k != "_name_or_path"}
+
+
+def write_folder(header, tensors, folder):
+    """A pack's networks as the model folder `f2idiff pack` reads: each network's config (from the header) and
+    safetensors (the tensors under their checkpoint names), and f2idiff.json."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    for net, file in NETS.items():
+        (folder / net).mkdir(parents=True, exist_ok=True)
+        (folder / net / "config.json").write_text(json.dumps(config(header, net), indent=2) + "\n")
+        prefix = net + "."
+        save_file({k[len(prefix):]: v.contiguous() for k, v in tensors.items() if k.startswith(prefix)},
+                  str(folder / net / file))
+    (folder / "f2idiff.json").write_text(json.dumps(header["pipeline"], indent=2) + "\n")
+
+
 def networks(header, tensors, folder, dev):
-    """The pack's three networks as diffusers / transformers modules: written to `folder` as the model
-    folders `f2idiff pack` reads (configs from the header, the tensors under their checkpoint names) and
+    """The pack's three networks as diffusers / transformers modules: written to `folder` (write_folder) and
     loaded back with from_pretrained, which maps the checkpoint names onto the library's modules."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from safetensors.torch import save_file
     from transformers import Dinov2Model
 
     folder = Path(folder)
-    files = dict(vae="diffusion_pytorch_model.safetensors", unet="diffusion_pytorch_model.safetensors",
-                 dinov2="model.safetensors")
-    for module, file in files.items():
-        (folder / module).mkdir(parents=True, exist_ok=True)
-        (folder / module / "config.json").write_text(json.dumps(header[module], indent=2) + "\n")
-        prefix = module + "."
-        save_file({k[len(prefix):]: v.contiguous() for k, v in tensors.items() if k.startswith(prefix)},
-                  str(folder / module / file))
-    (folder / "f2idiff.json").write_text(json.dumps(header["pipeline"], indent=2) + "\n")
+    write_folder(header, tensors, folder)
     nets = (AutoencoderKL.from_pretrained(folder / "vae"), UNet2DConditionModel.from_pretrained(folder / "unet"),
             Dinov2Model.from_pretrained(folder / "dinov2"))
     for m in nets:

@@ -8,7 +8,7 @@ Run 8 (A) is run 6 (B) fine-tuned twice in full (rounds 30 and 35: its U-Net 7.9
 a family of models. On the validation photos they sit at two ends of one trade-off (docs/demo-model.md, "What the
 validation photos say"): run 6 the closer, run 8 the sharper. Every tensor of the two packs (VAE with its LoRA
 merged, U-Net, DINOv2) is read back in f32 (refine.read_pack), blended, written as a model folder
-(OUT/soup38/wW: configs from A's header, without the `_name_or_path` diffusers records) and packed in f16 by
+(OUT/soup38/wW, refine.write_folder: configs from A's header, without the `_name_or_path` diffusers records) and packed in f16 by
 `f2idiff pack` (OUT/soup38-wW.f2i, `info --verify`d). The pipeline settings (tile, overlap, DINOv2 context) are
 A's, but for the tile with `--tile` (round 38b: `--tile 128 --name soup38b`). The packs must hold the same
 tensors, shapes and network configs. Reads no photo; chooses nothing (the round's rule: docs/demo-model.md,
@@ -16,7 +16,6 @@ tensors, shapes and network configs. Reads no photo; chooses nothing (the round'
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,35 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402
 
 import export  # noqa: E402
-from refine import read_pack  # noqa: E402
-
-NETS = dict(vae="diffusion_pytorch_model.safetensors", unet="diffusion_pytorch_model.safetensors",
-            dinov2="model.safetensors")
-
-
-def config(header, net):
-    """A network's config from a pack's header, without the local path diffusers / transformers record."""
-    return {k: v for k, v in header[net].items() if k != "_name_or_path"}
-
+from refine import NETS, config, read_pack, write_folder  # noqa: E402
 
 def blend(a, b, w):
     """{name: (1 - w) * a + w * b} of two {name: f32 tensor} with the same names and shapes."""
     if set(a) != set(b) or any(a[n].shape != b[n].shape for n in a):
         sys.exit("the two packs do not hold the same tensors")
     return {n: (1 - w) * a[n] + w * b[n] for n in a}
-
-
-def write_folder(folder, header, tensors):
-    """The model folder `f2idiff pack` reads: each network's config and safetensors, f2idiff.json."""
-    from safetensors.torch import save_file
-
-    for net, file in NETS.items():
-        (folder / net).mkdir(parents=True, exist_ok=True)
-        (folder / net / "config.json").write_text(json.dumps(config(header, net), indent=2) + "\n")
-        prefix = net + "."
-        save_file({k[len(prefix):]: v.contiguous() for k, v in tensors.items() if k.startswith(prefix)},
-                  str(folder / net / file))
-    (folder / "f2idiff.json").write_text(json.dumps(header["pipeline"], indent=2) + "\n")
 
 
 def main():
@@ -74,7 +51,7 @@ def main():
             sys.exit(f"the packs' {net} configs differ: not one architecture")
     for w in args.weights:
         folder = args.out / args.name / f"w{w:g}"
-        write_folder(folder, ha, blend(ta, tb, w))
+        write_folder(ha, blend(ta, tb, w), folder)
         dst = args.out / f"{args.name}-w{w:g}.f2i"
         size = export.pack(args.cli, folder, dst)
         print(f"w {w:g}: {dst} ({size} bytes)")
