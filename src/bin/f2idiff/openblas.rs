@@ -9,17 +9,17 @@
 //! takes the next BLAS instead of such an OpenBLAS; the CLI can set it, before it starts any
 //! thread. A value the user set is kept.
 
-use f2idiff::backend::cpu::kernels::blas::openblas_coretype;
+use f2idiff::backend::cpu::kernels::blas::{OPENBLAS_CORETYPE, openblas_coretype};
 
 /// Sets `OPENBLAS_CORETYPE` to the kernels of the CPU's features (`blas::openblas_coretype`)
 /// when it is unset. Must run before any other thread exists (first thing in `main`).
 pub fn name_kernels_from_cpu_features() {
-    if std::env::var_os("OPENBLAS_CORETYPE").is_some() {
+    if std::env::var_os(OPENBLAS_CORETYPE).is_some() {
         return;
     }
     if let Some(core) = openblas_coretype() {
         // SAFETY: called first thing in `main`, before this process starts any thread, so no
         // other thread reads or writes the environment meanwhile.
-        unsafe { std::env::set_var("OPENBLAS_CORETYPE", core) };
+        unsafe { std::env::set_var(OPENBLAS_CORETYPE, core) };
     }
 }

@@ -75,10 +75,12 @@ pub struct Blas {
     _lib: libloading::Library,
 }
 
-/// What [`get`] found: the library, or why there is none.
+/// What [`get`] found: the library, or why there is none; and the installed libraries passed
+/// over before it, with the reason.
 struct Choice {
     blas: Option<Blas>,
     why: String,
+    passed_over: Vec<String>,
 }
 
 /// oneMKL's `MKL_THREADING_SEQUENTIAL` (`mkl_service.h`).
@@ -234,7 +236,7 @@ fn load(name: &str, explicit: bool) -> Result<Blas, String> {
 }
 
 /// The variable OpenBLAS reads at load to choose its kernels instead of the CPU's model.
-const OPENBLAS_CORETYPE: &str = "OPENBLAS_CORETYPE";
+pub const OPENBLAS_CORETYPE: &str = "OPENBLAS_CORETYPE";
 
 /// OpenBLAS's x86 kernel families older than Haswell's (no AVX2 / FMA): its fallback for a CPU
 /// model it does not know is Prescott.
@@ -285,15 +287,18 @@ fn choose() -> Choice {
         Some("off" | "0" | "none" | "") => Choice {
             blas: None,
             why: "off (F2IDIFF_BLAS)".into(),
+            passed_over: Vec::new(),
         },
         Some(name) => match load(name, true) {
             Ok(b) => Choice {
                 why: format!("{name} (F2IDIFF_BLAS)"),
                 blas: Some(b),
+                passed_over: Vec::new(),
             },
             Err(e) => Choice {
                 blas: None,
                 why: format!("F2IDIFF_BLAS={name} could not be used: {e}"),
+                passed_over: Vec::new(),
             },
         },
         None => {
@@ -307,12 +312,9 @@ fn choose() -> Choice {
                 match load(&name, false) {
                     Ok(b) => {
                         return Choice {
-                            why: if refused.is_empty() {
-                                name
-                            } else {
-                                format!("{name}; not used: {}", refused.join("; "))
-                            },
+                            why: name,
                             blas: Some(b),
+                            passed_over: refused,
                         };
                     }
                     // Not installed is the common case; anything else is worth saying.
@@ -329,6 +331,7 @@ fn choose() -> Choice {
                 } else {
                     refused.join("; ")
                 },
+                passed_over: Vec::new(),
             }
         }
     }
@@ -347,10 +350,8 @@ pub fn get() -> Option<&'static Blas> {
 /// For benchmarks and messages: the library used, or the `gemm` crate and why.
 pub fn describe() -> String {
     match get() {
-        Some(b) => match choice().why.split_once("; not used: ") {
-            Some((_, refused)) => format!("BLAS {} ({refused})", b.name),
-            None => format!("BLAS {}", b.name),
-        },
+        Some(b) if choice().passed_over.is_empty() => format!("BLAS {}", b.name),
+        Some(b) => format!("BLAS {} ({})", b.name, choice().passed_over.join("; ")),
         None => format!("gemm crate: {}", choice().why),
     }
 }
