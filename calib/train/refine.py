@@ -259,7 +259,8 @@ ROUNDS.update({37: dict(ROUNDS[35], steps=2500, large_pool=20000, large_pool_see
 # DINOv2, fresh VAE-encoder adapters, the one-level U-Net in full from random weights, 6,000 steps of 8 x 128 px) on a
 # U-Net of 96 channels instead of 64 (3 heads of 32; 2.25x the convolutions' work), with round 30's loss (L1 + 0.1
 # GMSD) from the start, as round 32 would have had, on 48,000 fresh pairs (seed 13). Longer than a session on two
-# cores: run across sessions with --stop-after-minutes and --resume
+# cores: run across sessions with --stop-after-minutes and --resume. Result (2026-12-06): kept step 5,750, score
+# 27.542 against round 29's 27.739; rule 'targets' against run 9 fails at 256 and 128 px tiles (docs, "Round 39")
 ROUNDS.update({39: dict(ROUNDS[29], large_pool_seed=13, gmsd_w=0.1, unet_override=dict(
     ROUNDS[29]["unet_override"], block_out_channels=(96,), attention_head_dim=3))})
 
