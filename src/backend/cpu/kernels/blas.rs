@@ -126,6 +126,33 @@ fn loader_error(e: libloading::Error) -> String {
     }
 }
 
+/// Why a library was not used.
+enum Refusal {
+    /// Not on the loader path (the loader's message): the common case, not worth reporting.
+    Absent(String),
+    /// An OpenBLAS running kernels older than this CPU's. One OpenBLAS answers to two of the
+    /// [`candidates`], so the second is not tried.
+    OldKernels(String),
+    /// Anything else: the host's copy, the wrong build, a setting refused, a failed self-test.
+    Unusable(String),
+}
+
+impl From<String> for Refusal {
+    fn from(why: String) -> Self {
+        Refusal::Unusable(why)
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Absent(why) | Refusal::OldKernels(why) | Refusal::Unusable(why) => {
+                f.write_str(why)
+            }
+        }
+    }
+}
+
 /// True when `name` is already loaded in this process (by the host).
 #[cfg(unix)]
 fn already_loaded(name: &str) -> bool {
@@ -140,14 +167,22 @@ fn already_loaded(_: &str) -> bool {
     false
 }
 
-fn load(name: &str, explicit: bool) -> Result<Blas, String> {
+fn load(name: &str, explicit: bool) -> Result<Blas, Refusal> {
     let configured = name.contains("openblas") || name.contains("mkl_rt");
     if configured && !explicit && already_loaded(name) {
-        return Err(format!("{name} is already loaded by the host: not used"));
+        return Err(format!("{name} is already loaded by the host: not used").into());
     }
     // SAFETY: loading a shared library runs its initialisers; the names are oneMKL's,
     // OpenBLAS's and BLIS's, or the one the user chose with F2IDIFF_BLAS, which must be a BLAS.
-    let lib = unsafe { libloading::Library::new(name) }.map_err(loader_error)?;
+    let lib = unsafe { libloading::Library::new(name) }.map_err(|e| {
+        let why = loader_error(e);
+        // dlopen says only in words that the file is not there.
+        if why.contains("No such file") || why.contains("cannot open") {
+            Refusal::Absent(why)
+        } else {
+            Refusal::Unusable(why)
+        }
+    })?;
     // SAFETY: `cblas_sgemm` has this signature in every CBLAS (`cblas.h`); the pointer stays
     // valid while `lib` is loaded, and `Blas` keeps `lib`.
     let sgemm = unsafe { lib.get::<Sgemm>(b"cblas_sgemm\0") }
@@ -166,7 +201,8 @@ fn load(name: &str, explicit: bool) -> Result<Blas, String> {
                 "{name} is OpenBLAS's {} build, not its pthreads build: concurrent calls into it \
                  are not safe",
                 if parallel == 0 { "serial" } else { "OpenMP" }
-            ));
+            )
+            .into());
         }
         // SAFETY: as above.
         let set_threads =
@@ -193,10 +229,10 @@ fn load(name: &str, explicit: bool) -> Result<Blas, String> {
             // U-Net and DINOv2-L on this project's AVX-512 Xeon than its AVX-512 ones. Unless it
             // was asked for by name, such an OpenBLAS gives way to the next library (BLIS).
             if !explicit && pre_avx2_kernels(&core) && openblas_coretype().is_some() {
-                return Err(format!(
+                return Err(Refusal::OldKernels(format!(
                     "{name}: its {core} kernels on an AVX2 CPU (set {OPENBLAS_CORETYPE}, e.g. \
                      SkylakeX or Haswell)"
-                ));
+                )));
             }
             label = format!("{name} ({core} kernels)");
         }
@@ -213,7 +249,8 @@ fn load(name: &str, explicit: bool) -> Result<Blas, String> {
             return Err(format!(
                 "{name}: oneMKL kept threading layer {layer}, not the sequential one: concurrent \
                  calls would oversubscribe the cores"
-            ));
+            )
+            .into());
         }
         // SAFETY: as above.
         let cbwr = unsafe { lib.get::<unsafe extern "C" fn(c_int) -> c_int>(b"MKL_CBWR_Set\0") }
@@ -223,7 +260,8 @@ fn load(name: &str, explicit: bool) -> Result<Blas, String> {
         if status != 0 {
             return Err(format!(
                 "{name}: oneMKL refused alignment-independent results (MKL_CBWR_Set: {status})"
-            ));
+            )
+            .into());
         }
     }
     let blas = Blas {
@@ -303,10 +341,9 @@ fn choose() -> Choice {
         },
         None => {
             let mut refused: Vec<String> = Vec::new();
+            let mut old_openblas = false;
             for name in candidates() {
-                // One OpenBLAS under two names: refused for its kernels once is enough.
-                let kernels = |e: &String| e.contains(OPENBLAS_CORETYPE);
-                if name.contains("openblas") && refused.iter().any(kernels) {
+                if old_openblas && name.contains("openblas") {
                     continue;
                 }
                 match load(&name, false) {
@@ -317,11 +354,12 @@ fn choose() -> Choice {
                             passed_over: refused,
                         };
                     }
-                    // Not installed is the common case; anything else is worth saying.
-                    Err(e) if !e.contains("No such file") && !e.contains("cannot open") => {
-                        refused.push(e)
+                    Err(Refusal::Absent(_)) => {}
+                    Err(Refusal::OldKernels(why)) => {
+                        old_openblas = true;
+                        refused.push(why)
                     }
-                    Err(_) => {}
+                    Err(Refusal::Unusable(why)) => refused.push(why),
                 }
             }
             Choice {
