@@ -46,6 +46,9 @@ fn openblas_runs_the_kernels_of_the_cpus_features() {
     }
     if let Some(core) = openblas_coretype() {
         assert!(device.contains(&format!("({core} kernels)")), "{device}");
+        // An empty value names no kernels: the same as unset.
+        let empty = device_line(Some(""));
+        assert!(empty.contains(&format!("({core} kernels)")), "{empty}");
         // A value the user set is kept.
         // (an older family than the CPU's: newer ones would not run on it)
         let other = if core == "SkylakeX" {

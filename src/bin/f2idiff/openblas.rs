@@ -7,14 +7,16 @@
 //! ones. Its documented override is the environment variable `OPENBLAS_CORETYPE`, read at load.
 //! The library cannot set it safely (a host's threads may read the environment at any time) and
 //! takes the next BLAS instead of such an OpenBLAS; the CLI can set it, before it starts any
-//! thread. A value the user set is kept.
+//! thread. A value the user set is kept; an empty one counts as unset, as OpenBLAS reads it.
 
-use f2idiff::backend::cpu::kernels::blas::{OPENBLAS_CORETYPE, openblas_coretype};
+use f2idiff::backend::cpu::kernels::blas::{
+    OPENBLAS_CORETYPE, openblas_coretype, openblas_coretype_named,
+};
 
 /// Sets `OPENBLAS_CORETYPE` to the kernels of the CPU's features (`blas::openblas_coretype`)
-/// when it is unset. Must run before any other thread exists (first thing in `main`).
+/// when it is unset or empty. Must run before any other thread exists (first thing in `main`).
 pub fn name_kernels_from_cpu_features() {
-    if std::env::var_os(OPENBLAS_CORETYPE).is_some() {
+    if openblas_coretype_named() {
         return;
     }
     if let Some(core) = openblas_coretype() {

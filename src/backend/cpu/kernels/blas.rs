@@ -276,6 +276,12 @@ fn load(name: &str, explicit: bool) -> Result<Blas, Refusal> {
 /// The variable OpenBLAS reads at load to choose its kernels instead of the CPU's model.
 pub const OPENBLAS_CORETYPE: &str = "OPENBLAS_CORETYPE";
 
+/// Whether the user named OpenBLAS's kernels: `OPENBLAS_CORETYPE` set and not empty. An empty
+/// value names no kernel family, and OpenBLAS then picks by CPU model as if it were unset.
+pub fn openblas_coretype_named() -> bool {
+    std::env::var_os(OPENBLAS_CORETYPE).is_some_and(|v| !v.is_empty())
+}
+
 /// OpenBLAS's x86 kernel families older than Haswell's (no AVX2 / FMA): its fallback for a CPU
 /// model it does not know is Prescott.
 fn pre_avx2_kernels(core: &str) -> bool {
