@@ -210,7 +210,9 @@ ROUNDS.update({31: dict(ROUNDS[30], steps=1500, lr=2e-4, rank_unet=32, large_poo
 # 32: run 6's recipe longer, with run 7's loss. Round 29 (run 6) was still climbing when its 6,000-step schedule
 # ended, and round 30's GMSD term made run 6 sharper without costing PSNR-Y on the validation crops. This is round 29
 # from random weights again, on twice the fresh pairs (96,000, seed 7) over twice the steps (12,000), with L1 +
-# 0.1 GMSD from the start: about 3.5 hours on two cores, so it is meant to be run across sessions (--resume)
+# 0.1 GMSD from the start: about 3.5 hours on two cores, so it is meant to be run across sessions (--resume).
+# Result (2026-12-06, 134.5 min on the 2-core Xeon): kept step 11,250, score 27.865 against round 29's 27.739; rule
+# 'targets' against run 9 fails at 256 and 128 px tiles (+0.476 / +0.470 dB realistic; docs, "Round 32 again")
 ROUNDS.update({32: dict(ROUNDS[29], steps=12000, large_pool=96000, large_pool_seed=7, gmsd_w=0.1)})
 
 # 33: round 31's LoRA on run 6's U-Net instead of round 30's. Round 30 (run 7) trained run 6's U-Net in full with the
