@@ -273,7 +273,8 @@ ROUNDS.update({39: dict(ROUNDS[29], large_pool_seed=13, gmsd_w=0.1, unet_overrid
 # towards sharpness (run 6: L1 alone, +0.50 dB, GMSD a little worse than bicubic's; run 8: +0.45, GMSD better;
 # docs, "What the validation photos say"). This round moves round 32 the other way: its U-Net trained on in full
 # (fresh VAE-encoder adapters) with L1 alone, at round 30's learning rate, on 16,000 fresh pairs (seed 14) over
-# 2,000 steps; step 0 is round 32's kept weights (--base its pack, refine32.f2i)
+# 2,000 steps; step 0 is round 32's kept weights (--base its pack, refine32.f2i). Result (2026-12-06): no step beat
+# step 0 (27.865; realistic GMSD 0.138 -> 0.146 by step 250, PSNR-Y no higher): no candidate (docs, "Round 41")
 ROUNDS.update({41: dict(ROUNDS[30], large_pool_seed=14, gmsd_w=0.0)})
 
 
