@@ -21,8 +21,8 @@ fn f2idiff(args: &[&str]) -> Output {
 /// CPU kernels. Valgrind's CPU has no AVX-512, so a system BLAS (which picks its kernels from
 /// the CPU it sees) would round differently under valgrind than in the native CLI run: with
 /// valgrind, both sides use the gemm crate's kernels (`F2IDIFF_BLAS=off`). Without it, the CLI
-/// names OpenBLAS's kernels from the CPU's features when `OPENBLAS_CORETYPE` is unset or empty, which the
-/// library cannot (src/bin/f2idiff/openblas.rs): both sides get that value.
+/// names OpenBLAS's kernels from the CPU's features when `OPENBLAS_CORETYPE` is unset or empty,
+/// which the library cannot (src/bin/f2idiff/openblas.rs): both sides get that value.
 fn same_kernels(cmd: &mut Command) {
     static CHECK: std::sync::OnceLock<Checker> = std::sync::OnceLock::new();
     if *CHECK.get_or_init(checker) == Checker::Valgrind {
