@@ -41,6 +41,7 @@ import torch  # noqa: E402
 from common import bicubic_lq  # noqa: E402
 from degrade import clean, degrade  # noqa: E402
 from evaluate import cli_eval, run, save_png, t01, u8  # noqa: E402
+from photos import sha256  # noqa: E402
 
 SEED = 4242
 CROP = 384
@@ -79,6 +80,12 @@ def save_case(d, name, hr, lr):
     save_png(d / "lr" / f"{name}.png", lr)
     with torch.no_grad():
         save_png(d / "bicubic" / f"{name}.png", u8((bicubic_lq(t01(lr)) + 1) / 2))
+
+
+def model_label(pack):
+    """The measured pack as a JSON records it: its file name and sha256, not a path of this machine, so that the
+    JSON can be committed (calib/train/results) and still names the very weights it measured."""
+    return f"{Path(pack).name} (sha256 {sha256(pack)[:16]}...)"
 
 
 def val_parser(doc, name):
@@ -133,7 +140,7 @@ def main():
         print(f"{key(st)}: mean PSNR-Y {score[key(st)]:.3f}, {tiles_run(st, CROP)} tiles per {CROP}^2 crop")
     print(f"chosen: --tile {best[0]} --overlap {best[1]} (best {top:.3f}, tolerance {TOLERANCE} dB)")
     dst = args.json or args.out / "choose_tile.json"
-    dst.write_text(json.dumps(dict(model=str(args.model), results=results, score=score,
+    dst.write_text(json.dumps(dict(model=model_label(args.model), results=results, score=score,
                                    tiles={key(st): tiles_run(st, CROP) for st in SETTINGS},
                                    chosen=dict(tile=best[0], overlap=best[1])), indent=2) + "\n")
 
