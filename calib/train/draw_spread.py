@@ -33,8 +33,10 @@ TARGET = 0.5  # dB: the issue's margin over bicubic
 
 def main():
     ap = val_parser(__doc__, "draw_spread")
-    ap.add_argument("--draws", type=int, default=8)
+    ap.add_argument("--draws", type=int, default=8, help="draws per photo, at least 2 (the spread needs two)")
     args = ap.parse_args()
+    if args.draws < 2:
+        ap.error("--draws must be at least 2: the spread of one draw is undefined")
     d = fresh(args, "draw_spread")
     crops = val_crops(args.out)
     names = [n for n, _ in crops]
