@@ -108,8 +108,24 @@ def fresh(args, name):
     return d
 
 
+def setting(text):
+    """'T/O' (HR pixels; '0/0' is the whole crop) -> (T, O): one of --settings."""
+    try:
+        tile, overlap = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected TILE/OVERLAP, e.g. 256/64") from None
+    return tile, overlap
+
+
 def main():
-    args = val_parser(__doc__, "choose_tile").parse_args()
+    ap = val_parser(__doc__, "choose_tile")
+    ap.add_argument("--settings", type=setting, nargs="+", default=SETTINGS, metavar="T/O",
+                    help="measure only these tiles / overlaps (default: all of SETTINGS), e.g. to judge a model "
+                         "at the tile it would ship with")
+    args = ap.parse_args()
+    settings = tuple(args.settings)
+    if not any(st[0] for st in settings):
+        ap.error("--settings needs at least one tiled setting (tile > 0): the rule chooses among tiles only")
     d = fresh(args, "choose_tile")
     crops = val_crops(args.out)
     names = [n for n, _ in crops]
@@ -120,28 +136,28 @@ def main():
     results = {}
     for cond in CONDS:
         results[cond] = {"bicubic": cli_eval(args.cli, d / cond / "bicubic", d / cond / "hr")[0]}
-        for st in SETTINGS:
+        for st in settings:
             sr = d / cond / f"tile{st[0]}-{st[1]}"
             run([args.cli, "upscale", d / cond / "lr", "-o", sr, "-m", args.model, "--tile", st[0], "--overlap", st[1]])
             results[cond][key(st)], txt = cli_eval(args.cli, sr, d / cond / "hr")
             print(f"{cond} --tile {st[0]} --overlap {st[1]}:\n{txt}")
-    score = {key(st): sum(results[c][key(st)]["mean"][0] for c in CONDS) / len(CONDS) for st in SETTINGS}
+    score = {key(st): sum(results[c][key(st)]["mean"][0] for c in CONDS) / len(CONDS) for st in settings}
     top = max(score.values())
-    best = min((st for st in SETTINGS if st[0] and score[key(st)] >= top - TOLERANCE),
+    best = min((st for st in settings if st[0] and score[key(st)] >= top - TOLERANCE),
                key=lambda st: tiles_run(st, CROP))
     for cond in CONDS:
         print(f"{cond} LR, PSNR-Y (mean: PSNR-Y / SSIM-Y / GMSD)")
         print("| tile / overlap | " + " | ".join(names) + " | mean |")
-        for t in ["bicubic"] + [key(st) for st in SETTINGS]:
+        for t in ["bicubic"] + [key(st) for st in settings]:
             r = results[cond][t]
             cells = [f"{r[n][0]:.2f}" for n in names] + ["{:.2f} / {:.4f} / {:.4f}".format(*r["mean"])]
             print(f"| {t} | " + " | ".join(cells) + " |")
-    for st in SETTINGS:
+    for st in settings:
         print(f"{key(st)}: mean PSNR-Y {score[key(st)]:.3f}, {tiles_run(st, CROP)} tiles per {CROP}^2 crop")
     print(f"chosen: --tile {best[0]} --overlap {best[1]} (best {top:.3f}, tolerance {TOLERANCE} dB)")
     dst = args.json or args.out / "choose_tile.json"
     dst.write_text(json.dumps(dict(model=model_label(args.model), results=results, score=score,
-                                   tiles={key(st): tiles_run(st, CROP) for st in SETTINGS},
+                                   tiles={key(st): tiles_run(st, CROP) for st in settings},
                                    chosen=dict(tile=best[0], overlap=best[1])), indent=2) + "\n")
 
 
