@@ -40,6 +40,11 @@
 #define F2I_ENGINE_MAP_PACK 1
 
 /**
+ * `f2i_upscale_params.ensemble`: the model's own self-ensemble.
+ */
+#define F2I_ENSEMBLE_MODEL 0
+
+/**
  * `f2i_upscale_params.tile_size`: the whole image as one tile.
  */
 #define F2I_TILE_WHOLE_IMAGE 4294967295
@@ -351,6 +356,14 @@ typedef struct f2i_upscale_params {
    * F2I_DINO_CONTEXT_MODEL.
    */
   f2i_dino_context dino_context;
+  /**
+   * Self-ensemble: how many mirrored copies of the input to upscale and average (1 = none,
+   * 2 = also its left-right mirror, 4 = also the up-down mirror and both; each copy costs
+   * one more upscale); `F2I_ENSEMBLE_MODEL` (0) = the model's own (its pack's `ensemble`,
+   * else 1). Host memory only. Added in 0.5: callers built against an older header, whose
+   * `struct_size` ends before this field, get F2I_ENSEMBLE_MODEL.
+   */
+  uint32_t ensemble;
 } f2i_upscale_params;
 
 /**

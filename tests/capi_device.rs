@@ -474,6 +474,17 @@ fn misuse_gives_typed_errors_with_nothing_touched() {
     );
     p.dino_context = 3;
     assert_eq!(upscale(&e, &input, &output, &p), invalid);
+    // So is the self-ensemble; a size there is not is invalid.
+    let mut p = params();
+    device(&mut p);
+    p.ensemble = 2;
+    assert_eq!(
+        upscale(&e, &input, &output, &p),
+        f2i_status::F2I_ERR_UNSUPPORTED
+    );
+    assert!(last_error().contains("ensemble"), "{}", last_error());
+    p.ensemble = 3;
+    assert_eq!(upscale(&e, &input, &output, &p), invalid);
     assert_eq!(input.bytes(), before_in);
     assert_eq!(output.bytes(), before_out);
     // Too small a struct_size; an older one (before `memory`) means host memory.

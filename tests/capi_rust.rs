@@ -1,6 +1,7 @@
 //! The C interface called from Rust (so it also runs under qemu for aarch64): `lora_scale` on a
 //! runtime-LoRA pack moves the result from the base model (0) to the merged model (1), and is
-//! ignored by a merged pack; a model that computes NaN gives `F2I_ERR_NUMERIC`.
+//! ignored by a merged pack; a model that computes NaN gives `F2I_ERR_NUMERIC`; `ensemble` is
+//! checked, defaults to the pack's, and reads as the default from a caller's older struct.
 
 mod common;
 
@@ -57,6 +58,14 @@ fn run(model: &CString, lora_scale: f32) -> Vec<u8> {
 }
 
 fn try_run(model: &CString, lora_scale: f32) -> (f2i_status, Vec<u8>) {
+    try_run_with(model, |p| p.lora_scale = lora_scale)
+}
+
+/// RGB8 upscale of the 12×12 test input with the default params changed by `set`.
+fn try_run_with(
+    model: &CString,
+    set: impl FnOnce(&mut f2i_upscale_params),
+) -> (f2i_status, Vec<u8>) {
     let mut engine = std::ptr::null_mut();
     // SAFETY: valid C string and out-pointer; NULL options mean defaults.
     let s = unsafe { f2i_engine_create(model.as_ptr(), std::ptr::null(), &mut engine) };
@@ -67,7 +76,7 @@ fn try_run(model: &CString, lora_scale: f32) -> (f2i_status, Vec<u8>) {
         f2i_upscale_params_init(params.as_mut_ptr());
         params.assume_init()
     };
-    params.lora_scale = lora_scale;
+    set(&mut params);
     let mut src = input();
     let mut out = vec![0u8; (4 * W * 4 * W * 3) as usize];
     let image = |data: *mut u8, side: u32| f2i_image {
@@ -147,4 +156,40 @@ fn a_model_computing_nan_is_a_numeric_error() {
     // SAFETY: f2i_last_error never returns NULL.
     let msg = unsafe { std::ffi::CStr::from_ptr(f2i_last_error()) };
     assert!(msg.to_str().unwrap().contains("NaN"), "{msg:?}");
+}
+
+#[test]
+fn ensemble_is_checked_and_defaults_to_the_packs() {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = Path::new("tests/data/engine/sd");
+    let plain = pack(dir.path(), sd, "plain.f2i", LoraChoice::Merge);
+    let folder = dir.path().join("declared");
+    common::copy_dir(sd, &folder);
+    let json = folder.join("f2idiff.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    cfg["ensemble"] = 2.into();
+    std::fs::write(&json, cfg.to_string()).unwrap();
+    let declared = pack(dir.path(), &folder, "declared.f2i", LoraChoice::Merge);
+    let ok = |model, set: &dyn Fn(&mut f2i_upscale_params)| {
+        let (s, out) = try_run_with(model, set);
+        assert_eq!(s, f2i_status::F2I_OK);
+        out
+    };
+    let one = ok(&plain, &|p| p.ensemble = 1);
+    let two = ok(&plain, &|p| p.ensemble = 2);
+    assert!(max_diff(&one, &two) > 0, "the copies should differ");
+    // The pack's ensemble is the default (0), also for a caller whose struct ends before
+    // `ensemble`; 1 overrides it.
+    assert_eq!(ok(&plain, &|_| ()), one);
+    assert_eq!(ok(&declared, &|_| ()), two);
+    let older = std::mem::offset_of!(f2i_upscale_params, ensemble) as u32;
+    assert_eq!(ok(&declared, &|p| p.struct_size = older), two);
+    assert_eq!(ok(&declared, &|p| p.ensemble = 1), one);
+    // Sizes there are not: invalid, nothing written.
+    for n in [3, 8, u32::MAX] {
+        let (s, out) = try_run_with(&plain, |p| p.ensemble = n);
+        assert_eq!(s, f2i_status::F2I_ERR_INVALID_ARGUMENT, "{n}");
+        assert!(out.iter().all(|&v| v == 0), "{n}: output written");
+    }
 }

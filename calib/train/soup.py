@@ -10,9 +10,11 @@ validation photos say"): run 6 the closer, run 8 the sharper. Every tensor of th
 merged, U-Net, DINOv2) is read back in f32 (refine.read_pack), blended, written as a model folder
 (OUT/soup38/wW, refine.write_folder: configs from A's header, without the `_name_or_path` diffusers records) and packed in f16 by
 `f2idiff pack` (OUT/soup38-wW.f2i, `info --verify`d). The pipeline settings (tile, overlap, DINOv2 context) are
-A's, but for the tile with `--tile` (round 38b: `--tile 128 --name soup38b`). The packs must hold the same
-tensors, shapes and network configs. Reads no photo; chooses nothing (the round's rule: docs/demo-model.md,
-"Round 38"). Round 38b's w = 0.75 is run 9, the shipped model.
+A's, but for the tile with `--tile` (round 38b: `--tile 128 --name soup38b`) and the self-ensemble with
+`--ensemble` (round 42: `--tile 128 --ensemble 2 --name soup42`). The packs must hold the same tensors, shapes
+and network configs. Reads no photo; chooses nothing (the rounds' rules: docs/demo-model.md, "Round 38",
+"Round 42"). Round 38b's w = 0.75 is run 9; round 42's, the same weights declaring an ensemble of 2, is run 10,
+the shipped model.
 """
 
 import argparse
@@ -42,10 +44,14 @@ def main():
     ap.add_argument("--name", default="soup38")
     ap.add_argument("--cli", type=Path, default=ROOT / "target" / "release" / "f2idiff")
     ap.add_argument("--tile", type=int, help="the output tile the blends declare (default: A's)")
+    ap.add_argument("--ensemble", type=int, choices=(1, 2, 4),
+                    help="the self-ensemble the blends declare (f2idiff.json `ensemble`; default: A's)")
     args = ap.parse_args()
     (ha, ta), (hb, tb) = (read_pack(p.read_bytes()) for p in (args.a, args.b))
     if args.tile is not None:
         ha["pipeline"]["tile"] = args.tile
+    if args.ensemble is not None:
+        ha["pipeline"]["ensemble"] = args.ensemble
     for net in NETS:
         if config(ha, net) != config(hb, net):
             sys.exit(f"the packs' {net} configs differ: not one architecture")

@@ -3,7 +3,7 @@
 
 use super::status::{CResult, Failure};
 use super::types::{
-    F2I_OVERLAP_DEFAULT, F2I_TILE_WHOLE_IMAGE, f2i_color_fix::*, f2i_device::*,
+    F2I_ENSEMBLE_MODEL, F2I_OVERLAP_DEFAULT, F2I_TILE_WHOLE_IMAGE, f2i_color_fix::*, f2i_device::*,
     f2i_dino_context::*, f2i_engine_options, f2i_memory::*, f2i_precision::*, f2i_upscale_params,
 };
 use crate::config::DinoContext;
@@ -39,6 +39,7 @@ pub fn default_params() -> f2i_upscale_params {
         memory: F2I_MEMORY_HOST as u32,
         stream: std::ptr::null_mut(),
         dino_context: F2I_DINO_CONTEXT_MODEL as u32,
+        ensemble: F2I_ENSEMBLE_MODEL,
     }
 }
 
@@ -151,6 +152,10 @@ pub fn call(
         c if c == F2I_DINO_CONTEXT_IMAGE as u32 => Some(DinoContext::Image),
         c => return Err(Failure::invalid(format!("unknown dino_context {c}"))),
     };
+    let ensemble = match p.ensemble {
+        F2I_ENSEMBLE_MODEL => None,
+        n => Some(crate::pipeline::ensemble::check(n as usize).map_err(Failure::from)?),
+    };
     if device_memory && p.stream.is_null() {
         return Err(Failure::invalid(
             "memory is F2I_MEMORY_CUDA but stream is NULL: device-memory calls run on the \
@@ -166,6 +171,7 @@ pub fn call(
             memory_budget: budget,
             lora_scale: p.lora_scale,
             dino_context,
+            ensemble,
         },
         lora_scale: p.lora_scale,
         progress: p.progress,

@@ -255,7 +255,16 @@ pub struct f2i_upscale_params {
     /// against an older header, whose `struct_size` ends before this field, get
     /// F2I_DINO_CONTEXT_MODEL.
     pub dino_context: RawDinoContext,
+    /// Self-ensemble: how many mirrored copies of the input to upscale and average (1 = none,
+    /// 2 = also its left-right mirror, 4 = also the up-down mirror and both; each copy costs
+    /// one more upscale); `F2I_ENSEMBLE_MODEL` (0) = the model's own (its pack's `ensemble`,
+    /// else 1). Host memory only. Added in 0.5: callers built against an older header, whose
+    /// `struct_size` ends before this field, get F2I_ENSEMBLE_MODEL.
+    pub ensemble: u32,
 }
+
+/// `f2i_upscale_params.ensemble`: the model's own self-ensemble.
+pub const F2I_ENSEMBLE_MODEL: u32 = 0;
 
 /// `f2i_upscale_params.tile_size`: the whole image as one tile.
 pub const F2I_TILE_WHOLE_IMAGE: u32 = 0xFFFF_FFFF;

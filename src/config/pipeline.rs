@@ -33,6 +33,10 @@ pub struct PipelineConfig {
     /// conditions every tile). Absent = `"tile"`.
     #[serde(default, skip_serializing_if = "DinoContext::is_tile")]
     pub dino_context: DinoContext,
+    /// The self-ensemble the model is meant to run with (`pipeline::ensemble`): 1, 2 or 4
+    /// mirrored copies averaged; the default when the caller picks none. Absent = 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<u32>,
 }
 
 /// The LR pixels DINOv2 conditions a tile on (`f2idiff.json` `dino_context`).
@@ -85,6 +89,7 @@ impl Default for PipelineConfig {
             dino_interpolate_offset: None,
             tile: None,
             dino_context: DinoContext::Tile,
+            ensemble: None,
         }
     }
 }
@@ -128,6 +133,12 @@ impl PipelineConfig {
                     cfg.tile
                 )
             },
+        )?;
+        ensure(
+            cfg.ensemble
+                .is_none_or(|n| crate::pipeline::ensemble::SIZES.contains(&(n as usize))),
+            path,
+            || format!("ensemble {:?} must be 1, 2 or 4", cfg.ensemble),
         )?;
         Ok(cfg)
     }
@@ -175,5 +186,22 @@ mod tests {
         assert!(parse(json!({"dino_context": 1})).is_err());
         assert_eq!("image".parse::<DinoContext>().unwrap(), DinoContext::Image);
         assert!("Image".parse::<DinoContext>().is_err());
+    }
+
+    #[test]
+    fn ensemble_is_optional_and_checked() {
+        assert_eq!(parse(json!({})).unwrap().ensemble, None);
+        for n in [1, 2, 4] {
+            assert_eq!(parse(json!({"ensemble": n})).unwrap().ensemble, Some(n));
+        }
+        for bad in [
+            json!({"ensemble": 0}),
+            json!({"ensemble": 3}),
+            json!({"ensemble": 8}),
+        ] {
+            assert!(parse(bad.clone()).is_err(), "{bad}");
+        }
+        let text = serde_json::to_string(&PipelineConfig::default()).unwrap();
+        assert!(!text.contains("ensemble"), "{text}");
     }
 }

@@ -11,7 +11,8 @@
 //! Not here (host path only): the AdaIN colour fix (whole-image moments, gathered on the host),
 //! the f32 rerun of tiles that overflow f16 (it needs the tile's values on the host), and the
 //! whole image's DINOv2 context (`dino_context: "image"`: it resizes the whole input on the
-//! host). A call that resolves to the image context is an `Unsupported` error.
+//! host), and the self-ensemble (`ensemble.rs`: mirrored copies of the frame, made on the host).
+//! A call that resolves to the image context or to an ensemble is an `Unsupported` error.
 
 use super::color_fix::ColorFix;
 use super::one_step::one_step;
@@ -282,6 +283,13 @@ pub fn upscale_frame<E: Executor>(
             "the whole image's DINOv2 context with frames in device memory (it resizes the \
              whole input on the host): pass the tile context (F2I_DINO_CONTEXT_TILE), or host \
              memory"
+                .into(),
+        ));
+    }
+    if opts.ensemble_for(nets.configs.pipeline.ensemble)? > 1 {
+        return Err(Error::Unsupported(
+            "the self-ensemble with frames in device memory (it mirrors the frame on the \
+             host): pass an ensemble of 1, or host memory"
                 .into(),
         ));
     }

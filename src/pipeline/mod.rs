@@ -6,12 +6,14 @@
 //! z, t, ctx ─ U-Net ─ ε;  x0 = (z − √(1−ᾱ)·ε)/√ᾱ  ─ VAE decoder ─ clamp, crop ─ (x+1)/2 ─ colour fix vs (lq+1)/2
 //! ```
 //! [`one_step`] runs one tile; [`upscale`] tiles any image (see `tiling.rs` for the layout and
-//! the blending), applies the colour fix, and handles an ROI; [`device_frame`] does the same
-//! for frames in CUDA device memory, on the device.
+//! the blending), applies the colour fix, handles an ROI, and averages mirrored copies when
+//! asked (`ensemble.rs`); [`device_frame`] does the same for frames in CUDA device memory, on
+//! the device (no ensemble there).
 
 pub mod color_fix;
 pub mod context;
 pub mod device_frame;
+pub mod ensemble;
 pub mod fallback;
 pub mod image;
 pub mod metrics;

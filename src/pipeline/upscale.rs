@@ -3,10 +3,12 @@
 //!
 //! Memory: one arena planned for the tile size (reused by every tile), plus the f32 output
 //! accumulator (16 bytes per output pixel: 3 channels and a weight) and the caller's input.
-//! Nothing else grows with the image.
+//! Nothing else grows with the image. A self-ensemble (`ensemble.rs`) adds the sum of its
+//! copies (12 bytes per output pixel) and one mirrored copy of the input.
 
 use super::color_fix::ColorFix;
 use super::context::{ImagePixels, Tokens};
+use super::ensemble::{self, MIRRORS};
 use super::fallback::{F32Fallback, all_finite};
 use super::one_step::one_step;
 use super::tiling;
@@ -45,6 +47,9 @@ pub struct UpscaleOptions {
     pub lora_scale: f32,
     /// What DINOv2 sees per tile; `None` = the model's `dino_context` (`f2idiff.json`).
     pub dino_context: Option<DinoContext>,
+    /// How many mirrored copies to average (1, 2 or 4: see `ensemble.rs`); `None` = the
+    /// model's `ensemble` (`f2idiff.json`), else 1.
+    pub ensemble: Option<usize>,
 }
 
 impl Default for UpscaleOptions {
@@ -57,6 +62,7 @@ impl Default for UpscaleOptions {
             memory_budget: 2 << 30,
             lora_scale: 1.0,
             dino_context: None,
+            ensemble: None,
         }
     }
 }
@@ -65,6 +71,14 @@ impl UpscaleOptions {
     /// The DINOv2 context these options give a model declaring `model`'s.
     pub fn dino_context_for(&self, model: DinoContext) -> DinoContext {
         self.dino_context.unwrap_or(model)
+    }
+
+    /// The ensemble size these options give a model declaring `model`'s, checked.
+    pub fn ensemble_for(&self, model: Option<u32>) -> Result<usize> {
+        ensemble::check(
+            self.ensemble
+                .unwrap_or_else(|| model.map_or(1, |n| n as usize)),
+        )
     }
 }
 
@@ -106,7 +120,9 @@ pub fn roi_margin(scale: usize, overlap: usize) -> usize {
     (overlap.div_ceil(scale)).max(16)
 }
 
-/// The output image: planar `[3, height, width]` in [0, 1] (unquantised).
+/// The output image: planar `[3, height, width]`, unquantised: about [0, 1] (the colour fix can
+/// step outside it; quantising clamps), exactly [0, 1] from a self-ensemble, whose copies are
+/// clamped before their mean.
 pub struct Upscaled {
     pub data: Vec<f32>,
     pub width: usize,
@@ -151,6 +167,64 @@ pub fn upscale_checked<B: Backend>(
             lr01.len()
         )));
     }
+    let n = opts.ensemble_for(nets.configs.pipeline.ensemble)?;
+    if let Some(r) = opts.roi {
+        r.check_inside(w, h)?;
+    }
+    let once =
+        |lr: &[f32], opts: &UpscaleOptions, progress: &mut dyn FnMut(usize, usize) -> bool| {
+            upscale_copy(nets, backend, fallback, lr, h, w, opts, progress)
+        };
+    if n == 1 {
+        return once(lr01, opts, progress);
+    }
+    // The self-ensemble: copy k is the upscale of the input mirrored by MIRRORS[k] (and its
+    // ROI with it), mirrored back and clamped to [0, 1] as it would be written; the output is
+    // the copies' mean.
+    let clamp = |out: &mut Upscaled| out.data.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
+    let mut mirrored = buffer(&[3, h, w])?;
+    let mut sum: Option<Upscaled> = None;
+    for (k, m) in MIRRORS[..n].iter().enumerate() {
+        let mut copy_progress = |done, total| progress(k * total + done, n * total);
+        let Some(sum) = sum.as_mut() else {
+            debug_assert!(m.is_identity());
+            let mut first = once(lr01, opts, &mut copy_progress)?;
+            clamp(&mut first);
+            sum = Some(first);
+            continue;
+        };
+        m.copy(lr01, h, w, &mut mirrored);
+        let copy_opts = UpscaleOptions {
+            roi: opts.roi.map(|r| m.rect(r, w, h)),
+            ..opts.clone()
+        };
+        let mut out = once(&mirrored, &copy_opts, &mut copy_progress)?;
+        clamp(&mut out);
+        m.add(&out.data, out.height, out.width, &mut sum.data);
+        sum.tiles += out.tiles;
+        sum.f32_reruns += out.f32_reruns;
+        sum.arena_bytes = sum.arena_bytes.max(out.arena_bytes);
+    }
+    let mut out = sum.ok_or_else(|| Error::InvalidArgument("empty ensemble".into()))?;
+    let inv = 1.0 / n as f32;
+    for v in &mut out.data {
+        *v *= inv;
+    }
+    Ok(out)
+}
+
+/// One copy of [`upscale_checked`]: the input as given (already mirrored for an ensemble).
+#[allow(clippy::too_many_arguments)]
+fn upscale_copy<B: Backend>(
+    nets: &Networks<B>,
+    backend: &B,
+    fallback: Option<&F32Fallback<B>>,
+    lr01: &[f32],
+    h: usize,
+    w: usize,
+    opts: &UpscaleOptions,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<Upscaled> {
     let p = &nets.configs.pipeline;
     let s = p.scale as usize;
     // The image context is the whole input's, with or without an ROI: an ROI's output is then

@@ -88,6 +88,16 @@ pub struct Args {
     /// input's, once); default: the model's (`f2idiff.json` `dino_context`, else tile).
     #[arg(long, value_parser = ["tile", "image"])]
     dino_context: Option<String>,
+    /// Self-ensemble: upscale this many mirrored copies of the input and average them: 1 (none),
+    /// 2 (also the left-right mirror) or 4 (also the up-down mirror and both); each copy costs
+    /// one more upscale. Default: the model's (`f2idiff.json` `ensemble`, else 1).
+    #[arg(long, value_parser = parse_ensemble)]
+    ensemble: Option<usize>,
+}
+
+fn parse_ensemble(s: &str) -> std::result::Result<usize, String> {
+    let n = s.parse::<usize>().map_err(|e| format!("`{s}`: {e}"))?;
+    f2idiff::pipeline::ensemble::check(n).map_err(|e| e.to_string())
 }
 
 fn parse_roi(s: &str) -> std::result::Result<Rect, String> {
@@ -193,6 +203,7 @@ fn run_on<B: Backend>(
         roi: args.roi,
         lora_scale: args.lora_scale,
         dino_context: args.dino_context.as_deref().map(str::parse).transpose()?,
+        ensemble: args.ensemble,
         ..UpscaleOptions::default()
     };
 
