@@ -419,3 +419,32 @@ fn calibrate_writes_a_prescaled_copy() {
     assert!(!o.status.success());
     assert!(!missing.exists());
 }
+
+#[test]
+fn ensemble_is_checked_and_averages_mirrored_copies() {
+    if skipped() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let m = model(tmp.path());
+    let run = |name: &str, extra: &[&str]| {
+        let out = tmp.path().join(name);
+        let mut args = vec!["upscale", LR, "-o", out.to_str().unwrap(), "-m", &m];
+        args.extend(extra);
+        (f2idiff(&args), out)
+    };
+    let png = |o: &(Output, PathBuf)| {
+        assert!(o.0.status.success(), "{}", stderr(&o.0));
+        image::open(&o.1).unwrap().to_rgb8().into_raw()
+    };
+    // the test pack declares no ensemble: the default is one copy
+    let default = png(&run("default.png", &[]));
+    assert_eq!(png(&run("one.png", &["--ensemble", "1"])), default);
+    assert_ne!(png(&run("two.png", &["--ensemble", "2"])), default);
+    for bad in ["3", "0", "x"] {
+        let (o, out) = run("bad.png", &["--ensemble", bad]);
+        assert!(!o.status.success(), "--ensemble {bad} succeeded");
+        assert!(stderr(&o).contains("--ensemble"), "{}", stderr(&o));
+        assert!(!out.exists(), "--ensemble {bad} left a file");
+    }
+}

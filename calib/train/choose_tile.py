@@ -88,6 +88,15 @@ def model_label(pack):
     return f"{Path(pack).name} (sha256 {sha256(pack)[:16]}...)"
 
 
+def cli_label(cli):
+    """What ran the upscales, as a JSON records it: the CLI's file name, and for ensemble_cli.py (round 42's
+    stand-in) the number of copies it averaged."""
+    name = Path(cli).name
+    if name == "ensemble_cli.py":
+        name += f" (F2IDIFF_ENSEMBLE={os.environ.get('F2IDIFF_ENSEMBLE', '2')})"
+    return name
+
+
 def val_parser(doc, name):
     """The arguments of a script that runs a model on the validation crops (this one, draw_spread.py); its
     files go to OUT/NAME, its result to --json (default OUT/NAME.json)."""
@@ -156,7 +165,7 @@ def main():
         print(f"{key(st)}: mean PSNR-Y {score[key(st)]:.3f}, {tiles_run(st, CROP)} tiles per {CROP}^2 crop")
     print(f"chosen: --tile {best[0]} --overlap {best[1]} (best {top:.3f}, tolerance {TOLERANCE} dB)")
     dst = args.json or args.out / "choose_tile.json"
-    dst.write_text(json.dumps(dict(model=model_label(args.model), results=results, score=score,
+    dst.write_text(json.dumps(dict(model=model_label(args.model), cli=cli_label(args.cli), results=results, score=score,
                                    tiles={key(st): tiles_run(st, CROP) for st in settings},
                                    chosen=dict(tile=best[0], overlap=best[1])), indent=2) + "\n")
 

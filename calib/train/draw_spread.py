@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from choose_tile import fresh, model_label, save_case, val_crops, val_parser  # noqa: E402
+from choose_tile import cli_label, fresh, model_label, save_case, val_crops, val_parser  # noqa: E402
 from degrade import degrade  # noqa: E402
 from evaluate import cli_eval, run  # noqa: E402
 
@@ -70,7 +70,7 @@ def main():
           f"{np.percentile(mean_margin, 95):+.3f}")
     print(f"share of pairs at >= {TARGET} dB: {reach:.3f}; with SSIM-Y and GMSD also better: {all3:.3f}")
     dst = args.json or args.out / "draw_spread.json"
-    dst.write_text(json.dumps(dict(model=model_label(args.model), draws=args.draws, margins=margins,
+    dst.write_text(json.dumps(dict(model=model_label(args.model), cli=cli_label(args.cli), draws=args.draws, margins=margins,
                                    pairs=len(pairs), share_at_target=reach, share_all_three=all3), indent=2) + "\n")
 
 

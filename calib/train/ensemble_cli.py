@@ -5,7 +5,7 @@
         python calib/train/choose_tile.py --cli calib/train/ensemble_cli.py ...
 
 (`python3` on PATH must have numpy and Pillow: the reference venv's.)
-`upscale LR_DIR -o SR_DIR [options]` runs the real CLI (F2IDIFF_CLI) once per transform of TRANSFORMS[:N]
+`upscale LR_DIR -o SR_DIR [options]` runs the real CLI (F2IDIFF_CLI, `--ensemble 1`) once per transform of TRANSFORMS[:N]
 (N = F2IDIFF_ENSEMBLE: 2 = the identity and the left-right mirror; 4 adds the upside-down mirror and both, i.e. the
 half-turn), each on the LR images transformed, undoes the transform on each output and writes the mean of the N
 outputs (8-bit PNGs averaged in float, then rounded). Every other command is the real CLI's. The training pairs
@@ -52,7 +52,9 @@ def main():
             lr.mkdir()
             for name in files:
                 Image.fromarray(apply(np.asarray(Image.open(src / name).convert("RGB")), t)).save(lr / name)
-            subprocess.run([cli, "upscale", str(lr), "-o", str(sr)] + rest, check=True, capture_output=True)
+            # one copy each: a pack declaring its own ensemble (f2idiff.json) must not multiply it
+            subprocess.run([cli, "upscale", str(lr), "-o", str(sr), "--ensemble", "1"] + rest, check=True,
+                           capture_output=True)
             for name in files:
                 out = apply(np.asarray(Image.open(sr / name).convert("RGB")), t).astype(np.float64)
                 total[name] = total.get(name, 0.0) + out

@@ -20,10 +20,11 @@ and closer, all after cropping a 4-pixel border):
                    (needs OUT/fm, the stage-0 VAE, which only train.py writes)
 Engine vs PyTorch: the demo folder (`--folder`: OUT/demo from train.py, OUT/refine/demo from refine.py)
 loaded with diffusers / transformers / peft (LoRA merged in f32), run by
-common.sr_forward on one held-out LR (the whole image, as the CLI's default tile covers it), compared with
-`f2idiff upscale --tile 0` of an f32 pack (layouts) and of the f16 demo pack (shipped numerics); and the
-README command's run (the model's tile and DINOv2 context) against the same networks tiled in PyTorch
-(tile_context.upscale, the engine's tiling): the golden tests/data/demo/<example>-x4-tiled.pytorch.png.
+common.sr_forward on one held-out LR (the whole image, one copy), compared with
+`f2idiff upscale --tile 0 --ensemble 1` of an f32 pack (layouts) and of the f16 demo pack (shipped numerics); and
+the README command's run (the model's tile, DINOv2 context and self-ensemble) against the same networks tiled in
+PyTorch (tile_context.upscale, the engine's tiling, inside tile_context.ensemble): the golden
+tests/data/demo/<example>-x4-tiled.pytorch.png.
 """
 
 import argparse
@@ -226,7 +227,8 @@ def main():
     check = {}
     for tag, pack in (("f32", out / "demo-f32.f2i"), ("f16", args.model)):
         p = ev / "check" / f"engine-{tag}.png"
-        run([cli, "upscale", ev / "realistic" / "lr" / f"{name}.png", "-o", p, "-m", pack, "--tile", "0"])
+        run([cli, "upscale", ev / "realistic" / "lr" / f"{name}.png", "-o", p, "-m", pack, "--tile", "0",
+             "--ensemble", "1"])
         diff = np.abs(load_png(p).astype(int) - ref.astype(int))
         check[tag] = dict(max=int(diff.max()), mean=float(diff.mean()), frac_differing=float((diff > 0).mean()))
         log(f"engine ({tag} pack, --tile 0) vs PyTorch ({name}): {check[tag]}", logfile)
@@ -235,14 +237,16 @@ def main():
     run([cli, "upscale", ev / "realistic" / "lr" / f"{name}.png", "-o", p, "-m", args.model])
     check["default_tile_equals_whole"] = bool(np.array_equal(load_png(p), load_png(ev / "check" / "engine-f16.png")))
     # ... and the same run in PyTorch: the model's tile, the CLI's overlap (16 x scale), its DINOv2 context
-    # (tile_context.py's tiling, which is the engine's)
+    # (tile_context.py's tiling, which is the engine's) and its self-ensemble (tile_context.ensemble)
     import tile_context
 
     if f2i.get("tile"):
         variant = "+tokens" if f2i.get("dino_context", "tile") == "image" else "tiled"
         with torch.no_grad():
-            tiled = u8(tile_context.upscale((vae, unet, dino), None, t01(lr), f2i["dino_image_size"], variant,
-                                            tile=f2i["tile"], overlap=16 * f2i["scale"]))
+            tiled = u8(tile_context.ensemble(
+                lambda x: tile_context.upscale((vae, unet, dino), None, x, f2i["dino_image_size"], variant,
+                                               tile=f2i["tile"], overlap=16 * f2i["scale"]),
+                t01(lr), f2i.get("ensemble", 1)))
         save_png(ev / "check" / "pytorch-default-tile.png", tiled)
         diff = np.abs(load_png(p).astype(int) - tiled.astype(int))
         check["default_tile"] = dict(max=int(diff.max()), mean=float(diff.mean()),

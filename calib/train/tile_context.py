@@ -160,6 +160,21 @@ def upscale(nets, norm, lr01, dino_size, variant, tile=TILE, overlap=OVERLAP):
     return (acc / wsum).float()
 
 
+MIRRORS = ((), (3,), (2,), (2, 3))  # the engine's copies (src/pipeline/ensemble.rs): none, left-right, up-down, both
+
+
+def ensemble(fn, lr01, n):
+    """The engine's self-ensemble of n copies around fn (lr01 [1,3,h,w] -> [1,3,H,W]): the first n of MIRRORS,
+    each fn of the mirrored input, mirrored back and clamped to [0, 1] (as the engine clamps each copy), averaged
+    in f32 in the engine's order."""
+    total = None
+    for dims in MIRRORS[:n]:
+        out = fn(lr01.flip(dims) if dims else lr01)
+        out = (out.flip(dims) if dims else out).float().clamp(0, 1)
+        total = out if total is None else total + out
+    return total * (1.0 / n)
+
+
 class _Fixed:
     """A stand-in DINOv2 whose output is given tokens (the whole crop's), whatever the pixels."""
 
