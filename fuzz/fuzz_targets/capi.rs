@@ -1,9 +1,10 @@
 //! The C boundary: `f2i_upscale` (and `f2i_output_size`, and sometimes `f2i_engine_create`)
 //! called as a C host would, with arbitrary `f2i_image` descriptors (format, size, stride, NV12
 //! plane placement, output overlapping the input), params (`struct_size`, scale, ROI, tile,
-//! overlap, colour fix, LoRA scale, a cancelling progress callback) and engine options, on the
-//! tiny model of `tests/data/pack/tiny` (merged and runtime LoRA). The descriptors are fuzzed,
-//! never the memory: every buffer is allocated here to the size its descriptor declares.
+//! overlap, colour fix, LoRA scale, ensemble, a cancelling progress callback) and engine
+//! options, on the tiny model of `tests/data/pack/tiny` (merged and runtime LoRA). The
+//! descriptors are fuzzed, never the memory: every buffer is allocated here to the size its
+//! descriptor declares.
 //!
 //! Oracle: every call returns `F2I_OK` or a typed status (never `F2I_ERR_INTERNAL`, a caught
 //! panic), the input is unchanged, the output's row padding is never written, progress counts
@@ -300,15 +301,19 @@ fuzz_target!(|input: &[u8]| {
     // SAFETY: initialised by the call above.
     let mut params = unsafe { params.assume_init() };
     let size = params.struct_size;
-    // The current size, an older header's (before `memory`), and sizes that must be refused.
+    // The current size, older headers' (before `memory`, before `ensemble`), and sizes that
+    // must be refused.
     let v2 = std::mem::offset_of!(f2i_upscale_params, memory) as u32;
-    params.struct_size = b.pick(&[size, size, size, v2, 0, size - 1, v2 - 1, size + 16]);
+    let v5 = std::mem::offset_of!(f2i_upscale_params, ensemble) as u32;
+    params.struct_size = b.pick(&[size, size, size, v2, v5, 0, size - 1, v2 - 1, size + 16]);
     // Host memory, or "device memory" that is really host memory (a CPU engine must refuse it).
     params.memory = b.pick(&[0, 0, 0, 1, 2]);
     params.scale = b.pick(&[0, 0, 4, 2, 8]);
     params.tile_size = b.pick(&[0, 0, F2I_TILE_WHOLE_IMAGE, 32, 64, 128, 12, 8]);
     params.tile_overlap = b.pick(&[F2I_OVERLAP_DEFAULT, 0, 4, 8, 16, 64, 3]);
     params.color_fix = b.pick(&[0, 1, 2, 3]);
+    // The model's ensemble, one to four copies, and sizes that must be refused.
+    params.ensemble = b.pick(&[0, 0, 0, 1, 2, 4, 3, u32::MAX]);
     params.lora_scale =
         [1.0, 0.0, 0.5, -2.0, 1e30, f32::NAN, f32::INFINITY, 3.5][b.u8() as usize % 8];
     let (in_w, in_h) = (side(&mut b), side(&mut b));

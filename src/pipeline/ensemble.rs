@@ -14,7 +14,7 @@
 //! copies differ, their mean is closer to the truth; the demo model was trained on pairs drawn
 //! under every flip, so each copy is an input it knows (`docs/demo-model.md`, round 42).
 
-use super::upscale::Rect;
+use super::upscale::{Rect, UpscaleOptions, Upscaled};
 use crate::error::{Error, Result};
 
 /// One copy's mirrors: left-right, up-down. Each is its own inverse.
@@ -112,6 +112,60 @@ impl Mirror {
             ..r
         }
     }
+}
+
+/// The mean of `n` copies: copy k is `upscale` of the `h × w` input `lr01 [3, h, w]` mirrored
+/// by `MIRRORS[k]` (with `opts`' ROI mirrored with it), mirrored back and clamped to [0, 1] as
+/// it would be written. `progress` sees the copies' tiles as one count.
+pub(super) fn average(
+    n: usize,
+    lr01: &[f32],
+    h: usize,
+    w: usize,
+    opts: &UpscaleOptions,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+    mut upscale: impl FnMut(
+        &[f32],
+        &UpscaleOptions,
+        &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<Upscaled>,
+) -> Result<Upscaled> {
+    let clamp = |out: &mut Upscaled| out.data.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
+    let mut mirrored = Vec::new();
+    let mut sum: Option<Upscaled> = None;
+    for (k, m) in MIRRORS[..check(n)?].iter().enumerate() {
+        let mut copy_progress = |done, total| progress(k * total + done, n * total);
+        let Some(sum) = sum.as_mut() else {
+            debug_assert!(m.is_identity());
+            let mut first = upscale(lr01, opts, &mut copy_progress)?;
+            clamp(&mut first);
+            sum = Some(first);
+            continue;
+        };
+        if mirrored.is_empty() {
+            mirrored.try_reserve_exact(lr01.len()).map_err(|_| {
+                Error::OutOfMemory("a mirrored copy of the input does not fit in memory".into())
+            })?;
+            mirrored.resize(lr01.len(), 0.0);
+        }
+        m.copy(lr01, h, w, &mut mirrored);
+        let copy_opts = UpscaleOptions {
+            roi: opts.roi.map(|r| m.rect(r, w, h)),
+            ..opts.clone()
+        };
+        let mut out = upscale(&mirrored, &copy_opts, &mut copy_progress)?;
+        clamp(&mut out);
+        m.add(&out.data, out.height, out.width, &mut sum.data);
+        sum.tiles += out.tiles;
+        sum.f32_reruns += out.f32_reruns;
+        sum.arena_bytes = sum.arena_bytes.max(out.arena_bytes);
+    }
+    let mut out = sum.ok_or_else(|| Error::InvalidArgument("an ensemble of no copies".into()))?;
+    let inv = 1.0 / n as f32;
+    for v in &mut out.data {
+        *v *= inv;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use super::color_fix::ColorFix;
 use super::context::{ImagePixels, Tokens};
-use super::ensemble::{self, MIRRORS};
+use super::ensemble;
 use super::fallback::{F32Fallback, all_finite};
 use super::one_step::one_step;
 use super::tiling;
@@ -171,46 +171,13 @@ pub fn upscale_checked<B: Backend>(
     if let Some(r) = opts.roi {
         r.check_inside(w, h)?;
     }
-    let once =
-        |lr: &[f32], opts: &UpscaleOptions, progress: &mut dyn FnMut(usize, usize) -> bool| {
-            upscale_copy(nets, backend, fallback, lr, h, w, opts, progress)
-        };
     if n == 1 {
-        return once(lr01, opts, progress);
+        return upscale_copy(nets, backend, fallback, lr01, h, w, opts, progress);
     }
-    // The self-ensemble: copy k is the upscale of the input mirrored by MIRRORS[k] (and its
-    // ROI with it), mirrored back and clamped to [0, 1] as it would be written; the output is
-    // the copies' mean.
-    let clamp = |out: &mut Upscaled| out.data.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
-    let mut mirrored = buffer(&[3, h, w])?;
-    let mut sum: Option<Upscaled> = None;
-    for (k, m) in MIRRORS[..n].iter().enumerate() {
-        let mut copy_progress = |done, total| progress(k * total + done, n * total);
-        let Some(sum) = sum.as_mut() else {
-            debug_assert!(m.is_identity());
-            let mut first = once(lr01, opts, &mut copy_progress)?;
-            clamp(&mut first);
-            sum = Some(first);
-            continue;
-        };
-        m.copy(lr01, h, w, &mut mirrored);
-        let copy_opts = UpscaleOptions {
-            roi: opts.roi.map(|r| m.rect(r, w, h)),
-            ..opts.clone()
-        };
-        let mut out = once(&mirrored, &copy_opts, &mut copy_progress)?;
-        clamp(&mut out);
-        m.add(&out.data, out.height, out.width, &mut sum.data);
-        sum.tiles += out.tiles;
-        sum.f32_reruns += out.f32_reruns;
-        sum.arena_bytes = sum.arena_bytes.max(out.arena_bytes);
-    }
-    let mut out = sum.ok_or_else(|| Error::InvalidArgument("empty ensemble".into()))?;
-    let inv = 1.0 / n as f32;
-    for v in &mut out.data {
-        *v *= inv;
-    }
-    Ok(out)
+    // The self-ensemble: each copy mirrored, upscaled as one, mirrored back (ensemble.rs).
+    ensemble::average(n, lr01, h, w, opts, progress, |lr, opts, progress| {
+        upscale_copy(nets, backend, fallback, lr, h, w, opts, progress)
+    })
 }
 
 /// One copy of [`upscale_checked`]: the input as given (already mirrored for an ensemble).
