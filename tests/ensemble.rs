@@ -3,29 +3,13 @@
 //! the library's), with an ROI too; a model's declared ensemble is the default and a call can
 //! override it; progress counts every copy's tiles and can cancel; bad sizes are typed errors.
 
+mod common;
+
 use f2idiff::Error;
 use f2idiff::backend::cpu::CpuBackend;
 use f2idiff::config::DinoContext;
-use f2idiff::convert::{PackOptions, pack_folder};
 use f2idiff::engine::Networks;
-use f2idiff::pack::Pack;
 use f2idiff::pipeline::{Rect, UpscaleOptions, Upscaled, upscale};
-use std::path::Path;
-use std::sync::Arc;
-
-fn model() -> (tempfile::TempDir, CpuBackend, Networks<CpuBackend>) {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("sd.f2i");
-    pack_folder(
-        Path::new("tests/data/engine/sd"),
-        &out,
-        &PackOptions::default(),
-    )
-    .unwrap();
-    let backend = CpuBackend::new(0).unwrap();
-    let nets = Networks::load(&backend, Arc::new(Pack::open(&out).unwrap()), 1.0).unwrap();
-    (tmp, backend, nets)
-}
 
 /// An LR test image `[3, h, w]` in [0, 1] with no mirror symmetry.
 fn image(h: usize, w: usize) -> Vec<f32> {
@@ -111,7 +95,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn the_ensemble_is_the_mean_of_the_mirrored_copies() {
-    let (_t, b, nets) = model();
+    let (_t, b, nets) = common::sd_model();
     let (h, w) = (19, 14);
     let lr = image(h, w);
     let roi = Rect {
@@ -166,7 +150,7 @@ fn the_ensemble_is_the_mean_of_the_mirrored_copies() {
 
 #[test]
 fn a_declared_ensemble_is_the_default_and_a_call_overrides_it() {
-    let (_t, b, mut nets) = model();
+    let (_t, b, mut nets) = common::sd_model();
     let (h, w) = (12, 15);
     let lr = image(h, w);
     let opts = |ensemble| UpscaleOptions {
@@ -185,7 +169,7 @@ fn a_declared_ensemble_is_the_default_and_a_call_overrides_it() {
 
 #[test]
 fn progress_counts_every_copy_and_cancels_between_them() {
-    let (_t, b, nets) = model();
+    let (_t, b, nets) = common::sd_model();
     let (h, w) = (12, 15);
     let lr = image(h, w);
     let opts = UpscaleOptions {
@@ -213,7 +197,7 @@ fn progress_counts_every_copy_and_cancels_between_them() {
 
 #[test]
 fn bad_ensemble_sizes_are_typed_errors() {
-    let (_t, b, nets) = model();
+    let (_t, b, nets) = common::sd_model();
     let lr = image(8, 8);
     for n in [0, 3, 8] {
         let opts = UpscaleOptions {

@@ -5,27 +5,7 @@
 mod common;
 
 use f2idiff::Error;
-use f2idiff::backend::cpu::CpuBackend;
-use f2idiff::convert::{PackOptions, pack_folder};
-use f2idiff::engine::Networks;
-use f2idiff::pack::Pack;
 use f2idiff::pipeline::{ColorFix, Rect, UpscaleOptions, roi_margin, super_resolve, upscale};
-use std::path::Path;
-use std::sync::Arc;
-
-fn model() -> (tempfile::TempDir, CpuBackend, Networks<CpuBackend>) {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("sd.f2i");
-    pack_folder(
-        Path::new("tests/data/engine/sd"),
-        &out,
-        &PackOptions::default(),
-    )
-    .unwrap();
-    let backend = CpuBackend::new(0).unwrap();
-    let nets = Networks::load(&backend, Arc::new(Pack::open(&out).unwrap()), 1.0).unwrap();
-    (tmp, backend, nets)
-}
 
 /// A smooth, photo-like LR test image `[3, h, w]` in [0, 1].
 fn image(h: usize, w: usize) -> Vec<f32> {
@@ -43,7 +23,7 @@ fn never_cancel() -> impl FnMut(usize, usize) -> bool {
 
 #[test]
 fn whole_image_tile_equals_the_single_tile_pipeline() {
-    let (_t, b, nets) = model();
+    let (_t, b, nets) = common::sd_model();
     let (h, w) = (13, 9);
     let lr = image(h, w);
     for fix in [ColorFix::Wavelet, ColorFix::Adain, ColorFix::None] {
@@ -67,7 +47,7 @@ fn whole_image_tile_equals_the_single_tile_pipeline() {
 
 #[test]
 fn tiles_cover_odd_sizes_and_blend_to_a_sane_image() {
-    let (_t, b, nets) = model();
+    let (_t, b, nets) = common::sd_model();
     for (h, w, tile, overlap) in [(21, 13, 32, 8), (19, 30, 48, 16), (9, 40, 32, 4)] {
         let lr = image(h, w);
         let opts = UpscaleOptions {
@@ -91,7 +71,7 @@ fn tiles_cover_odd_sizes_and_blend_to_a_sane_image() {
 
 #[test]
 fn roi_equals_a_run_over_the_grown_crop_cropped() {
-    let (_t, b, nets) = model();
+    let (_t, b, nets) = common::sd_model();
     let (h, w) = (30, 26);
     let lr = image(h, w);
     let roi = Rect {
@@ -146,7 +126,7 @@ fn roi_equals_a_run_over_the_grown_crop_cropped() {
 
 #[test]
 fn cancel_and_bad_parameters_are_typed_errors() {
-    let (_t, b, nets) = model();
+    let (_t, b, nets) = common::sd_model();
     let (h, w) = (20, 20);
     let lr = image(h, w);
     let opts = UpscaleOptions {
@@ -204,7 +184,7 @@ fn cancel_and_bad_parameters_are_typed_errors() {
 
 #[test]
 fn default_tile_fits_the_budget() {
-    let (_t, b, nets) = model();
+    let (_t, b, nets) = common::sd_model();
     let big = f2idiff::pipeline::auto_tile(&nets, &b, 512, 512, 1 << 30).unwrap();
     let small = f2idiff::pipeline::auto_tile(&nets, &b, 512, 512, 4 << 20).unwrap();
     assert!(big > small, "{big} vs {small}");
@@ -213,7 +193,7 @@ fn default_tile_fits_the_budget() {
 
 #[test]
 fn a_model_declared_tile_caps_the_default_tile() {
-    let (_t, b, mut nets) = model();
+    let (_t, b, mut nets) = common::sd_model();
     let free = f2idiff::pipeline::auto_tile(&nets, &b, 512, 512, 1 << 30).unwrap();
     nets.configs.pipeline.tile = Some(96);
     assert!(free > 96, "{free}");

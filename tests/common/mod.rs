@@ -302,3 +302,24 @@ pub fn skipped() -> bool {
         Err(_) => false,
     }
 }
+
+/// The sd test model (`tests/data/engine/sd`, seeded random weights) packed into a temporary
+/// folder and loaded on the CPU: (the folder, kept alive with the pack; backend; networks).
+pub fn sd_model() -> (
+    tempfile::TempDir,
+    f2idiff::backend::cpu::CpuBackend,
+    f2idiff::engine::Networks<f2idiff::backend::cpu::CpuBackend>,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sd.f2i");
+    f2idiff::convert::pack_folder(
+        Path::new("tests/data/engine/sd"),
+        &out,
+        &f2idiff::convert::PackOptions::default(),
+    )
+    .unwrap();
+    let backend = f2idiff::backend::cpu::CpuBackend::new(0).unwrap();
+    let pack = std::sync::Arc::new(f2idiff::pack::Pack::open(&out).unwrap());
+    let nets = f2idiff::engine::Networks::load(&backend, pack, 1.0).unwrap();
+    (tmp, backend, nets)
+}
