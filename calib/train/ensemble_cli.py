@@ -5,12 +5,12 @@
         python calib/train/choose_tile.py --cli calib/train/ensemble_cli.py ...
 
 (`python3` on PATH must have numpy and Pillow: the reference venv's.)
-`upscale LR_DIR -o SR_DIR [options]` runs the real CLI (F2IDIFF_CLI, `--ensemble 1`) once per transform of TRANSFORMS[:N]
-(N = F2IDIFF_ENSEMBLE: 2 = the identity and the left-right mirror; 4 adds the upside-down mirror and both, i.e. the
-half-turn), each on the LR images transformed, undoes the transform on each output and writes the mean of the N
-outputs (8-bit PNGs averaged in float, then rounded). Every other command is the real CLI's. The training pairs
-were drawn under every flip and quarter-turn (data.py), so each transformed input is one the model was trained on.
-This measures an ensemble before the engine has one; it reads nothing but the images it is given.
+`upscale LR_DIR -o SR_DIR [options]` runs the real CLI (F2IDIFF_CLI, `--ensemble 1`) once per transform of
+TRANSFORMS[:N] (N = F2IDIFF_ENSEMBLE: 2 = the identity and the left-right mirror; 4 adds the upside-down mirror and
+both, i.e. the half-turn), each on the LR images transformed, undoes the transform on each output and writes the
+mean of the N outputs (8-bit PNGs averaged in float, then rounded). Every other command is the real CLI's. The
+training pairs were drawn under every flip and quarter-turn (data.py), so each transformed input is one the model was
+trained on. This measures an ensemble before the engine has one; it reads nothing but the images it is given.
 """
 
 import os
