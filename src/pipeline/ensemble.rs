@@ -14,7 +14,7 @@
 //! copies differ, their mean is closer to the truth; the demo model was trained on pairs drawn
 //! under every flip, so each copy is an input it knows (`docs/demo-model.md`, round 42).
 
-use super::upscale::{Rect, UpscaleOptions, Upscaled};
+use super::upscale::{Rect, UpscaleOptions, Upscaled, buffer};
 use crate::error::{Error, Result};
 
 /// One copy's mirrors: left-right, up-down. Each is its own inverse.
@@ -131,7 +131,7 @@ pub(super) fn average(
     ) -> Result<Upscaled>,
 ) -> Result<Upscaled> {
     let clamp = |out: &mut Upscaled| out.data.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
-    let mut mirrored = Vec::new();
+    let mut mirrored = buffer(&[3, h, w])?;
     let mut sum: Option<Upscaled> = None;
     for (k, m) in MIRRORS[..check(n)?].iter().enumerate() {
         let mut copy_progress = |done, total| progress(k * total + done, n * total);
@@ -142,12 +142,6 @@ pub(super) fn average(
             sum = Some(first);
             continue;
         };
-        if mirrored.is_empty() {
-            mirrored.try_reserve_exact(lr01.len()).map_err(|_| {
-                Error::OutOfMemory("a mirrored copy of the input does not fit in memory".into())
-            })?;
-            mirrored.resize(lr01.len(), 0.0);
-        }
         m.copy(lr01, h, w, &mut mirrored);
         let copy_opts = UpscaleOptions {
             roi: opts.roi.map(|r| m.rect(r, w, h)),

@@ -168,6 +168,7 @@ pub fn upscale_checked<B: Backend>(
         )));
     }
     let n = opts.ensemble_for(nets.configs.pipeline.ensemble)?;
+    // Checked here, once, before a copy mirrors it (upscale_copy relies on it).
     if let Some(r) = opts.roi {
         r.check_inside(w, h)?;
     }
@@ -204,8 +205,8 @@ fn upscale_copy<B: Backend>(
     let Some(roi) = opts.roi else {
         return upscale_tiles(nets, backend, fallback, lr01, h, w, image, opts, progress);
     };
+    // Inside the image: upscale_checked checked it, and a mirror keeps it inside.
     let r = roi;
-    r.check_inside(w, h)?;
     // Grow by the margin (clipped at the borders), upscale that, crop to ROI × s.
     let Rect {
         x: x0,
@@ -238,7 +239,7 @@ fn upscale_copy<B: Backend>(
 }
 
 /// A zeroed f32 buffer of `dims` elements, or an error (never an abort) when it cannot exist.
-fn buffer(dims: &[usize]) -> Result<Vec<f32>> {
+pub(super) fn buffer(dims: &[usize]) -> Result<Vec<f32>> {
     let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let mut v = Vec::new();
     match n {
