@@ -47,14 +47,6 @@ fn run(
         .data
 }
 
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 /// Max difference of two `[3, oh, ow]` outputs over rows and columns `0..n`.
 fn corner_diff(a: &[f32], b: &[f32], (oh, ow): (usize, usize), n: usize) -> f32 {
     let mut m = 0.0f32;
@@ -127,7 +119,11 @@ fn the_image_context_conditions_every_tile_on_the_whole_input() {
     // Tiled, the two contexts differ.
     let t = run(&b, &nets, &a, (h, w), &with(DinoContext::Tile, &opts));
     let i = run(&b, &nets, &a, (h, w), &with(DinoContext::Image, &opts));
-    assert!(max_diff(&t, &i) > 1e-4, "{}", max_diff(&t, &i));
+    assert!(
+        common::max_abs_diff(&t, &i) > 1e-4,
+        "{}",
+        common::max_abs_diff(&t, &i)
+    );
 
     // An ROI's tokens are the whole input's too: a change outside its grown crop reaches it.
     let roi = UpscaleOptions {
@@ -141,7 +137,7 @@ fn the_image_context_conditions_every_tile_on_the_whole_input() {
     };
     for (context, far_changes_roi) in [(DinoContext::Tile, false), (DinoContext::Image, true)] {
         let o = with(context, &roi);
-        let d = max_diff(
+        let d = common::max_abs_diff(
             &run(&b, &nets, &a, (h, w), &o),
             &run(&b, &nets, &bb, (h, w), &o),
         );

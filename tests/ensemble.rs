@@ -85,14 +85,6 @@ fn by_hand(
     sum.iter().map(|v| v * inv).collect()
 }
 
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn the_ensemble_is_the_mean_of_the_mirrored_copies() {
     let (_t, b, nets) = common::sd_model();
@@ -134,10 +126,13 @@ fn the_ensemble_is_the_mean_of_the_mirrored_copies() {
                     "{what}"
                 );
                 assert_eq!(out.tiles, n * plain.tiles, "{what}");
-                let d = max_diff(&out.data, &by_hand(&b, &nets, &lr, (h, w), &opts, n));
+                let d = common::max_abs_diff(&out.data, &by_hand(&b, &nets, &lr, (h, w), &opts, n));
                 assert!(d <= 1e-6, "{what}: {d}");
                 // and it is not the plain output: the copies differ on this image
-                assert!(max_diff(&out.data, &plain.data) > 1e-4, "{what}");
+                assert!(
+                    common::max_abs_diff(&out.data, &plain.data) > 1e-4,
+                    "{what}"
+                );
                 assert!(out.data.iter().all(|v| (0.0..=1.0).contains(v)), "{what}");
             }
         }

@@ -278,6 +278,15 @@ pub fn load_safetensors(path: &str) -> std::collections::BTreeMap<String, (Vec<u
         .collect()
 }
 
+/// The largest absolute difference of two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
 /// ‖a − b‖₂ / ‖b‖₂.
 pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len(), "length");
